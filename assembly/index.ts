@@ -1,0 +1,1 @@
+export const ABI_VERSION: u32 = 0;

@@ -1,0 +1,117 @@
+/**
+ * The contract every engine core fulfils: the WebAssembly core
+ * (src/engine/wasm-core.ts over assembly/) and the plain TypeScript
+ * reference model (src/engine/reference-core.ts). Property tests feed both
+ * the same streams and demand identical results, so every field here is
+ * fully determined by SPEC 4-8 and 12.
+ *
+ * A core knows nothing of time zones: the driver (src/engine/engine.ts)
+ * evaluates schedules and periodic resets with src/config/calendar.ts and
+ * pushes them in as schedule flags and resetArea ops at their instants.
+ * Times are integer milliseconds since the Unix epoch, 0 <= t < 2^44.
+ */
+import type { Cred } from './cred.js';
+import type { CompiledSite } from '../config/types.js';
+
+export type ViolationCode = 'reuse' | 'exit_not_entered' | 'reentry' | 'sequence' | 'occupancy';
+/** in the order SPEC 4 checks them; also their numeric codes (index) in the WASM ABI */
+export const VIOLATION_CODES: readonly ViolationCode[] = ['reuse', 'exit_not_entered', 'reentry', 'sequence', 'occupancy'];
+export type Reason = 'ok' | 'soft_violation' | 'forgiven' | 'exempt' | 'unknown_reader' | ViolationCode;
+export const REASONS: readonly Reason[] = ['ok', 'soft_violation', 'forgiven', 'exempt', 'unknown_reader', ...VIOLATION_CODES];
+
+export interface Violation {
+  code: ViolationCode;
+  mode: 'soft' | 'hard';
+  /** area index the violation is about; -1 for `reuse` (a reader rule) */
+  area: number;
+}
+
+/** Times beyond this are rejected as bad_message before reaching a core. */
+export const MAX_TIME = 2 ** 44 - 1;
+
+export type CoreOp =
+  | { op: 'badge'; cred: Cred; reader: number }          // reader -1 = unknown reader
+  | { op: 'passage'; cred: Cred; reader: number }        // reader -1: acknowledged, no change
+  | { op: 'offline'; cred: Cred; reader: number; ts: number; granted: boolean } // ts = event time; does not move the clock
+  | { op: 'forgive'; cred: Cred }
+  | { op: 'reset'; cred: Cred }
+  | { op: 'exempt'; cred: Cred; on: boolean }
+  | { op: 'setLocation'; cred: Cred; area: number }
+  | { op: 'resetArea'; area: number };
+
+export type CoreResult =
+  | { op: 'badge'; grant: boolean; reason: Reason; violations: Violation[]; area: number /* reader's `to` on grant, -1 on deny */; pending: boolean }
+  | { op: 'passage'; applied: boolean }
+  /** violations: what the engine would have raised (late_violation alerts); only for an applied granted upload, else [] */
+  | { op: 'offline'; applied: boolean; violations: Violation[] }
+  /** changed: how many credentials' state changed (0 when e.g. a free pass was already held) */
+  | { op: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea'; changed: number };
+
+export interface CredState {
+  /** false for a credential the engine has never stored (all other fields are then defaults) */
+  stored: boolean;
+  location: number;        // area index, -1 = unknown
+  lastMoveAt: number;      // 0 = never moved
+  lastReader: number;      // -1 = none (or dropped by a reset)
+  lastReaderAt: number;    // 0 when lastReader is -1
+  freePass: boolean;
+  exempt: boolean;
+  /** a granted move awaiting passage at the clock's current time (expired ones are reported as null) */
+  pending: { reader: number; to: number; deadline: number } | null;
+}
+
+export interface EngineCore {
+  readonly kind: 'wasm' | 'reference';
+  /** Moves the clock forward to `now` (a smaller `now` is ignored): presence timeouts and forgetAfter take effect at their exact instants. Periodic resets are the driver's job. */
+  advance(now: number): void;
+  /** Schedule flag of an area (SPEC 3 `schedule`): violations in it are raised only while active. All areas start active. */
+  setScheduleActive(area: number, active: boolean): void;
+  /** Decides/applies a batch in order at clock `now` (advance(now) first). Never throws for a valid op. */
+  apply(ops: CoreOp[], now: number): CoreResult[];
+  /** Occupancy of an area at the current clock (SPEC 8), nested areas included. Area 0 counts every known location. */
+  occupancy(area: number): number;
+  state(cred: Cred): CredState;
+  /** how many credentials are stored */
+  size(): number;
+  /** The complete state, clock and schedule flags included, as bytes; restore() on a core of the same kind and site gives identical behaviour. */
+  snapshot(): Uint8Array;
+  restore(bytes: Uint8Array): void;
+  /** Swap in a new site. areaMap[old] / readerMap[old] give the new index or -1 (gone: locations there become unknown, lastReader there is dropped). Occupancy is recounted. */
+  reconfigure(site: CompiledSite, areaMap: Int32Array, readerMap: Int32Array): void;
+}
+
+/** What a configuration swap changed (config/diff.ts computes it, Engine.reconfigure returns it). */
+export interface ReloadReport {
+  areasAdded: string[]; areasRemoved: string[]; areasChanged: string[];
+  readersAdded: string[]; readersRemoved: string[]; readersChanged: string[];
+  controllersAdded: string[]; controllersRemoved: string[]; controllersChanged: string[];
+  usersChanged: boolean;
+  /** credentials whose location became unknown because their area was removed */
+  locationsDropped: number;
+}
+
+/**
+ * The driver the server, the store's recovery and `apb replay` use
+ * (src/engine/engine.ts: `createEngine(site, { core })`). It owns the site
+ * calendar: before applying anything at `now` it runs the periodic resets
+ * due in (clock, now] in time order (each at its own instant, SPEC 12
+ * "Instants") and refreshes the schedule flags. Deterministic: the same
+ * sequence of apply()/reconfigure() calls with the same `now`s gives the
+ * same results, which is what makes the event log a replayable journal.
+ */
+export interface Engine {
+  readonly site: CompiledSite;
+  readonly core: EngineCore;
+  /** last `now` applied; 0 before the first call (no resets are run for the time before the first call) */
+  readonly clock: number;
+  tick(now: number): void;
+  /** tick(now), then core.apply(ops, now). `now` below the clock is treated as the clock. */
+  apply(ops: CoreOp[], now: number): CoreResult[];
+  occupancy(area: number): number;
+  state(cred: Cred): CredState;
+  snapshot(): Uint8Array;
+  restore(bytes: Uint8Array): void;
+  reconfigure(site: CompiledSite): ReloadReport;
+  /** called with (area index, instant) for every periodic reset tick() runs */
+  onPeriodicReset?: (area: number, at: number, changed: number) => void;
+}
