@@ -58,7 +58,7 @@ export interface SiteConfig {
   areas: AreaConfig[];        // without the implicit "outside"
   readers: ReaderConfig[];
   controllers: ControllerConfig[];
-  credentials: { cred: number | string; exempt: boolean }[];
+  credentials: { cred: number | bigint | string; exempt: boolean }[]; // bigint beyond 2^53
   users: { name: string; token: string; role: 'viewer' | 'operator' | 'admin' }[];
   wiegandFormats: WiegandFormatConfig[];
   uhppote?: { host: string; port: number };
