@@ -1,0 +1,179 @@
+/**
+ * The engine driver: a core (WASM or reference) plus the site calendar.
+ * Cores know nothing of time zones; the driver turns wall-clock rules into
+ * core inputs at their exact instants (SPEC 12 "Instants"):
+ *  - periodic resets (`resetAt`) due in (clock, now] run in time order, each
+ *    as a resetArea op at its own instant, before anything at `now`;
+ *  - schedule flags are refreshed at every change instant in (clock, now];
+ *  - the first call only sets the clock (no resets for the time before it).
+ * Standing `credentials: [{cred, exempt: true}]` of the configuration are
+ * applied at creation and again at every reconfigure (a credential dropped
+ * from that list keeps its flag: operators' exemptions look the same).
+ */
+import type { CompiledSite } from '../config/types.js';
+import { SiteCalendar } from '../config/calendar.js';
+import { diffSites } from '../config/diff.js';
+import { ApbError } from '../errors.js';
+import { parseCred } from './cred.js';
+import type { Cred } from './cred.js';
+import { createReferenceCore } from './reference-core.js';
+import type { CoreOp, CoreResult, CredState, Engine, EngineCore, ReloadReport } from './types.js';
+import { createWasmCore } from './wasm-core.js';
+
+export type CoreKind = 'wasm' | 'reference';
+
+export function createCore(site: CompiledSite, kind: CoreKind = 'wasm'): EngineCore {
+  return kind === 'reference' ? createReferenceCore(site) : createWasmCore(site);
+}
+
+export function createEngine(site: CompiledSite, opts: { core?: CoreKind } = {}): Engine {
+  return new Driver(site, createCore(site, opts.core ?? 'wasm'));
+}
+
+/*
+ * Snapshot bytes (little-endian):
+ *   0  u32  magic "APBE"
+ *   4  u32  version (1)
+ *   8  f64  clock
+ *  16  u8   started (1 once the first call set the clock)
+ *  17  u8[7] zero
+ *  24  u32  core snapshot length n
+ *  28  u8[n] core snapshot (EngineCore.snapshot of the same kind)
+ */
+const MAGIC = 0x45425041; // "APBE"
+const VERSION = 1;
+const HEADER = 28;
+
+class Driver implements Engine {
+  onPeriodicReset?: (area: number, at: number, changed: number) => void;
+  private _site: CompiledSite;
+  private calendar: SiteCalendar;
+  private _clock = 0;
+  private started = false;
+  /** areas whose schedule is not "always" (the only flags that ever change) */
+  private scheduled: number[];
+  /** cached calendar.nextScheduleChange(clock) (NaN = not known); the calendar is fixed between reconfigures */
+  private nextFlagAt = NaN;
+
+  constructor(site: CompiledSite, readonly core: EngineCore) {
+    this._site = site;
+    this.calendar = new SiteCalendar(site);
+    this.scheduled = scheduledAreas(site);
+    this.applyStandingFlags();
+  }
+
+  get site(): CompiledSite { return this._site; }
+  get clock(): number { return this._clock; }
+
+  private refreshFlags(at: number): void {
+    for (const a of this.scheduled) this.core.setScheduleActive(a, this.calendar.scheduleActive(a, at));
+  }
+
+  tick(now: number): void {
+    if (!this.started) {
+      this.started = true;
+      this._clock = now;
+      this.core.advance(now);
+      this.refreshFlags(now);
+      this.nextFlagAt = NaN;
+      return;
+    }
+    if (now <= this._clock) return;
+    const resets = this.calendar.resetsBetween(this._clock, now);
+    let ri = 0;
+    if (Number.isNaN(this.nextFlagAt)) this.nextFlagAt = this.scheduled.length ? this.calendar.nextScheduleChange(this._clock) : Infinity;
+    let nextFlag = this.nextFlagAt;
+    for (;;) {
+      const r = ri < resets.length ? resets[ri]!.at : Infinity;
+      const s = nextFlag <= now ? nextFlag : Infinity;
+      if (r === Infinity && s === Infinity) break;
+      if (s <= r) {
+        // flags do not affect resets, so at a shared instant their order does not matter
+        this.core.advance(s);
+        this._clock = Math.max(this._clock, s);
+        this.refreshFlags(s);
+        const next = this.calendar.nextScheduleChange(s);
+        nextFlag = next > s ? next : Infinity; // guard: the calendar must move forward
+        continue;
+      }
+      const { area, at } = resets[ri++]!;
+      this._clock = Math.max(this._clock, at);
+      const res = this.core.apply([{ op: 'resetArea', area }], at)[0] as { changed: number };
+      this.onPeriodicReset?.(area, at, res.changed);
+    }
+    this.nextFlagAt = nextFlag;
+    this.core.advance(now);
+    this._clock = now;
+  }
+
+  apply(ops: CoreOp[], now: number): CoreResult[] {
+    const at = this.started && now < this._clock ? this._clock : now;
+    this.tick(at);
+    return this.core.apply(ops, this._clock);
+  }
+
+  occupancy(area: number): number { return this.core.occupancy(area); }
+  state(cred: Cred): CredState { return this.core.state(cred); }
+
+  snapshot(): Uint8Array {
+    const core = this.core.snapshot();
+    const out = new Uint8Array(HEADER + core.length);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, MAGIC, true);
+    dv.setUint32(4, VERSION, true);
+    dv.setFloat64(8, this._clock, true);
+    out[16] = this.started ? 1 : 0;
+    dv.setUint32(24, core.length, true);
+    out.set(core, HEADER);
+    return out;
+  }
+
+  restore(bytes: Uint8Array): void {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < HEADER || dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== VERSION) {
+      throw new ApbError('bad_message', 'engine snapshot: not an apb engine snapshot (bad magic or version)');
+    }
+    const n = dv.getUint32(24, true);
+    if (HEADER + n !== bytes.length) throw new ApbError('bad_message', `engine snapshot: length ${bytes.length} does not match its header (${HEADER + n})`);
+    this.core.restore(bytes.subarray(HEADER, HEADER + n));
+    this._clock = dv.getFloat64(8, true);
+    this.started = bytes[16] === 1;
+    this.nextFlagAt = NaN;
+  }
+
+  reconfigure(next: CompiledSite): ReloadReport {
+    const prev = this._site;
+    const { report, areaMap, readerMap } = diffSites(prev, next);
+    // Step 1 drops the locations in removed areas under the old site, so that
+    // area 0's count (every known location) tells exactly how many were dropped.
+    const before = this.core.occupancy(0);
+    const keepAreas = Int32Array.from(areaMap, (n: number, a: number) => (n >= 0 ? a : -1));
+    const sameReaders = Int32Array.from(readerMap, (_, r) => r);
+    this.core.reconfigure(prev, keepAreas, sameReaders);
+    const dropped = before - this.core.occupancy(0);
+    this.core.reconfigure(next, areaMap, readerMap);
+    this._site = next;
+    this.calendar = new SiteCalendar(next);
+    this.scheduled = scheduledAreas(next);
+    this.nextFlagAt = NaN;
+    // an area whose schedule became "always" must not keep an old inactive flag
+    for (let a = 0; a < next.areaIds.length; a++) if (!next.hasSchedule[a]) this.core.setScheduleActive(a, true);
+    if (this.started) this.refreshFlags(this._clock);
+    this.applyStandingFlags();
+    return { ...report, locationsDropped: dropped };
+  }
+
+  private applyStandingFlags(): void {
+    const ops: CoreOp[] = [];
+    for (const c of this._site.config.credentials ?? []) {
+      if (c.exempt) ops.push({ op: 'exempt', cred: parseCred(c.cred, 'credentials[].cred'), on: true });
+    }
+    if (ops.length) this.core.apply(ops, this._clock);
+  }
+}
+
+function scheduledAreas(site: CompiledSite): number[] {
+  const out: number[] = [];
+  for (let a = 0; a < site.areaIds.length; a++) if (site.hasSchedule[a]) out.push(a);
+  return out;
+}
