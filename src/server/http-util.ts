@@ -1,0 +1,143 @@
+/**
+ * uWS HTTP plumbing: copy the request before any await (HttpRequest is
+ * stack-allocated), register onAborted, read bodies with a size bound,
+ * answer inside cork(), JSON or MessagePack by content-type / accept.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { ApbError, isApbError } from '../errors.js';
+import { encode, decodeFrame, toJson } from './codec.js';
+import type { Logger } from './log.js';
+
+export const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  405: '405 Method Not Allowed', 413: '413 Payload Too Large', 429: '429 Too Many Requests', 500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+export const statusLine = (s: number): string => STATUS_TEXT[s] ?? String(s);
+
+export const JSON_TYPE = 'application/json';
+export const MSGPACK_TYPE = 'application/msgpack';
+
+/** What a handler sees: everything copied out of the HttpRequest. */
+export interface Req {
+  method: string;
+  url: string;
+  query: URLSearchParams;
+  params: string[];
+  token: string;
+  contentType: string;
+  msgpack: boolean;   // reply in MessagePack
+  body?: Buffer;
+  aborted: boolean;
+}
+
+export interface Out { status?: number; body: unknown; raw?: { data: string | Uint8Array; type: string } }
+
+export type Handler = (req: Req) => Out | Promise<Out>;
+
+function bearer(h: string): string {
+  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+  return m ? m[1]!.trim() : '';
+}
+
+/** The raw query string. (The JS fallback's getQuery() throws on relative URLs: take it from the URL then.) */
+export function queryOf(req: HttpRequest): string {
+  try { return req.getQuery() ?? ''; } catch {
+    const u = req.getUrl();
+    const i = u.indexOf('?');
+    return i < 0 ? '' : u.slice(i + 1);
+  }
+}
+
+export function copyRequest(res: HttpResponse, req: HttpRequest, nParams: number): Req {
+  const params: string[] = [];
+  for (let i = 0; i < nParams; i++) params.push(req.getParameter(i));
+  const contentType = req.getHeader('content-type');
+  const accept = req.getHeader('accept');
+  const r: Req = {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    query: new URLSearchParams(queryOf(req)),
+    params,
+    token: bearer(req.getHeader('authorization')),
+    contentType,
+    msgpack: contentType.includes(MSGPACK_TYPE) || (!contentType && accept.includes(MSGPACK_TYPE)),
+    aborted: false,
+  };
+  res.onAborted(() => { r.aborted = true; });
+  return r;
+}
+
+/** Reads the body up to `limit` bytes; too_large beyond (checked on content-length first). */
+export function readBody(res: HttpResponse, req: HttpRequest, limit: number): Promise<Buffer> {
+  const declared = Number(req.getHeader('content-length') || '0');
+  return new Promise((resolve, reject) => {
+    if (declared > limit) { reject(new ApbError('too_large', `body of ${declared} bytes exceeds the limit of ${limit}`)); return; }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let failed = false;
+    res.onData((chunk, isLast) => {
+      if (failed) return;
+      total += chunk.byteLength;
+      if (total > limit) { failed = true; reject(new ApbError('too_large', `body exceeds the limit of ${limit} bytes`)); return; }
+      chunks.push(Buffer.from(chunk.slice(0))); // the ArrayBuffer is neutered after this callback
+      if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+  });
+}
+
+/** Decodes a JSON or MessagePack body into a value (bad_frame when it does not parse). */
+export function parseBody(req: Req, parseJson: (s: string) => unknown = JSON.parse): unknown {
+  const b = req.body ?? Buffer.alloc(0);
+  if (req.contentType.includes(MSGPACK_TYPE)) return decodeFrame(b);
+  if (b.length === 0) return {};
+  try { return parseJson(b.toString('utf8')); } catch (e) {
+    throw new ApbError('bad_frame', `body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+export function errorBody(e: ApbError): Record<string, unknown> {
+  const body: Record<string, unknown> = { code: e.code, message: e.message };
+  if (e.code === 'invalid_config' && e.detail) body.errors = (e.detail as { errors?: unknown }).errors ?? e.detail;
+  return body;
+}
+
+export function send(res: HttpResponse, req: Req, out: Out, closeConnection = false): void {
+  if (req.aborted) return;
+  const status = out.status ?? 200;
+  let data: string | Uint8Array;
+  let type: string;
+  if (out.raw) { data = out.raw.data; type = out.raw.type; }
+  else if (req.msgpack) { data = encode(out.body); type = MSGPACK_TYPE; }
+  else { data = toJson(out.body); type = JSON_TYPE; }
+  res.cork(() => {
+    res.writeStatus(statusLine(status)).writeHeader('content-type', type).end(data, closeConnection);
+  });
+}
+
+export function sendError(res: HttpResponse, req: Req, err: unknown, log?: Logger): void {
+  const e = isApbError(err) ? err : new ApbError('internal', (err as Error)?.message ?? String(err));
+  if (!isApbError(err)) log?.error({ err }, 'unexpected error in an HTTP handler');
+  // errors in JSON when the request could not be decoded (PROTOCOL.md)
+  if (e.code === 'bad_frame') req.msgpack = false;
+  send(res, req, { status: e.status, body: errorBody(e) }, e.code === 'too_large');
+}
+
+/**
+ * Registers a route. `withBody` reads the body (bounded) before the handler;
+ * the handler's result or ApbError becomes the response.
+ */
+export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any', pattern: string, opts: { params?: number; withBody?: boolean; bodyLimit?: number; log?: Logger }, h: Handler): void {
+  app[method](pattern, (res, rq) => {
+    const req = copyRequest(res, rq, opts.params ?? 0);
+    const run = (): void => {
+      try {
+        const out = h(req);
+        if (out instanceof Promise) out.then((o) => send(res, req, o), (e) => sendError(res, req, e, opts.log));
+        else send(res, req, out);
+      } catch (e) { sendError(res, req, e, opts.log); }
+    };
+    if (!opts.withBody) { run(); return; }
+    readBody(res, rq, opts.bodyLimit ?? 1 << 20).then((b) => { req.body = b; run(); }, (e) => sendError(res, req, e, opts.log));
+  });
+}

@@ -1,0 +1,566 @@
+/**
+ * The decision pipeline shared by the controller WebSocket, POST /v1/decide
+ * and the UHPPOTE listener. Per frame (one message or a batch):
+ *
+ *   per message: map? → rate limit → adapter (non-native) → id → resent id?
+ *                → decodeMessage (H3) → forbidden_reader
+ *   one engine.apply(ops of the frame, now)          (synchronous)
+ *   encode replies, EventRecords + IdemRecords → store.append (group commit)
+ *   replies are released only when the commit resolves (SPEC 9)
+ *
+ * Everything up to store.append is synchronous, so the engine sees frames in
+ * arrival order and the journal has them in the same order. A resend of an
+ * id whose commit is still in flight waits for that commit and gets the same
+ * bytes (the `inflight` map). If a commit fails, every message that waited
+ * on it is answered storage_unavailable, the hub turns unready, and the
+ * engine is rebuilt from what the store holds before anything is decided
+ * again (so memory never diverges from the journal).
+ */
+import { ApbError, isApbError, type ErrorCode } from '../errors.js';
+import { credToText, type Cred } from '../engine/cred.js';
+import type { CoreOp, CoreResult, Engine, ReloadReport, Violation } from '../engine/types.js';
+import type { CompiledSite } from '../config/types.js';
+import type { EventRecord, IdemRecord, Store } from '../store/types.js';
+import type { Adapter } from '../adapters/types.js';
+import { decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
+import { adapterFor } from '../adapters/index.js';
+import { loadSiteText } from '../config/load.js';
+import { encode, isPlainMap, wireInt } from './codec.js';
+import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
+import type { Metrics } from './metrics.js';
+import type { Logger } from './log.js';
+
+const MAX_U64 = (1n << 64n) - 1n;
+
+/** One message's answer: the encoded reply map, and the error code when it is an error. */
+export interface Reply { bytes: Uint8Array; code?: ErrorCode; message?: string }
+
+/** A controller as the hub sees it (one per controller id, shared by all its sockets). */
+export interface ControllerCtx {
+  id: string;
+  index: number;
+  protocol: 'native' | 'wiegand' | 'osdp' | 'uhppote';
+  adapter: Adapter | null;
+  bucket: TokenBucket;
+}
+
+/** Events for the live stream and webhooks (PROTOCOL of /v1/stream, see stream.ts). */
+export type HubEvent = Record<string, unknown> & { kind: string; at: number };
+
+export interface HubSink {
+  /** false when nobody listens: the hub then builds no stream events at all */
+  active(): boolean;
+  emit(ev: HubEvent): void;
+  /** engine state changed (occupancy may have) */
+  changed(): void;
+}
+
+export interface HubOptions {
+  store: Store;
+  engine: Engine;
+  configText: string;
+  log: Logger;
+  metrics: Metrics;
+  sink: HubSink;
+  /** rebuilds the engine from the store (H6 openDurableEngine) after a failed commit */
+  rebuild(configText: string): Promise<Engine>;
+  /** called after every configuration swap (auth tables, controller contexts) */
+  onSite?(site: CompiledSite, report: ReloadReport | null): void;
+  /** ms between recovery attempts */
+  retryMs?: number;
+  /** largest batch (messages per frame) */
+  maxBatch?: number;
+}
+
+interface Inflight { commit: Promise<boolean>; bytes: Uint8Array }
+
+/** Per-message working slot of a frame. */
+interface Slot {
+  reply?: Reply;
+  wait?: Inflight;
+  op?: CoreOp;
+  opIndex?: number;
+  id?: number | bigint;
+  key?: string;
+  t?: string;
+  ts?: number;
+  raw?: Record<string, unknown>;
+  readerText?: string;
+  /** an earlier message of the same frame with the same id */
+  dupOf?: Slot;
+}
+
+/** Rejections worth an event-log record (not floods of rate_limited / storage / shutdown refusals). */
+function recordable(code: ErrorCode | undefined): boolean {
+  return code !== undefined && code !== 'rate_limited' && code !== 'storage_unavailable' && code !== 'not_ready';
+}
+
+export const DEFAULT_MAX_BATCH = 4096;
+/** shared by every record without violations (never mutated) */
+const NO_VIOLATIONS: { code: string; mode: string; area: string | null }[] = [];
+
+function errorReply(code: ErrorCode, message: string, id?: number | bigint): Reply {
+  const m: Record<string, unknown> = id === undefined ? { t: 'error', code, message } : { t: 'error', id: wireInt(id), code, message };
+  return { bytes: encode(m), code, message };
+}
+
+/** PROTOCOL: `id` is a non-negative integer up to 2^64-1. */
+export function validId(v: unknown): number | bigint | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v === 'bigint') return v >= 0n && v <= MAX_U64 ? v : undefined;
+  return undefined;
+}
+
+/** The id as the store keeps it: number up to 2^53, decimal string beyond. */
+export function storeId(id: number | bigint): number | string {
+  if (typeof id === 'number') return id;
+  return id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id.toString();
+}
+
+export class Hub {
+  engine: Engine;
+  site: CompiledSite;
+  configText: string;
+  ready = true;
+  draining = false;
+  /** why the hub is not ready (for /healthz) */
+  reason = '';
+  readonly store: Store;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly sink: HubSink;
+  private readonly opts: HubOptions;
+  private readonly inflight = new Map<string, Inflight>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly controllers = new Map<string, ControllerCtx>();
+  private recovering = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  readonly maxBatch: number;
+
+  constructor(opts: HubOptions) {
+    this.opts = opts;
+    this.store = opts.store;
+    this.engine = opts.engine;
+    this.site = opts.engine.site;
+    this.configText = opts.configText;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+    this.sink = opts.sink;
+    this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
+    this.refreshControllers();
+  }
+
+  /** Controller contexts (rate buckets survive reloads; removed controllers disappear). */
+  private refreshControllers(): void {
+    const seen = new Set<string>();
+    this.site.config.controllers.forEach((c) => {
+      seen.add(c.id);
+      const rate = c.rateLimit ?? DEFAULT_RATE_LIMIT;
+      const old = this.controllers.get(c.id);
+      const ctx: ControllerCtx = {
+        id: c.id,
+        index: this.site.controllerIndex.get(c.id) ?? -1,
+        protocol: c.protocol,
+        adapter: c.protocol === 'native' ? null : adapterFor(c.protocol),
+        bucket: old && old.bucket.rate === rate ? old.bucket : new TokenBucket(rate),
+      };
+      this.controllers.set(c.id, ctx);
+    });
+    for (const id of [...this.controllers.keys()]) if (!seen.has(id)) this.controllers.delete(id);
+  }
+
+  controller(id: string): ControllerCtx | undefined { return this.controllers.get(id); }
+
+  /** How many commits are still in flight. */
+  get inFlight(): number { return this.pending.size; }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    const done = (): void => { this.pending.delete(p); };
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * Decides one frame. `value` is the decoded frame (a map or an array of
+   * maps); the result has one Reply per message, in order.
+   */
+  handle(ctrl: ControllerCtx, value: unknown): Reply[] | Promise<Reply[]> {
+    if (Array.isArray(value)) {
+      if (value.length > this.maxBatch) {
+        return [errorReply('too_large', `batch of ${value.length} messages exceeds the limit of ${this.maxBatch}`)];
+      }
+      return this.run(ctrl, value);
+    }
+    if (isPlainMap(value)) return this.run(ctrl, [value]);
+    return [errorReply('bad_frame', 'a frame must hold a map or an array of maps')];
+  }
+
+  private run(ctrl: ControllerCtx, msgs: unknown[]): Reply[] | Promise<Reply[]> {
+    const n = msgs.length;
+    const slots: Slot[] = new Array(n);
+    const ops: CoreOp[] = [];
+    const site = this.site;
+    let now = Date.now();
+    const local = new Map<string, Slot>();
+    for (let i = 0; i < n; i++) slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local);
+    if (ops.length === 0) return this.finishWithoutOps(ctrl, slots, now);
+
+    // ── the engine (WASM) call: one per frame ──
+    const t0 = performance.now();
+    let results: CoreResult[];
+    try {
+      results = this.engine.apply(ops, now);
+    } catch (e) {
+      this.log.error({ err: e }, 'engine.apply threw');
+      for (const s of slots) if (s.op) { s.reply = errorReply('internal', `engine error: ${(e as Error).message}`, s.id); s.op = undefined; }
+      return slots.map((s) => s.reply!);
+    }
+    this.metrics.engineSeconds += (performance.now() - t0) / 1000;
+    this.metrics.engineCalls++;
+    now = Math.max(now, this.engine.clock);
+
+    const events: EventRecord[] = [];
+    const idem: IdemRecord[] = [];
+    const stream: HubEvent[] | null = this.sink.active() ? [] : null;
+    const fresh: { slot: Slot; bytes: Uint8Array; result: CoreResult }[] = [];
+    for (const s of slots) {
+      if (!s.op) continue;
+      const result = results[s.opIndex!]!;
+      const body = this.replyBody(ctrl, s, result, site);
+      const bytes = encode(body);
+      fresh.push({ slot: s, bytes, result });
+      events.push(this.record(ctrl, s, result, site, now));
+      idem.push({ controller: ctrl.id, id: storeId(s.id!), reply: bytes });
+      if (stream) this.streamEvents(ctrl, s, result, site, now, stream);
+    }
+    for (const s of slots) if (recordable(s.reply?.code)) events.push(this.rejected(ctrl, s, now));
+
+    const commit = this.commit(events, idem);
+    const inflight: Inflight[] = [];
+    for (const f of fresh) {
+      const entry: Inflight = { commit, bytes: f.bytes };
+      this.inflight.set(f.slot.key!, entry);
+      inflight.push(entry);
+    }
+    return commit.then((ok) => {
+      for (const f of fresh) if (this.inflight.get(f.slot.key!)?.commit === commit) this.inflight.delete(f.slot.key!);
+      if (ok) {
+        for (const f of fresh) { this.count(f.result); f.slot.reply = { bytes: f.bytes }; }
+        if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.sink.emit(ev); });
+        this.sink.changed();
+      } else {
+        for (const f of fresh) f.slot.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', f.slot.id);
+      }
+      return this.collect(slots);
+    });
+  }
+
+  /** Frames with nothing to decide (errors, pings, resends): still wait for any in-flight resend. */
+  private finishWithoutOps(ctrl: ControllerCtx, slots: Slot[], now: number): Reply[] | Promise<Reply[]> {
+    const rejected: EventRecord[] = [];
+    for (const s of slots) if (recordable(s.reply?.code)) rejected.push(this.rejected(ctrl, s, now));
+    if (rejected.length) {
+      // not on the reply path: a rejected message changed nothing, its record is best effort
+      this.store.append(rejected, []).catch((e) => this.log.warn({ err: e }, 'could not record rejected messages'));
+    }
+    if (slots.every((s) => !s.wait && !s.dupOf)) return slots.map((s) => s.reply!);
+    return this.collect(slots);
+  }
+
+  private async collect(slots: Slot[]): Promise<Reply[]> {
+    const out: Reply[] = new Array(slots.length);
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      if (s.dupOf) out[i] = s.dupOf.reply!;
+      else if (s.wait) {
+        const ok = await s.wait.commit;
+        out[i] = ok ? { bytes: s.wait.bytes } : errorReply('storage_unavailable', 'the original message could not be persisted', s.id);
+      } else out[i] = s.reply!;
+    }
+    return out;
+  }
+
+  /** Validates one message and, when it is to be decided, appends its op. */
+  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<string, Slot>): Slot {
+    const slot: Slot = {};
+    if (!isPlainMap(m)) {
+      slot.reply = errorReply('bad_message', 'each message must be a map');
+      return this.countError(slot);
+    }
+    let msg = m as Record<string, unknown>;
+    slot.raw = msg;
+    if (!this.ready || this.draining) {
+      const id = validId(msg.id);
+      slot.reply = this.draining
+        ? errorReply('not_ready', 'the server is shutting down', id)
+        : errorReply('storage_unavailable', `storage is unavailable (${this.reason}); nothing was decided`, id);
+      return this.countError(slot);
+    }
+    if (!ctrl.bucket.take()) {
+      slot.reply = errorReply('rate_limited', `controller ${ctrl.id} exceeded its rate limit of ${ctrl.bucket.rate} messages/s`, validId(msg.id));
+      return this.countError(slot);
+    }
+    try {
+      if (ctrl.adapter) msg = ctrl.adapter.toCanonical(msg, { site, controller: ctrl.id }) as unknown as Record<string, unknown>;
+      const id = validId(msg.id);
+      if (id === undefined) {
+        throw new ApbError('bad_message', msg.id === undefined ? 'id: missing (an unsigned integer is required)' : 'id: must be an unsigned integer up to 2^64-1');
+      }
+      slot.id = id;
+      slot.key = ctrl.id + '\u0000' + String(id);
+      const twin = local.get(slot.key);
+      if (twin) { slot.dupOf = twin; return slot; }
+      const flying = this.inflight.get(slot.key);
+      if (flying) { slot.wait = flying; return slot; }
+      const stored = this.store.getIdem(ctrl.id, storeId(id));
+      if (stored) { slot.reply = { bytes: stored }; return slot; }
+      const d = decodeMessage(msg, site, { mode: 'wire' });
+      slot.t = d.t;
+      this.metrics.inc(this.metrics.messages, d.t);
+      if (d.ts !== undefined) slot.ts = d.ts;
+      if (d.op === null) {
+        slot.reply = { bytes: encode({ t: 'pong', id: wireInt(id), now: BigInt(Date.now()) }) };
+        return slot;
+      }
+      const op = d.op;
+      if ('reader' in op) {
+        slot.readerText = typeof msg.reader === 'string' ? msg.reader : String(msg.reader);
+        if (op.reader >= 0 && site.readerController[op.reader] !== ctrl.index) {
+          const owner = site.controllerIds[site.readerController[op.reader]!];
+          throw new ApbError('forbidden_reader', `reader "${site.readerIds[op.reader]}" belongs to controller "${owner}", not "${ctrl.id}"`);
+        }
+      }
+      slot.op = op;
+      slot.opIndex = ops.length;
+      ops.push(op);
+      local.set(slot.key, slot); // a duplicate id later in the same frame gets this one's reply
+      return slot;
+    } catch (e) {
+      const err = isApbError(e) ? e : new ApbError('internal', (e as Error).message);
+      if (!isApbError(e)) this.log.error({ err: e }, 'unexpected error while decoding a message');
+      slot.reply = errorReply(err.code, err.message, slot.id ?? validId(msg.id));
+      return this.countError(slot);
+    }
+  }
+
+  private countError(slot: Slot): Slot {
+    this.metrics.inc(this.metrics.errors, slot.reply!.code!);
+    return slot;
+  }
+
+  private replyBody(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite): Record<string, unknown> {
+    if (result.op === 'badge') {
+      const body = encodeResult(result, site); // {t, grant, reason, violations, area?}
+      body.id = wireInt(s.id!);
+      if (ctrl.adapter?.decorateDecision && s.raw) {
+        try { ctrl.adapter.decorateDecision(body, s.raw, { site, controller: ctrl.id }); } catch (e) { this.log.warn({ err: e }, 'adapter decorateDecision failed'); }
+      }
+      return body;
+    }
+    return { t: 'ack', id: wireInt(s.id!) };
+  }
+
+  private violationsOut(vs: Violation[], site: CompiledSite): { code: string; mode: string; area: string | null }[] {
+    if (vs.length === 0) return NO_VIOLATIONS;
+    return vs.map((v) => ({ code: v.code, mode: v.mode, area: v.area >= 0 ? site.areaIds[v.area]! : null }));
+  }
+
+  /** The journal/event-log record of a decided message. */
+  private record(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number): EventRecord {
+    const op = s.op!;
+    const rec: EventRecord = { at, kind: op.op as EventRecord['kind'], controller: ctrl.id, id: storeId(s.id!) };
+    if ('reader' in op) rec.reader = op.reader >= 0 ? site.readerIds[op.reader]! : s.readerText!;
+    if ('cred' in op) {
+      // the text form of a safe-integer credential is its decimal digits: skip the BigInt round trip
+      const raw = s.raw?.cred;
+      rec.cred = typeof raw === 'number' && op.cred.kind === 'int' ? String(raw) : credToText(op.cred);
+    }
+    if (s.ts !== undefined) rec.ts = s.ts;
+    let changes = false;
+    if (result.op === 'badge') {
+      rec.grant = result.grant;
+      rec.reason = result.reason;
+      rec.violations = this.violationsOut(result.violations, site);
+      if (result.grant && result.area >= 0) rec.area = site.areaIds[result.area]!;
+      changes = result.grant;
+    } else if (result.op === 'passage') {
+      rec.applied = result.applied;
+      changes = result.applied;
+    } else if (result.op === 'offline') {
+      rec.applied = result.applied;
+      rec.grant = (op as { granted: boolean }).granted;
+      rec.violations = this.violationsOut(result.violations, site);
+      changes = result.applied;
+    }
+    if (changes) rec.op = toReplayObject(op, site, op.op === 'offline' ? op.ts : at);
+    return rec;
+  }
+
+  private rejected(ctrl: ControllerCtx, s: Slot, at: number): EventRecord {
+    const rec: EventRecord = { at, kind: 'rejected', controller: ctrl.id, error: { code: s.reply!.code!, message: s.reply!.message ?? '' } };
+    if (s.id !== undefined) rec.id = storeId(s.id);
+    if (s.raw && typeof s.raw.reader === 'string') rec.reader = s.raw.reader;
+    return rec;
+  }
+
+  private count(result: CoreResult): void {
+    const m = this.metrics;
+    if (result.op === 'badge') {
+      m.inc(m.decisions, result.reason);
+      if (result.grant) m.grants++; else m.denies++;
+      m.recentDecisions++;
+      for (const v of result.violations) m.inc(m.violations, `${v.code}:${v.mode}`);
+    } else if (result.op === 'offline') {
+      m.lateViolations += result.violations.length;
+      for (const v of result.violations) m.inc(m.violations, `${v.code}:${v.mode}`);
+    }
+  }
+
+  private streamEvents(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number, out: HubEvent[]): void {
+    const op = s.op!;
+    if (!('reader' in op)) return;
+    const reader = op.reader >= 0 ? site.readerIds[op.reader]! : s.readerText!;
+    const from = op.reader >= 0 ? site.areaIds[site.readerFrom[op.reader]!]! : null;
+    const to = op.reader >= 0 ? site.areaIds[site.readerTo[op.reader]!]! : null;
+    const cred = credToText(op.cred);
+    if (result.op === 'badge') {
+      const violations = this.violationsOut(result.violations, site);
+      out.push({ kind: 'decision', at, controller: ctrl.id, reader, from, to, cred, grant: result.grant, reason: result.reason, violations, area: result.area >= 0 ? site.areaIds[result.area]! : null });
+      for (const v of violations) out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: result.grant, late: false });
+    } else if (result.op === 'offline') {
+      for (const v of this.violationsOut(result.violations, site)) {
+        out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: (op as { granted: boolean }).granted, late: true, ts: s.ts });
+      }
+    }
+  }
+
+  /** store.append, turned into a boolean; a failure starts recovery. */
+  private commit(events: EventRecord[], idem: IdemRecord[]): Promise<boolean> {
+    const p = this.store.append(events, idem).then(
+      () => { this.metrics.storageCommits++; return true; },
+      (e: unknown) => { this.fail(e); return false; },
+    );
+    return this.track(p);
+  }
+
+  /** A commit failed: stop deciding, rebuild the engine from the store, retry until it works. */
+  fail(e: unknown): void {
+    this.metrics.storageErrors++;
+    if (this.ready) this.log.error({ err: e }, 'storage commit failed: not ready until the engine is rebuilt from the store');
+    this.ready = false;
+    this.reason = `storage commit failed: ${(e as Error)?.message ?? String(e)}`;
+    this.scheduleRecovery(0);
+  }
+
+  /** Storage reports healthy again: try to recover now instead of at the next retry. */
+  retryNow(): void {
+    if (this.ready || this.recovering) return;
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    this.scheduleRecovery(0);
+  }
+
+  private scheduleRecovery(ms: number): void {
+    if (this.recovering || this.retryTimer || this.draining) return;
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; void this.recover(); }, ms);
+    this.retryTimer.unref?.();
+  }
+
+  private async recover(): Promise<void> {
+    if (this.recovering || this.draining) return;
+    this.recovering = true;
+    try {
+      // let every commit that was in flight settle first: they all fail or succeed against the old state
+      while (this.pending.size) await Promise.allSettled([...this.pending]);
+      await this.store.saveConfig(this.configText); // a write probe: storage accepts writes again
+      const engine = await this.opts.rebuild(this.configText);
+      this.engine = engine;
+      this.site = engine.site;
+      this.refreshControllers();
+      this.opts.onSite?.(engine.site, null);
+      this.ready = true;
+      this.reason = '';
+      this.log.info('storage available again: engine rebuilt from the store, ready');
+      this.sink.changed();
+    } catch (e) {
+      this.log.warn({ err: e }, 'recovery attempt failed; retrying');
+      this.recovering = false;
+      this.scheduleRecovery(this.opts.retryMs ?? 1000);
+      return;
+    }
+    this.recovering = false;
+  }
+
+  // ── operator actions (HTTP) ──
+
+  /** Applies one operator action (SPEC 6), journals it with who/why, resolves after the commit. */
+  async action(who: string, why: string, name: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea', arg: { cred?: Cred; area?: number; on?: boolean }): Promise<{ changed: number; at: number }> {
+    this.requireReady();
+    let op: CoreOp;
+    switch (name) {
+      case 'forgive': op = { op: 'forgive', cred: arg.cred! }; break;
+      case 'reset': op = { op: 'reset', cred: arg.cred! }; break;
+      case 'exempt': op = { op: 'exempt', cred: arg.cred!, on: arg.on ?? true }; break;
+      case 'setLocation': op = { op: 'setLocation', cred: arg.cred!, area: arg.area! }; break;
+      case 'resetArea': op = { op: 'resetArea', area: arg.area! }; break;
+    }
+    const site = this.site;
+    const t0 = performance.now();
+    const [result] = this.engine.apply([op], Date.now());
+    this.metrics.engineSeconds += (performance.now() - t0) / 1000;
+    const at = this.engine.clock;
+    const changed = (result as { changed?: number }).changed ?? 0;
+    const rec: EventRecord = { at, kind: 'action', controller: `http:${who}`, who, why, action: name, applied: changed > 0, op: toReplayObject(op, site, at) };
+    if (arg.cred) rec.cred = credToText(arg.cred);
+    if (arg.area !== undefined) rec.area = site.areaIds[arg.area]!;
+    if (arg.on !== undefined || name === 'exempt') rec.on = arg.on ?? true;
+    const ok = await this.commit([rec], []);
+    if (!ok) throw new ApbError('storage_unavailable', 'the action could not be persisted; nothing was changed');
+    const ev: HubEvent = { kind: 'action', at, who, why, action: name, changed };
+    if (rec.cred) ev.cred = rec.cred;
+    if (rec.area) ev.area = rec.area;
+    if (name === 'exempt') ev.on = rec.on;
+    setImmediate(() => this.sink.emit(ev));
+    this.sink.changed();
+    return { changed, at };
+  }
+
+  // ── configuration swap ──
+
+  /** Validates `text`, swaps it in atomically, journals it; invalid_config (nothing changed) on a bad file. */
+  async reconfigure(text: string, who: string): Promise<ReloadReport> {
+    const loaded = loadSiteText(text); // throws invalid_config with every error
+    this.requireReady();
+    const previous = this.configText;
+    const report = this.engine.reconfigure(loaded.site);
+    this.site = this.engine.site;
+    this.configText = text;
+    this.refreshControllers();
+    this.opts.onSite?.(this.site, report);
+    const rec: EventRecord = { at: Math.max(Date.now(), this.engine.clock), kind: 'config', who, op: { t: 'config', text } };
+    const ok = await this.commit([rec], []);
+    if (ok) {
+      try { await this.store.saveConfig(text); } catch (e) { this.log.warn({ err: e }, 'saveConfig failed after the config event was journaled'); }
+    }
+    if (!ok) {
+      this.configText = previous;
+      throw new ApbError('storage_unavailable', 'the new configuration could not be persisted; the previous one will be restored');
+    }
+    this.log.info({ who, report }, 'configuration reloaded');
+    setImmediate(() => this.sink.emit({ kind: 'action', at: rec.at, who, why: 'configuration reload', action: 'config', changed: 1 }));
+    this.sink.changed();
+    return report;
+  }
+
+  requireReady(): void {
+    if (this.draining) throw new ApbError('not_ready', 'the server is shutting down');
+    if (!this.ready) throw new ApbError('storage_unavailable', `storage is unavailable (${this.reason})`);
+  }
+
+  /** Stops deciding (new messages get not_ready) and waits for every in-flight commit. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Counters and one latency histogram, rendered in the Prometheus text
+ * format at GET /metrics. Everything is a plain number updated on the hot
+ * path (no label maps allocated per decision: reasons and codes are fixed).
+ */
+import { REASONS, VIOLATION_CODES } from '../engine/types.js';
+
+/** Upper bounds in seconds (le). Decisions are expected in the 50 µs - 5 ms range. */
+export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
+export class Metrics {
+  decisions = new Map<string, number>(REASONS.map((r) => [r, 0]));
+  grants = 0;
+  denies = 0;
+  violations = new Map<string, number>(VIOLATION_CODES.flatMap((c): [string, number][] => [[`${c}:soft`, 0], [`${c}:hard`, 0]]));
+  lateViolations = 0;
+  messages = new Map<string, number>();
+  errors = new Map<string, number>();
+  frames = 0;
+  latencyBuckets = new Float64Array(LATENCY_BUCKETS.length + 1); // last = +Inf
+  latencySum = 0;
+  latencyCount = 0;
+  engineSeconds = 0;
+  engineCalls = 0;
+  storageErrors = 0;
+  storageCommits = 0;
+  uhppoteMalformed = 0;
+  uhppoteEvents = 0;
+  webhookSent = 0;
+  webhookFailed = 0;
+  webhookDropped = 0;
+  streamDropped = 0;
+  backpressureCloses = 0;
+  /** recent latencies (µs) for the stream's 1 s stats; ring buffer */
+  recent = new Float64Array(4096);
+  recentN = 0;
+  recentDecisions = 0;
+
+  inc(map: Map<string, number>, key: string, n = 1): void { map.set(key, (map.get(key) ?? 0) + n); }
+
+  observeLatency(seconds: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+    this.latencyBuckets[i]!++;
+    this.latencySum += seconds;
+    this.latencyCount++;
+    this.recent[this.recentN++ & 4095] = seconds * 1e6;
+  }
+
+  /** p50/p99 in µs over the samples since the last call, then resets the window. */
+  takeRecent(): { p50: number; p99: number; n: number } {
+    const n = Math.min(this.recentN, 4096);
+    const xs = Array.from(this.recent.subarray(0, n)).sort((a, b) => a - b);
+    this.recentN = 0;
+    const q = (p: number): number => (n === 0 ? 0 : Math.round(xs[Math.min(n - 1, Math.floor(p * n))]!));
+    return { p50: q(0.5), p99: q(0.99), n };
+  }
+
+  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number }): string {
+    const L: string[] = [];
+    const head = (name: string, type: string, help: string): void => { L.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`); };
+    head('apb_decisions_total', 'counter', 'badge decisions by reason');
+    for (const [r, n] of this.decisions) L.push(`apb_decisions_total{reason="${r}"} ${n}`);
+    head('apb_grants_total', 'counter', 'granted badge decisions');
+    L.push(`apb_grants_total ${this.grants}`);
+    head('apb_denies_total', 'counter', 'denied badge decisions');
+    L.push(`apb_denies_total ${this.denies}`);
+    head('apb_violations_total', 'counter', 'violations raised by code and mode');
+    for (const [k, n] of this.violations) { const [c, m] = k.split(':'); L.push(`apb_violations_total{code="${c}",mode="${m}"} ${n}`); }
+    head('apb_late_violations_total', 'counter', 'violations found in uploaded offline events');
+    L.push(`apb_late_violations_total ${this.lateViolations}`);
+    head('apb_messages_total', 'counter', 'controller messages by type');
+    for (const [t, n] of this.messages) L.push(`apb_messages_total{t="${t}"} ${n}`);
+    head('apb_errors_total', 'counter', 'error replies by code');
+    for (const [c, n] of this.errors) L.push(`apb_errors_total{code="${c}"} ${n}`);
+    head('apb_frames_total', 'counter', 'controller frames and /v1/decide requests received');
+    L.push(`apb_frames_total ${this.frames}`);
+    head('apb_decision_latency_seconds', 'histogram', 'frame received to reply sent (includes the storage commit)');
+    let cum = 0;
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) { cum += this.latencyBuckets[i]!; L.push(`apb_decision_latency_seconds_bucket{le="${LATENCY_BUCKETS[i]}"} ${cum}`); }
+    cum += this.latencyBuckets[LATENCY_BUCKETS.length]!;
+    L.push(`apb_decision_latency_seconds_bucket{le="+Inf"} ${cum}`);
+    L.push(`apb_decision_latency_seconds_sum ${this.latencySum}`, `apb_decision_latency_seconds_count ${this.latencyCount}`);
+    head('apb_engine_seconds_total', 'counter', 'time spent inside the engine core (WASM or reference)');
+    L.push(`apb_engine_seconds_total{core="${g.engineKind}"} ${this.engineSeconds}`);
+    head('apb_engine_calls_total', 'counter', 'engine apply calls (one per frame)');
+    L.push(`apb_engine_calls_total ${this.engineCalls}`);
+    head('apb_credentials', 'gauge', 'credentials stored in the engine');
+    L.push(`apb_credentials ${g.credentials}`);
+    head('apb_connected_controllers', 'gauge', 'controller WebSockets open');
+    L.push(`apb_connected_controllers ${g.connected}`);
+    head('apb_stream_clients', 'gauge', 'live stream WebSockets open');
+    L.push(`apb_stream_clients ${g.streamClients}`);
+    head('apb_backpressure_bytes', 'gauge', 'bytes buffered for slow controller sockets');
+    L.push(`apb_backpressure_bytes ${g.backpressure}`);
+    head('apb_backpressure_closes_total', 'counter', 'controller sockets closed for exceeding the backpressure bound');
+    L.push(`apb_backpressure_closes_total ${this.backpressureCloses}`);
+    head('apb_storage_commits_total', 'counter', 'store appends committed');
+    L.push(`apb_storage_commits_total ${this.storageCommits}`);
+    head('apb_storage_errors_total', 'counter', 'store appends that failed');
+    L.push(`apb_storage_errors_total ${this.storageErrors}`);
+    head('apb_uhppote_events_total', 'counter', 'UHPPOTE events received');
+    L.push(`apb_uhppote_events_total ${this.uhppoteEvents}`);
+    head('apb_uhppote_malformed_total', 'counter', 'malformed UHPPOTE packets');
+    L.push(`apb_uhppote_malformed_total ${this.uhppoteMalformed}`);
+    head('apb_webhook_sent_total', 'counter', 'webhook deliveries that succeeded');
+    L.push(`apb_webhook_sent_total ${this.webhookSent}`);
+    head('apb_webhook_failures_total', 'counter', 'webhook attempts that failed');
+    L.push(`apb_webhook_failures_total ${this.webhookFailed}`);
+    head('apb_webhook_dropped_total', 'counter', 'webhook events dropped (queue full or retries exhausted)');
+    L.push(`apb_webhook_dropped_total ${this.webhookDropped}`);
+    head('apb_webhook_queue', 'gauge', 'webhook deliveries waiting');
+    L.push(`apb_webhook_queue ${g.webhookQueue}`);
+    head('apb_stream_dropped_total', 'counter', 'stream events skipped for slow viewers');
+    L.push(`apb_stream_dropped_total ${this.streamDropped}`);
+    head('apb_ready', 'gauge', '1 when the engine is serving');
+    L.push(`apb_ready ${g.ready ? 1 : 0}`);
+    head('apb_uws_native', 'gauge', '1 when uWebSockets.js runs on its native binary');
+    L.push(`apb_uws_native ${g.native ? 1 : 0}`);
+    const mem = process.memoryUsage();
+    head('process_resident_memory_bytes', 'gauge', 'resident set size');
+    L.push(`process_resident_memory_bytes ${mem.rss}`);
+    head('nodejs_heap_used_bytes', 'gauge', 'V8 heap used');
+    L.push(`nodejs_heap_used_bytes ${mem.heapUsed}`);
+    return L.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Live stream `/v1/stream?token=T&areas=a,b&kinds=decision,violation,…`
+ * (viewer role; the token is a query parameter because browsers cannot set
+ * headers on a WebSocket). JSON text frames, one event each:
+ *
+ *   {kind:'decision', at, controller, reader, from, to, cred, grant, reason, violations:[{code,mode,area}], area}
+ *   {kind:'violation', at, controller, reader, from, to, cred, code, mode, area, grant, late}
+ *   {kind:'occupancy', at, areas:[{id, parent, occupancy, max}]}   coalesced, ≤ 4/s, on change
+ *   {kind:'action', at, who, why, action, cred?, area?, changed}
+ *   {kind:'stats', at, decisionsPerSec, latencyUs:{p50,p99}, controllers}   every second
+ *
+ * Viewers without an area filter are subscribed to one uWS topic per kind
+ * (`k/<kind>`), so a publish is one native call whatever their number.
+ * Area-filtered viewers are matched in JS (an event matches when its area,
+ * its reader's from/to or a violation's area is in the filter). Slow viewers
+ * are skipped (maxBackpressure), never waited for.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
+import { ApbError, isApbError } from '../errors.js';
+import type { Auth } from './auth.js';
+import type { CompiledSite } from '../config/types.js';
+import type { HubEvent } from './hub.js';
+import type { Metrics } from './metrics.js';
+import { toJson } from './codec.js';
+import { queryOf, statusLine } from './http-util.js';
+
+export const STREAM_KINDS = ['decision', 'violation', 'occupancy', 'action', 'stats'] as const;
+export const STREAM_MAX_BACKPRESSURE = 1 << 20;
+
+interface Viewer { kinds: Set<string>; areas: Set<string> | null; user: string; closed: boolean }
+
+export class Stream {
+  private filtered = new Set<WebSocket<Viewer>>();
+  private all = new Set<WebSocket<Viewer>>();
+  clients = 0;
+  private counts = new Map<string, number>(STREAM_KINDS.map((k) => [k, 0]));
+  /** the last occupancy frame, sent to each new viewer at once */
+  lastOccupancy: HubEvent | null = null;
+
+  constructor(private readonly app: TemplatedApp, private readonly deps: { auth: () => Auth; site: () => CompiledSite; metrics: Metrics; accepting: () => boolean }) {
+    app.ws<Viewer>('/v1/stream', {
+      maxPayloadLength: 4096,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      maxBackpressure: STREAM_MAX_BACKPRESSURE,
+      closeOnBackpressureLimit: 0, // skip slow viewers, do not close them
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: () => { /* viewers only listen */ },
+      close: (ws) => this.close(ws),
+    });
+  }
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const key = req.getHeader('sec-websocket-key');
+    const proto = req.getHeader('sec-websocket-protocol');
+    const ext = req.getHeader('sec-websocket-extensions');
+    try {
+      if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
+      const q = new URLSearchParams(queryOf(req));
+      const hdr = /^Bearer\s+(.+)$/i.exec(req.getHeader('authorization'));
+      const token = q.get('token') || (hdr ? hdr[1]!.trim() : '');
+      const user = this.deps.auth().requireUser(token, 'viewer');
+      const kindsQ = q.get('kinds');
+      const kinds = new Set<string>(kindsQ ? kindsQ.split(',').filter(Boolean) : STREAM_KINDS);
+      for (const k of kinds) if (!(STREAM_KINDS as readonly string[]).includes(k)) throw new ApbError('bad_message', `kinds: unknown kind "${k}" (known: ${STREAM_KINDS.join(', ')})`);
+      const areasQ = q.get('areas');
+      let areas: Set<string> | null = null;
+      if (areasQ) {
+        areas = new Set(areasQ.split(',').filter(Boolean));
+        const site = this.deps.site();
+        for (const a of areas) if (!site.areaIndex.has(a)) throw new ApbError('unknown_area', `areas: unknown area "${a}"`);
+      }
+      res.cork(() => res.upgrade<Viewer>({ kinds, areas, user: user.name, closed: false }, key, proto, ext, context));
+    } catch (e) {
+      const err = isApbError(e) ? e : new ApbError('internal', String(e));
+      res.cork(() => res.writeStatus(statusLine(err.status)).writeHeader('content-type', 'application/json').end(JSON.stringify({ code: err.code, message: err.message }), true));
+    }
+  }
+
+  private open(ws: WebSocket<Viewer>): void {
+    const v = ws.getUserData();
+    this.clients++;
+    this.all.add(ws);
+    for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    if (v.areas) this.filtered.add(ws);
+    else for (const k of v.kinds) ws.subscribe('k/' + k);
+    if (this.lastOccupancy && v.kinds.has('occupancy')) {
+      const ev = v.areas ? this.filterOccupancy(this.lastOccupancy, v.areas) : this.lastOccupancy;
+      if (ev) ws.send(toJson(ev), false);
+    }
+  }
+
+  private close(ws: WebSocket<Viewer>): void {
+    const v = ws.getUserData();
+    v.closed = true;
+    this.clients--;
+    for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 1) - 1);
+    this.filtered.delete(ws);
+    this.all.delete(ws);
+  }
+
+  /** Closes every viewer (shutdown). */
+  closeAll(): void {
+    for (const ws of [...this.all]) { try { ws.end(1001, 'server shutting down'); } catch { /* already closed */ } }
+  }
+
+  /** Does anybody listen to `kind`? (the hub builds no events when nobody does) */
+  wants(kind: string): boolean { return (this.counts.get(kind) ?? 0) > 0; }
+
+  private filterOccupancy(ev: HubEvent, areas: Set<string>): HubEvent | null {
+    const list = (ev.areas as { id: string }[]).filter((a) => areas.has(a.id));
+    return list.length ? { ...ev, areas: list } : null;
+  }
+
+  private matches(ev: HubEvent, areas: Set<string>): boolean {
+    if (ev.kind === 'stats') return true;
+    for (const k of ['area', 'from', 'to'] as const) {
+      const a = ev[k];
+      if (typeof a === 'string' && areas.has(a)) return true;
+    }
+    const vs = ev.violations as { area: string | null }[] | undefined;
+    if (vs) for (const v of vs) if (v.area && areas.has(v.area)) return true;
+    return false;
+  }
+
+  publish(ev: HubEvent): void {
+    if (!this.wants(ev.kind)) return;
+    if (ev.kind === 'occupancy') this.lastOccupancy = ev;
+    const text = toJson(ev);
+    this.app.publish('k/' + ev.kind, text, false);
+    for (const ws of this.filtered) {
+      const v = ws.getUserData();
+      if (v.closed || !v.kinds.has(ev.kind)) continue;
+      let out: string | null = text;
+      if (ev.kind === 'occupancy') { const f = this.filterOccupancy(ev, v.areas!); out = f ? toJson(f) : null; }
+      else if (!this.matches(ev, v.areas!)) out = null;
+      if (out === null) continue;
+      if (ws.getBufferedAmount() > STREAM_MAX_BACKPRESSURE) { this.deps.metrics.streamDropped++; continue; }
+      ws.send(out, false);
+    }
+  }
+
+  /** Remembers occupancy even when nobody listens yet (for the first frame of a new viewer). */
+  setOccupancy(ev: HubEvent): void { this.lastOccupancy = ev; }
+}

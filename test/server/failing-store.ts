@@ -1,0 +1,50 @@
+/**
+ * A Store that delegates to the real MemoryStore but can be "broken": while
+ * broken every write rejects with storage_unavailable and nothing is kept,
+ * like a full or failed disk. Used to test that the server answers
+ * storage_unavailable, turns unready, rebuilds its engine from what was
+ * persisted and turns ready by itself once writes work again.
+ */
+import { ApbError } from '../../src/errors.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreStats } from '../../src/store/types.js';
+
+export class FailingStore implements Store {
+  readonly kind = 'memory' as const;
+  broken = false;
+  /** every append takes this long to "commit" (a slow disk) */
+  delayMs = 0;
+  private fails = 0;
+  private readonly inner = new MemoryStore();
+  private listeners = new Set<(h: boolean, e?: Error) => void>();
+
+  setBroken(b: boolean): void {
+    this.broken = b;
+    for (const l of this.listeners) l(!b);
+  }
+  private check(): void {
+    if (this.broken) { this.fails++; throw new ApbError('storage_unavailable', 'disk on fire (test)'); }
+  }
+  async append(events: EventRecord[], idem: IdemRecord[]): Promise<void> {
+    if (this.broken) { await Promise.resolve(); this.check(); }
+    const p = this.inner.append(events, idem); // seq assigned now, like LMDB; resolved after the delay
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    return p;
+  }
+  getIdem(c: string, id: number | string | bigint): Uint8Array | undefined { return this.inner.getIdem(c, id); }
+  query(q: EventQuery): EventRecord[] { return this.inner.query(q); }
+  since(after: number): Iterable<EventRecord> { return this.inner.since(after); }
+  range(a?: number, b?: number): Iterable<EventRecord> { return this.inner.range(a, b); }
+  async saveSnapshot(seq: number, bytes: Uint8Array, text?: string, at?: number): Promise<void> { this.check(); return this.inner.saveSnapshot(seq, bytes, text, at); }
+  latestSnapshot(): SnapshotInfo | undefined { return this.inner.latestSnapshot(); }
+  async saveConfig(text: string): Promise<void> { this.check(); return this.inner.saveConfig(text); }
+  configText(): string | undefined { return this.inner.configText(); }
+  get lastSeq(): number { return this.inner.lastSeq; }
+  get healthy(): boolean { return !this.broken && this.inner.healthy; }
+  get failures(): number { return this.fails; }
+  onHealthChange(cb: (h: boolean, e?: Error) => void): () => void { this.listeners.add(cb); return () => this.listeners.delete(cb); }
+  whenCommitted(): Promise<void> { return this.inner.whenCommitted(); }
+  compact(): Promise<number> { return this.inner.compact(); }
+  stats(): StoreStats { return this.inner.stats(); }
+  close(): Promise<void> { return this.inner.close(); }
+}
