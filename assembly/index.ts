@@ -1,1 +1,84 @@
-export const ABI_VERSION: u32 = 0;
+// The exported ABI of the anti-passback core, and nothing else: the logic
+// lives in the modules beside this one (see their layout comments):
+//   mem.ts region allocator · records.ts 24-byte records · table.ts index ·
+//   arena.ts string/binary keys · site.ts site tables · occupancy.ts counts,
+//   timeouts, clock · rules.ts SPEC 4-7 · batch.ts batch I/O ·
+//   remap.ts reconfigure · snapshot.ts snapshot/restore.
+// The host (src/engine/wasm-core.ts) refuses a module whose ABI_VERSION
+// differs from its own. Times cross the boundary as f64 milliseconds (exact
+// below 2^53; the core keeps 44 bits).
+import { memInit, alloc } from './mem';
+import { recordsInit, recCount } from './records';
+import { arenaInit } from './arena';
+import { tableInit, tableCapacity } from './table';
+import { siteBegin as stageBegin, siteStage as stageEnd, siteInstall, setActive, nAreas } from './site';
+import { advanceTo, clock, occupancyInstall, setClock } from './occupancy';
+import { batchInit, applyBatch as runBatch, inBase, outBase, violBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
+import { stateInto } from './rules';
+import { reconfigure as remapSite } from './remap';
+import { snapHeader as hdr, snapHeaderPtr as hdrPtr, snapSegments, segTable, restoreBegin as rBegin, restoreEnd as rEnd } from './snapshot';
+import { countOf } from './site';
+
+export const ABI_VERSION: u32 = 1;
+
+let stateOut: usize = 0;
+let scratchPtr: usize = 0;
+let scratchLen: usize = 0;
+
+/** fresh state; `capacity` pre-sizes the index (credentials expected) */
+export function init(capacity: u32): void {
+  memInit();
+  recordsInit();
+  arenaInit();
+  tableInit(capacity);
+  stateOut = alloc(9 * 8);
+  scratchPtr = 0;
+  scratchLen = 0;
+  setClock(0);
+}
+
+/** stages a site: returns the descriptor the host fills (site.ts) */
+export function siteBegin(areas: i32, readers: i32, moveListLen: i32): usize { return stageBegin(areas, readers, moveListLen); }
+export function siteStage(forgetAfterMs: f64): void { stageEnd(forgetAfterMs); }
+/** installs the staged site as the first one (after init) */
+export function siteInstallFirst(): void {
+  siteInstall();
+  occupancyInstall();
+  batchInit();
+}
+/** installs the staged site in place of the current one; maps are i32 arrays in scratch */
+export function reconfigure(areaMap: usize, readerMap: usize): void { remapSite(areaMap, readerMap); violEnsure(); }
+
+/** a reusable host-writable region of at least n bytes */
+export function scratch(n: u32): usize {
+  if (<usize>n > scratchLen) { scratchPtr = alloc(<usize>n); scratchLen = <usize>n; }
+  return scratchPtr;
+}
+
+export function inPtr(): usize { return inBase; }
+export function outPtr(): usize { return outBase; }
+export function violPtr(): usize { return violBase; }
+export function batchCap(): i32 { return BATCH_CAP; }
+export function statePtr(): usize { return stateOut; }
+
+/** decides ops 0..n-1 of the input region at clock `now`; returns how many were done */
+export function applyBatch(n: i32, now: f64): i32 { return runBatch(n, <i64>now); }
+export function advance(now: f64): void { advanceTo(<i64>now); }
+export function clockNow(): f64 { return <f64>clock; }
+export function setScheduleActive(area: i32, active: i32): void { setActive(area, active != 0); }
+export function occupancy(area: i32): i32 { return area >= 0 && area < nAreas ? countOf(<u32>area) : 0; }
+export function size(): u32 { return recCount; }
+export function indexCapacity(): u32 { return tableCapacity(); }
+
+/** state of the key in input slot 0, into statePtr() (rules.ts stateInto) */
+export function lookupState(): void {
+  keyFromSlot(0, slotHash(0));
+  stateInto(stateOut);
+}
+
+export function snapHeader(): usize { return hdr(); }
+export function snapHeaderBuf(): usize { return hdrPtr(); }
+export function snapSegmentCount(): i32 { return snapSegments(); }
+export function snapSegmentTable(): usize { return segTable(); }
+export function restoreBegin(): i32 { return rBegin(); }
+export function restoreEnd(): void { rEnd(); }

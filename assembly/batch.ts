@@ -1,0 +1,135 @@
+// Batch I/O: the host writes up to BATCH_CAP ops into the input region,
+// calls applyBatch(n, now) once, and reads results straight out of linear
+// memory. Nothing is allocated per decision.
+//
+// input slot (IN_STRIDE = 80 bytes):
+//   +0  u8  op      0 badge 1 passage 2 offline 3 forgive 4 reset 5 exempt 6 setLocation 7 resetArea
+//   +1  u8  kind    0 int, 1 string, 2 binary
+//   +2  u8  len     key bytes (string/binary)
+//   +3  u8  flag    offline: granted; exempt: on
+//   +4  i32 arg     reader (badge/passage/offline) or area (setLocation/resetArea)
+//   +8  f64 ts      offline: the event's time
+//   +16 u64 key     integer value, or up to 64 key bytes
+//
+// output slot (OUT_STRIDE = 16 bytes):
+//   +0  u8  ok      badge: grant; passage/offline: applied
+//   +1  u8  reason  badge: index in REASONS
+//   +2  u8  pending badge: the grant awaits passage
+//   +4  i32 arg     badge: area (reader's `to`, -1 on deny); actions: changed
+//   +8  u32 vStart  first violation word (index into the violation region)
+//   +12 u32 vCount
+//
+// violation region: VIOL_CAP × u32 (rules.ts word format), filled from 0 by
+// each applyBatch; a batch stops early (returns how many ops it did) when
+// the next op might not fit, and the host calls again for the rest.
+//
+// Before deciding, passes of independent loads touch every op's index slot,
+// then its record (and its timeout-list link), then its list neighbours'
+// links, so the CPU overlaps the cache and TLB misses of the whole batch and
+// the decisions find everything in cache (WebAssembly has no prefetch).
+import { alloc } from './mem';
+import { recPtr, linkPtr, NIL } from './records';
+import { hashInt, hashBytes, slotAddr } from './table';
+import { maxViolPerOp } from './site';
+import { advanceTo, listOn } from './occupancy';
+import { setKey, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea } from './rules';
+
+export const BATCH_CAP: i32 = 1024;
+export const IN_STRIDE: usize = 80;
+export const OUT_STRIDE: usize = 16;
+
+export let inBase: usize = 0;
+export let outBase: usize = 0;
+export let violBase: usize = 0;
+export let violCap: i32 = 0;
+let hashes: usize = 0;
+let sink: u32 = 0;
+
+export function batchInit(): void {
+  inBase = alloc(<usize>BATCH_CAP * IN_STRIDE);
+  outBase = alloc(<usize>BATCH_CAP * OUT_STRIDE);
+  hashes = alloc(<usize>BATCH_CAP * 4);
+  violCap = 0;
+  violEnsure();
+}
+
+/** the violation region holds at least two ops' worth (sites with deep trees) */
+export function violEnsure(): void {
+  let need = maxViolPerOp * 2;
+  if (need < 65536) need = 65536;
+  if (need <= violCap) return;
+  violBase = alloc(<usize>need << 2);
+  violCap = need;
+}
+
+// @ts-ignore: decorator
+@inline function keyHash(s: usize): u32 {
+  const kind = <u32>load<u8>(s, 1);
+  return kind == 0 ? hashInt(load<u64>(s, 16)) : hashBytes(kind, s + 16, <u32>load<u8>(s, 2));
+}
+
+/** sets the current key from input slot i (hash precomputed or not) */
+export function keyFromSlot(i: i32, h: u32): void {
+  const s = inBase + <usize>i * IN_STRIDE;
+  setKey(<u32>load<u8>(s, 1), load<u64>(s, 16), s + 16, <u32>load<u8>(s, 2), h);
+}
+
+export function slotHash(i: i32): u32 { return keyHash(inBase + <usize>i * IN_STRIDE); }
+
+export function applyBatch(n: i32, now: i64): i32 {
+  advanceTo(now);
+  if (n > BATCH_CAP) n = BATCH_CAP;
+  let acc: u32 = 0;
+  for (let i = 0; i < n; i++) {
+    const h = keyHash(inBase + <usize>i * IN_STRIDE);
+    store<u32>(hashes + (<usize>i << 2), h);
+    acc += load<u32>(slotAddr(h));
+  }
+  for (let i = 0; i < n; i++) {
+    const s = load<u32>(slotAddr(load<u32>(hashes + (<usize>i << 2))));
+    if (s != 0) {
+      acc += <u32>load<u64>(recPtr(s - 1), 8);
+      if (listOn) acc += load<u32>(linkPtr(s - 1));
+    }
+  }
+  if (listOn) {
+    // a move unlinks the record from the timeout list: touch its neighbours' links too
+    for (let i = 0; i < n; i++) {
+      const s = load<u32>(slotAddr(load<u32>(hashes + (<usize>i << 2))));
+      if (s == 0) continue;
+      const l = linkPtr(s - 1);
+      const p = load<u32>(l), q = load<u32>(l, 4);
+      if (p != NIL) acc += load<u32>(linkPtr(p));
+      if (q != NIL) acc += load<u32>(linkPtr(q));
+    }
+  }
+  sink = acc;
+  let vUsed = 0;
+  for (let i = 0; i < n; i++) {
+    if (vUsed + maxViolPerOp > violCap) return i;
+    const s = inBase + <usize>i * IN_STRIDE;
+    const o = outBase + <usize>i * OUT_STRIDE;
+    setKey(<u32>load<u8>(s, 1), load<u64>(s, 16), s + 16, <u32>load<u8>(s, 2), load<u32>(hashes + (<usize>i << 2)));
+    const op = load<u8>(s);
+    const arg = load<i32>(s, 4);
+    const vOut = violBase + (<usize>vUsed << 2);
+    let nv = 0;
+    switch (op) {
+      case 0: nv = badge(arg, o, vOut); break;
+      case 1: passage(arg, o); break;
+      case 2: nv = offline(arg, <i64>load<f64>(s, 8), load<u8>(s, 3) != 0, o, vOut); break;
+      case 3: forgive(o); break;
+      case 4: reset(o); break;
+      case 5: exempt(load<u8>(s, 3) != 0, o); break;
+      case 6: setLocation(arg, o); break;
+      case 7: resetArea(arg, o); break;
+      default: unreachable();
+    }
+    store<u32>(o, <u32>vUsed, 8);
+    store<u32>(o, <u32>nv, 12);
+    vUsed += nv;
+  }
+  return n;
+}
+
+export function batchSink(): u32 { return sink; }

@@ -1,0 +1,78 @@
+// Swapping in a new site (EngineCore.reconfigure). areaMap[old] and
+// readerMap[old] give the new index or -1. Locations in a removed area
+// become unknown (lastMoveAt kept); a removed lastReader is dropped
+// (lastReaderAt 0); a pending move survives when its reader and target
+// survive, with its deadline unchanged (an override entry holds target and
+// deadline when the new reader's `to` or passage time no longer give them).
+// Schedule flags of kept areas are kept. Counts and the timeout list are
+// rebuilt, and a new forgetAfter takes effect at once.
+import {
+  recPtr, recCount, NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
+} from './records';
+import { nAreas, aActive, rTo, rPassage, siteInstall, readerTo, readerPassage } from './site';
+import {
+  clock, listOn, occupancyInstall, listDrop, listBuildSorted, recount, ovFind, ovRemove, ovSet, setListEnds,
+} from './occupancy';
+import { violEnsure } from './batch';
+
+export function reconfigure(areaMap: usize, readerMap: usize): void {
+  const oldA = nAreas;
+  const oldActive = aActive, oldTo = rTo, oldPassage = rPassage;
+  const wasListed = listOn;
+  siteInstall();
+  for (let a = 0; a < oldA; a++) {
+    const m = load<i32>(areaMap + (<usize>a << 2));
+    if (m >= 0 && m < nAreas) store<u8>(aActive + <usize>m, load<u8>(oldActive + <usize>a));
+  }
+  occupancyInstall();
+  violEnsure();
+  for (let rec: u32 = 0; rec < recCount; rec++) {
+    const p = recPtr(rec);
+    const mw = load<u64>(p, 8);
+    const loc = mwLoc(mw);
+    if (loc != AREA_NONE) {
+      const m = load<i32>(areaMap + (<usize>loc << 2));
+      if (m < 0) {
+        if (wasListed) listDrop(rec);
+        store<u64>(p, mwWith(mw, AREA_NONE, mwTime(mw)), 8);
+      } else store<u64>(p, mwWith(mw, <u32>m, mwTime(mw)), 8);
+    }
+    const rw = load<u64>(p, 16);
+    const lr = rwReader(rw);
+    if (lr == READER_NONE) continue;
+    const nr = load<i32>(readerMap + (<usize>lr << 2));
+    const hadOv = (rw & OVERRIDE) != 0;
+    // the pending move as the old site defines it
+    let pendTo: i32 = -1;
+    let deadline: i64 = 0;
+    if ((rw & PENDING) != 0) {
+      let oldTarget: u32, dl: i64;
+      if (hadOv) { const e = ovFind(rec); oldTarget = load<u32>(e, 4); dl = load<i64>(e, 8); }
+      else { oldTarget = load<u32>(oldTo + (<usize>lr << 2)); dl = <i64>rwTime(rw) + load<i64>(oldPassage + (<usize>lr << 3)); }
+      if (clock < dl) { pendTo = load<i32>(areaMap + (<usize>oldTarget << 2)); deadline = dl; }
+    }
+    if (nr < 0) {
+      if (hadOv) ovRemove(rec);
+      store<u64>(p, RW_EMPTY, 16);
+      continue;
+    }
+    const unr = <u32>nr;
+    let nrw = rwMake(unr, rwTime(rw));
+    if (pendTo >= 0) {
+      nrw |= PENDING;
+      const pass = readerPassage(unr);
+      if (readerTo(unr) == <u32>pendTo && pass > 0 && <i64>rwTime(rw) + pass == deadline) {
+        if (hadOv) ovRemove(rec);
+      } else {
+        ovSet(rec, <u32>pendTo, deadline, hadOv);
+        nrw |= OVERRIDE;
+      }
+    } else if (hadOv) ovRemove(rec);
+    store<u64>(p, nrw, 16);
+  }
+  if (listOn) {
+    if (!wasListed) listBuildSorted();
+  } else setListEnds(NIL, NIL);
+  recount();
+}

@@ -1,0 +1,482 @@
+/**
+ * The WebAssembly engine core (assembly/, built to build/apb.wasm) behind the
+ * EngineCore contract. Hosted the way undici hosts llhttp: one compiled
+ * module per process, one instance per core, one reused input region the
+ * host writes whole batches into, and typed-array views over linear memory
+ * rebuilt only when memory.buffer changes (memory grew).
+ *
+ * Batch ABI (assembly/batch.ts has the byte layout): apply() writes up to
+ * batchCap() ops into the input region, calls applyBatch(n, now) once, and
+ * reads grant/reason/area/violations out of the output and violation regions.
+ * applyBatch may stop early (violation region full); the host calls again.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Cred } from './cred.js';
+import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64 } from './cred.js';
+import type { CompiledSite } from '../config/types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, Violation } from './types.js';
+import { MAX_TIME, REASONS, VIOLATION_CODES } from './types.js';
+import { movePath } from '../config/tree.js';
+import { ApbError } from '../errors.js';
+
+/** The ABI this host speaks; assembly/index.ts ABI_VERSION must equal it. */
+export const HOST_ABI_VERSION = 1;
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  ABI_VERSION: WebAssembly.Global;
+  init(capacity: number): void;
+  siteBegin(areas: number, readers: number, moveListLen: number): number;
+  siteStage(forgetAfterMs: number): void;
+  siteInstallFirst(): void;
+  reconfigure(areaMap: number, readerMap: number): void;
+  scratch(n: number): number;
+  inPtr(): number;
+  outPtr(): number;
+  violPtr(): number;
+  batchCap(): number;
+  statePtr(): number;
+  applyBatch(n: number, now: number): number;
+  advance(now: number): void;
+  clockNow(): number;
+  setScheduleActive(area: number, active: number): void;
+  occupancy(area: number): number;
+  size(): number;
+  indexCapacity(): number;
+  lookupState(): void;
+  snapHeader(): number;
+  snapHeaderBuf(): number;
+  snapSegmentCount(): number;
+  snapSegmentTable(): number;
+  restoreBegin(): number;
+  restoreEnd(): void;
+}
+
+const REQUIRED_FUNCTIONS = [
+  'init', 'siteBegin', 'siteStage', 'siteInstallFirst', 'reconfigure', 'scratch', 'inPtr', 'outPtr', 'violPtr',
+  'batchCap', 'statePtr', 'applyBatch', 'advance', 'clockNow', 'setScheduleActive', 'occupancy', 'size',
+  'indexCapacity', 'lookupState', 'snapHeader', 'snapHeaderBuf', 'snapSegmentCount', 'snapSegmentTable',
+  'restoreBegin', 'restoreEnd',
+] as const;
+
+// input/output slot layout (assembly/batch.ts)
+const IN_STRIDE = 80;
+const OUT_STRIDE = 16;
+const OP_CODE: Record<CoreOp['op'], number> = {
+  badge: 0, passage: 1, offline: 2, forgive: 3, reset: 4, exempt: 5, setLocation: 6, resetArea: 7,
+};
+const HDR_FIELDS = 14; // assembly/snapshot.ts
+const SNAP_MAGIC = 0x53425041; // "APBS" little-endian
+const DESC_FIELDS = 17;  // assembly/site.ts
+const MAX_INDEX = 0xFFFE; // area/reader indexes are 16 bits, 0xFFFF = none
+
+let defaultModule: WebAssembly.Module | undefined;
+
+/** build/apb.wasm, compiled once per process */
+function loadDefaultModule(): WebAssembly.Module {
+  if (!defaultModule) {
+    const path = fileURLToPath(new URL('../../apb.wasm', import.meta.url));
+    let bytes: Buffer;
+    try { bytes = readFileSync(path); } catch (e) {
+      throw new ApbError('abi_mismatch', `cannot read the WebAssembly core ${path} (run "npm run asbuild"): ${(e as Error).message}`);
+    }
+    defaultModule = compile(bytes);
+  }
+  return defaultModule;
+}
+
+function compile(bytes: Uint8Array): WebAssembly.Module {
+  try { return new WebAssembly.Module(bytes as unknown as BufferSource); } catch (e) {
+    throw new ApbError('abi_mismatch', `the WebAssembly core does not compile: ${(e as Error).message}`);
+  }
+}
+
+/** instantiates and checks the ABI version and exports; ApbError('abi_mismatch') otherwise */
+function instantiate(mod: WebAssembly.Module): CoreExports {
+  let inst: WebAssembly.Instance;
+  try { inst = new WebAssembly.Instance(mod, {}); } catch (e) {
+    throw new ApbError('abi_mismatch', `the WebAssembly core cannot be instantiated by this host: ${(e as Error).message}`);
+  }
+  const ex = inst.exports as Record<string, unknown>;
+  const g = ex.ABI_VERSION;
+  const version = g instanceof WebAssembly.Global ? Number(g.value) : undefined;
+  if (version !== HOST_ABI_VERSION) {
+    throw new ApbError('abi_mismatch', `the WebAssembly core has ABI version ${version ?? 'none'}, this host needs ${HOST_ABI_VERSION}; rebuild with "npm run asbuild"`);
+  }
+  if (!(ex.memory instanceof WebAssembly.Memory)) throw new ApbError('abi_mismatch', 'the WebAssembly core exports no memory');
+  for (const f of REQUIRED_FUNCTIONS) {
+    if (typeof ex[f] !== 'function') throw new ApbError('abi_mismatch', `the WebAssembly core lacks export ${f}`);
+  }
+  return ex as unknown as CoreExports;
+}
+
+function trap(e: unknown): never {
+  if (e instanceof ApbError) throw e;
+  throw new ApbError('internal', `WebAssembly core: ${(e as Error)?.message ?? String(e)}`);
+}
+
+export interface WasmCoreOptions {
+  /** credentials expected: pre-sizes the index so it does not grow while loading */
+  capacity?: number;
+  /** another build of the core (tests, ABI checks); default build/apb.wasm */
+  wasm?: Uint8Array;
+}
+
+export function createWasmCore(site: CompiledSite, opts: WasmCoreOptions = {}): WasmCore {
+  return new WasmCore(site, opts);
+}
+
+export class WasmCore implements EngineCore {
+  readonly kind = 'wasm' as const;
+  private readonly mod: WebAssembly.Module;
+  private ex!: CoreExports;
+  private site: CompiledSite;
+  private buf!: ArrayBuffer;
+  private u8!: Uint8Array;
+  private i32!: Int32Array;
+  private u32!: Uint32Array;
+  private f64!: Float64Array;
+  private u64!: BigUint64Array;
+  private inBase = 0;
+  private outBase = 0;
+  private violBase = 0;
+  private cap = 0;
+
+  constructor(site: CompiledSite, opts: WasmCoreOptions = {}) {
+    this.mod = opts.wasm ? compile(opts.wasm) : loadDefaultModule();
+    this.site = site;
+    this.attach(this.fresh(site, opts.capacity ?? 0));
+  }
+
+  /** a new instance with `site` installed and no credentials */
+  private fresh(site: CompiledSite, capacity: number): CoreExports {
+    const ex = instantiate(this.mod);
+    try {
+      ex.init(Math.max(0, Math.min(capacity | 0, 0x7fffffff)));
+      writeSite(ex, site);
+      ex.siteInstallFirst();
+    } catch (e) { trap(e); }
+    return ex;
+  }
+
+  private attach(ex: CoreExports): void {
+    this.ex = ex;
+    this.inBase = ex.inPtr();
+    this.outBase = ex.outPtr();
+    this.violBase = ex.violPtr();
+    this.cap = ex.batchCap();
+    this.refresh();
+  }
+
+  /** rebuilds the views when memory grew */
+  private refresh(): void {
+    const b = this.ex.memory.buffer;
+    if (b === this.buf) return;
+    this.buf = b;
+    this.u8 = new Uint8Array(b);
+    this.i32 = new Int32Array(b);
+    this.u32 = new Uint32Array(b);
+    this.f64 = new Float64Array(b);
+    this.u64 = new BigUint64Array(b);
+  }
+
+  // ---------- EngineCore ----------
+
+  advance(now: number): void {
+    checkTime(now, 'now');
+    this.ex.advance(now);
+  }
+
+  setScheduleActive(area: number, active: boolean): void {
+    if (Number.isInteger(area)) this.ex.setScheduleActive(area, active ? 1 : 0);
+  }
+
+  apply(ops: CoreOp[], now: number): CoreResult[] {
+    checkTime(now, 'now');
+    const out: CoreResult[] = new Array(ops.length);
+    if (ops.length === 0) { this.ex.advance(now); return out; }
+    try {
+      let i = 0;
+      while (i < ops.length) {
+        this.refresh();
+        const k = Math.min(this.cap, ops.length - i);
+        for (let j = 0; j < k; j++) this.encode(j, ops[i + j]!);
+        const done = this.ex.applyBatch(k, now);
+        this.refresh();
+        for (let j = 0; j < done; j++) out[i + j] = this.decode(j, ops[i + j]!);
+        i += done;
+      }
+    } catch (e) { trap(e); }
+    return out;
+  }
+
+  occupancy(area: number): number {
+    return Number.isInteger(area) ? this.ex.occupancy(area) : 0;
+  }
+
+  state(cred: Cred): CredState {
+    this.refresh();
+    this.writeKey(this.inBase, cred);
+    this.ex.lookupState();
+    this.refresh();
+    const s = this.f64, p = this.ex.statePtr() >> 3;
+    const flags = s[p + 5]!;
+    const pr = s[p + 6]!;
+    return {
+      stored: s[p] === 1,
+      location: s[p + 1]!,
+      lastMoveAt: s[p + 2]!,
+      lastReader: s[p + 3]!,
+      lastReaderAt: s[p + 4]!,
+      freePass: (flags & 1) !== 0,
+      exempt: (flags & 2) !== 0,
+      pending: pr >= 0 ? { reader: pr, to: s[p + 7]!, deadline: s[p + 8]! } : null,
+    };
+  }
+
+  size(): number { return this.ex.size(); }
+
+  /** bytes of linear memory the core holds (all of it is this core's state) */
+  memoryBytes(): number { return this.ex.memory.buffer.byteLength; }
+
+  /**
+   * Snapshot bytes (little-endian):
+   *   u32 magic "APBS" | u32 ABI version | u32 header fields H | u32 segments S
+   *   | i64 × H header (assembly/snapshot.ts) | u32 × S segment lengths | segment bytes ...
+   */
+  snapshot(): Uint8Array {
+    const ex = this.ex;
+    const hdr = ex.snapHeader();
+    const n = ex.snapSegmentCount();
+    const tab = ex.snapSegmentTable();
+    this.refresh();
+    const segs: [number, number][] = [];
+    let total = 16 + HDR_FIELDS * 8 + n * 4;
+    for (let i = 0; i < n; i++) {
+      const p = this.u32[(tab >> 2) + 2 * i]!, len = this.u32[(tab >> 2) + 2 * i + 1]!;
+      segs.push([p, len]);
+      total += len;
+    }
+    const out = new Uint8Array(total);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, SNAP_MAGIC, true);
+    dv.setUint32(4, HOST_ABI_VERSION, true);
+    dv.setUint32(8, HDR_FIELDS, true);
+    dv.setUint32(12, n, true);
+    out.set(this.u8.subarray(hdr, hdr + HDR_FIELDS * 8), 16);
+    let at = 16 + HDR_FIELDS * 8;
+    for (const [, len] of segs) { dv.setUint32(at, len, true); at += 4; }
+    for (const [p, len] of segs) { out.set(this.u8.subarray(p, p + len), at); at += len; }
+    return out;
+  }
+
+  restore(bytes: Uint8Array): void {
+    const bad = (why: string): never => { throw new ApbError('bad_message', `wasm core snapshot: ${why}`); };
+    if (!(bytes instanceof Uint8Array) || bytes.length < 16) bad('too short');
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (dv.getUint32(0, true) !== SNAP_MAGIC) bad('not a wasm core snapshot');
+    if (dv.getUint32(4, true) !== HOST_ABI_VERSION) bad(`made by ABI version ${dv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
+    if (dv.getUint32(8, true) !== HDR_FIELDS) bad('header size differs');
+    const n = dv.getUint32(12, true);
+    const segAt = 16 + HDR_FIELDS * 8;
+    if (bytes.length < segAt + n * 4) bad('truncated');
+    const ex = this.fresh(this.site, 0); // the index comes with the snapshot
+    let u8 = new Uint8Array(ex.memory.buffer);
+    u8.set(bytes.subarray(16, segAt), ex.snapHeaderBuf());
+    let rc: number;
+    try { rc = ex.restoreBegin(); } catch (e) { trap(e); }
+    if (rc !== 0) bad(['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'][rc] ?? `code ${rc}`);
+    const count = ex.snapSegmentCount();
+    const tab = ex.snapSegmentTable();
+    if (count !== n) bad(`has ${n} segments, expected ${count}`);
+    u8 = new Uint8Array(ex.memory.buffer);
+    const u32 = new Uint32Array(ex.memory.buffer);
+    let at = segAt + n * 4;
+    for (let i = 0; i < n; i++) {
+      const p = u32[(tab >> 2) + 2 * i]!, len = u32[(tab >> 2) + 2 * i + 1]!;
+      if (dv.getUint32(segAt + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
+      if (at + len > bytes.length) bad('truncated');
+      u8.set(bytes.subarray(at, at + len), p);
+      at += len;
+    }
+    if (at !== bytes.length) bad('trailing bytes');
+    try { ex.restoreEnd(); } catch (e) { trap(e); }
+    this.buf = undefined as unknown as ArrayBuffer;
+    this.attach(ex);
+  }
+
+  reconfigure(site: CompiledSite, areaMap: Int32Array, readerMap: Int32Array): void {
+    const oldA = this.site.areaIds.length, oldR = this.site.readerIds.length;
+    const newA = site.areaIds.length, newR = site.readerIds.length;
+    if (areaMap.length !== oldA || readerMap.length !== oldR) {
+      throw new ApbError('internal', `reconfigure: maps have ${areaMap.length}/${readerMap.length} entries, the site has ${oldA} areas/${oldR} readers`);
+    }
+    for (const m of areaMap) if (!(Number.isInteger(m) && m >= -1 && m < newA)) throw new ApbError('internal', `reconfigure: area map entry ${m} out of range`);
+    for (const m of readerMap) if (!(Number.isInteger(m) && m >= -1 && m < newR)) throw new ApbError('internal', `reconfigure: reader map entry ${m} out of range`);
+    const ex = this.ex;
+    try {
+      writeSite(ex, site);
+      const p = ex.scratch((oldA + oldR) * 4 + 8);
+      this.refresh();
+      this.i32.set(areaMap, p >> 2);
+      this.i32.set(readerMap, (p >> 2) + oldA);
+      ex.reconfigure(p, p + oldA * 4);
+    } catch (e) { trap(e); }
+    this.site = site;
+    this.violBase = ex.violPtr(); // a deeper tree may have needed a larger violation region
+    this.refresh();
+  }
+
+  // ---------- fast path ----------
+
+  /**
+   * Bulk integer badges through the batch ABI without result objects
+   * (benchmarks, load tools): credential i is hi[i] * 2^32 + lo[i], at
+   * readers[i]; grants[i] becomes 1 or 0. Returns how many were granted.
+   */
+  badgeInts(lo: Uint32Array, hi: Uint32Array, readers: Int32Array, now: number, grants: Uint8Array): number {
+    checkTime(now, 'now');
+    const total = lo.length;
+    let granted = 0;
+    let i = 0;
+    while (i < total) {
+      this.refresh();
+      const u8 = this.u8, u32 = this.u32, i32 = this.i32;
+      const k = Math.min(this.cap, total - i);
+      let s = this.inBase;
+      for (let j = 0; j < k; j++, s += IN_STRIDE) {
+        u8[s] = 0; u8[s + 1] = 0;
+        i32[(s + 4) >> 2] = readers[i + j]!;
+        u32[(s + 16) >> 2] = lo[i + j]!;
+        u32[(s + 20) >> 2] = hi[i + j]!;
+      }
+      const done = this.ex.applyBatch(k, now);
+      this.refresh();
+      const o8 = this.u8;
+      let o = this.outBase;
+      for (let j = 0; j < done; j++, o += OUT_STRIDE) { const g = o8[o]!; grants[i + j] = g; granted += g; }
+      i += done;
+    }
+    return granted;
+  }
+
+  // ---------- encoding ----------
+
+  private writeKey(s: number, cred: Cred): void {
+    const u8 = this.u8;
+    switch (cred.kind) {
+      case 'int':
+        if (typeof cred.value !== 'bigint' || cred.value < 0n || cred.value > MAX_U64) throw new ApbError('bad_message', 'cred: integer out of range 0..2^64-1');
+        u8[s + 1] = 0;
+        this.u64[(s + 16) >> 3] = cred.value;
+        return;
+      case 'str': {
+        const b = cred.bytes;
+        if (!(b instanceof Uint8Array) || b.length < 1 || b.length > MAX_STR_BYTES) throw new ApbError('bad_message', `cred: string must be 1-${MAX_STR_BYTES} UTF-8 bytes`);
+        u8[s + 1] = 1; u8[s + 2] = b.length; u8.set(b, s + 16);
+        return;
+      }
+      case 'bin': {
+        const b = cred.value;
+        if (!(b instanceof Uint8Array) || b.length < 1 || b.length > MAX_BIN_BYTES) throw new ApbError('bad_message', `cred: binary must be 1-${MAX_BIN_BYTES} bytes`);
+        u8[s + 1] = 2; u8[s + 2] = b.length; u8.set(b, s + 16);
+        return;
+      }
+      default: throw new ApbError('bad_message', 'cred: unknown kind');
+    }
+  }
+
+  private encode(j: number, op: CoreOp): void {
+    const s = this.inBase + j * IN_STRIDE;
+    const code = OP_CODE[op.op];
+    if (code === undefined) throw new ApbError('internal', `wasm core: unknown op ${(op as { op: string }).op}`);
+    this.u8[s] = code;
+    switch (op.op) {
+      case 'badge': case 'passage':
+        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader; return;
+      case 'offline':
+        checkTime(op.ts, 'ts');
+        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader;
+        this.f64[(s + 8) >> 3] = op.ts; this.u8[s + 3] = op.granted ? 1 : 0; return;
+      case 'forgive': case 'reset':
+        this.writeKey(s, op.cred); return;
+      case 'exempt':
+        this.writeKey(s, op.cred); this.u8[s + 3] = op.on ? 1 : 0; return;
+      case 'setLocation':
+        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.area; return;
+      case 'resetArea':
+        this.u8[s + 1] = 0; this.u32[(s + 16) >> 2] = 0; this.u32[(s + 20) >> 2] = 0;
+        this.i32[(s + 4) >> 2] = op.area; return;
+    }
+  }
+
+  private decode(j: number, op: CoreOp): CoreResult {
+    const o = this.outBase + j * OUT_STRIDE;
+    const u8 = this.u8;
+    switch (op.op) {
+      case 'badge':
+        return {
+          op: 'badge', grant: u8[o] === 1, reason: REASONS[u8[o + 1]!]!, violations: this.violations(o),
+          area: this.i32[(o + 4) >> 2]!, pending: u8[o + 2] === 1,
+        };
+      case 'passage': return { op: 'passage', applied: u8[o] === 1 };
+      case 'offline': return { op: 'offline', applied: u8[o] === 1, violations: this.violations(o) };
+      default: return { op: op.op, changed: this.i32[(o + 4) >> 2]! };
+    }
+  }
+
+  private violations(o: number): Violation[] {
+    const start = this.u32[(o + 8) >> 2]!, n = this.u32[(o + 12) >> 2]!;
+    const out: Violation[] = new Array(n);
+    const base = (this.violBase >> 2) + start;
+    for (let i = 0; i < n; i++) {
+      const w = this.u32[base + i]!;
+      const area = w >>> 16;
+      out[i] = { code: VIOLATION_CODES[w & 0xff]!, mode: ((w >>> 8) & 0xff) === 2 ? 'hard' : 'soft', area: area === 0xFFFF ? -1 : area };
+    }
+    return out;
+  }
+}
+
+function checkTime(t: number, field: string): void {
+  if (!(Number.isInteger(t) && t >= 0 && t <= MAX_TIME)) throw new ApbError('bad_message', `${field}: time must be an integer 0..2^44-1 ms`);
+}
+
+/** stages `site`'s dense tables in the instance (assembly/site.ts descriptor) */
+function writeSite(ex: CoreExports, site: CompiledSite): void {
+  const A = site.areaIds.length, R = site.readerIds.length;
+  if (A < 1 || A > MAX_INDEX || R > MAX_INDEX) throw new ApbError('invalid_config', `the WebAssembly core holds at most ${MAX_INDEX} areas and readers`);
+  const paths = site.readerIds.map((_, r) => movePath(site, site.readerFrom[r]!, site.readerTo[r]!));
+  let L = 0;
+  for (const p of paths) L += p.exited.length + p.entered.length;
+  const desc = ex.siteBegin(A, R, L);
+  const b = ex.memory.buffer;
+  const d = new Uint32Array(b, desc, DESC_FIELDS);
+  const i32 = (k: number, n: number): Int32Array => new Int32Array(b, d[k]!, n);
+  const u32 = (k: number, n: number): Uint32Array => new Uint32Array(b, d[k]!, n);
+  const u8 = (k: number, n: number): Uint8Array => new Uint8Array(b, d[k]!, n);
+  const f64 = (k: number, n: number): Float64Array => new Float64Array(b, d[k]!, n);
+  i32(0, A).set(site.parent);
+  i32(1, A).set(site.depth);
+  u8(2, A).set(site.entry);
+  u8(3, A).set(site.exit);
+  u8(4, A).set(site.strict);
+  f64(5, A).set(site.presenceTimeoutMs);
+  f64(6, A).set(site.maxOccupancy);
+  i32(7, R).set(site.readerFrom);
+  i32(8, R).set(site.readerTo);
+  f64(9, R).set(site.reuseLockoutMs);
+  u8(10, R).set(site.reuseHard);
+  f64(11, R).set(site.readerPassageMs);
+  const exitAt = u32(12, R), exitLen = u32(13, R), entryAt = u32(14, R), entryLen = u32(15, R), mv = i32(16, L);
+  let at = 0;
+  paths.forEach((p, r) => {
+    exitAt[r] = at; exitLen[r] = p.exited.length; mv.set(p.exited, at); at += p.exited.length;
+    entryAt[r] = at; entryLen[r] = p.entered.length; mv.set(p.entered, at); at += p.entered.length;
+  });
+  for (const t of [...site.presenceTimeoutMs, ...site.reuseLockoutMs, ...site.readerPassageMs, site.forgetAfterMs]) {
+    if (!(t >= 0 && t <= MAX_TIME)) throw new ApbError('invalid_config', `a duration of ${t} ms is out of range for the WebAssembly core`);
+  }
+  ex.siteStage(site.forgetAfterMs);
+}
