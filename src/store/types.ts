@@ -40,19 +40,87 @@ export interface IdemRecord {
   reply: Uint8Array;          // the exact encoded reply body, resent verbatim
 }
 
-export interface EventQuery { cred?: string; reader?: string; since?: number; limit?: number }
+export interface EventQuery {
+  cred?: string;              // credential text form
+  reader?: string;
+  controller?: string;
+  since?: number;             // at >= since (ms epoch)
+  until?: number;             // at <= until
+  beforeSeq?: number;         // paging: only seq < beforeSeq
+  limit?: number;             // default 100, at most 10 000
+}
+
+/** A stored engine snapshot: the engine bytes at `seq` and the configuration text in force then. */
+export interface SnapshotInfo { seq: number; at: number; bytes: Uint8Array; configText?: string }
+
+export interface RetentionOptions {
+  /** delete events older than this (by `at`); default 30 days */
+  maxAgeMs?: number;
+  /** delete oldest events while the log is larger than this; default 8 GiB */
+  maxBytes?: number;
+  /** how often a retention pass runs; default 60 s (0 = never automatically) */
+  intervalMs?: number;
+  /** deletes per event-loop turn, so decisions never stall; default 2000 */
+  chunk?: number;
+}
+
+export interface StoreOptions {
+  /** initial LMDB map size in bytes (lmdb-js grows it when it fills); default 1 GiB */
+  mapSize?: number;
+  /** 'commit' (default): append resolves when the transaction is committed (survives a process kill);
+   *  'flush': also waits for the fsync (survives power loss; higher latency) */
+  durability?: 'commit' | 'flush';
+  retention?: RetentionOptions;
+  /** while unhealthy, how often a write probe re-tests storage; default 1000 ms */
+  probeIntervalMs?: number;
+  /** open an existing data directory read-only (apb events, inspection) */
+  readOnly?: boolean;
+  /** wall clock for retention (tests); default Date.now */
+  now?: () => number;
+}
+
+export interface StoreStats {
+  events: number;             // events currently in the log (approximate for lmdb after retention)
+  firstSeq: number;           // oldest seq still in the log (0 if empty)
+  lastSeq: number;
+  bytes: number;              // approximate bytes used by the log and its indexes
+  indexedSeq: number;         // events with seq <= this are in the on-disk indexes
+  snapshots: number[];        // seqs of the stored snapshots, oldest first
+}
 
 export interface Store {
-  /** Persist records and idempotency entries; resolves once committed (group commit: all calls of one event-loop turn share one transaction). Rejects with ApbError('storage_unavailable') on failure. */
+  readonly kind: 'lmdb' | 'memory';
+  /**
+   * Persist records and idempotency entries; resolves once committed (group commit: all calls of one
+   * event-loop turn share one transaction). Assigns `seq` to each record synchronously, before returning.
+   * Rejects with ApbError('storage_unavailable') on failure (and at once while `healthy` is false).
+   */
   append(events: EventRecord[], idem: IdemRecord[]): Promise<void>;
   /** An already-committed (or in-flight) reply for (controller, id). */
-  getIdem(controller: string, id: number | string): Uint8Array | undefined;
+  getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined;
+  /** newest first */
   query(q: EventQuery): EventRecord[];
   /** Events with seq > after, oldest first (recovery, export). */
   since(afterSeq: number): Iterable<EventRecord>;
-  saveSnapshot(seq: number, engineBytes: Uint8Array): Promise<void>;
-  latestSnapshot(): { seq: number; bytes: Uint8Array } | undefined;
+  /** Events with sinceAt <= at <= untilAt, oldest first (export). */
+  range(sinceAt?: number, untilAt?: number): Iterable<EventRecord>;
+  /** `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes). */
+  saveSnapshot(seq: number, engineBytes: Uint8Array, configText?: string, at?: number): Promise<void>;
+  latestSnapshot(): SnapshotInfo | undefined;
   saveConfig(text: string): Promise<void>;
+  /** The configuration text in force after the last appended record (a 'config' record's op.text, or saveConfig). */
+  configText(): string | undefined;
+  /** seq of the last record appended (0 when none) */
+  readonly lastSeq: number;
   readonly healthy: boolean;
+  /** counts storage failures since open; an engine built before a failure may hold unpersisted effects */
+  readonly failures: number;
+  /** called on every change of `healthy`; returns an unsubscribe function */
+  onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void;
+  /** resolves once every append issued so far has committed or failed */
+  whenCommitted(): Promise<void>;
+  /** one full retention pass (also runs on its own every retention.intervalMs); resolves with the number of events deleted */
+  compact(): Promise<number>;
+  stats(): StoreStats;
   close(): Promise<void>;
 }
