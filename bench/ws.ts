@@ -1,0 +1,135 @@
+/**
+ * WebSocket benchmark: a controller swarm (src/sim/swarm.ts, its own
+ * process) against the real server (durable LMDB data, and :memory:) and a
+ * bare uWS echo server (bare-uws.ts), all child processes of this run.
+ *  - closed loop, 1/16/64 messages per frame: peak messages per second;
+ *  - open loop at fixed offered rates (fractions of the server's measured
+ *    one-message-per-frame peak): p50/p99/p99.9 from intended send times.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { siteYaml, benchSite, simToken } from '../src/sim/sites.js';
+import type { SwarmOptions, SwarmResult } from '../src/sim/swarm.js';
+import { BUILD, startBareChild, startServerChild, type Child } from './proc.js';
+import { BenchFailure } from './report.js';
+import { barChart, lineChart } from './svg.js';
+import type { BenchOptions, BenchSection, BenchTable } from './types.js';
+
+export function runSwarmChild(o: SwarmOptions, timeoutMs = 120_000): Promise<SwarmResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BUILD, 'src', 'sim', 'swarm.js'), JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && line) { try { resolve(JSON.parse(line) as SwarmResult); return; } catch { /* fall through */ } }
+      reject(new Error(`swarm exited ${code}: ${err || out}`));
+    });
+  });
+}
+
+const ms = (us: number) => us / 1000;
+
+export async function bench(opts: BenchOptions): Promise<BenchSection> {
+  const q = opts.quick;
+  const N = q ? 4 : 16;                      // connections (one controller each)
+  const dur = q ? 800 : 3000;
+  const batches = [1, 16, 64];
+  const conns = Array.from({ length: N }, (_, i) => ({ token: simToken(`ctl-${i}`), readers: [`ctl-${i}-in`, `ctl-${i}-out`] }));
+  const site = siteYaml(benchSite(N));
+  const targets: { name: string; start: () => Promise<Child>; echo: boolean }[] = [
+    { name: 'bare uWS echo', start: startBareChild, echo: true },
+    { name: 'apb durable (LMDB)', start: () => startServerChild(site, 'durable'), echo: false },
+  ];
+  if (!q) targets.push({ name: 'apb :memory:', start: () => startServerChild(site, ':memory:'), echo: false });
+
+  const closed = new Map<string, SwarmResult>();
+  const open: { target: string; r: SwarmResult }[] = [];
+  const problems: string[] = [];
+  let peak1 = 0;
+  for (const t of targets) {
+    opts.log(`starting ${t.name}`);
+    const child = await t.start();
+    try {
+      for (const b of batches) {
+        opts.log(`${t.name}: closed loop, ${N} connections, ${b} msg/frame`);
+        const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+        closed.set(`${t.name}|${b}`, r);
+        if (Object.keys(r.errors).length) problems.push(`${t.name} batch ${b}: error replies ${JSON.stringify(r.errors)} in ${r.checkedFrames} checked frames`);
+      }
+      if (t.name.startsWith('apb durable')) peak1 = closed.get(`${t.name}|1`)!.msgsPerSec;
+    } finally { await child.stop(); }
+  }
+  // open loop: offered rates relative to the durable server's one-message-per-frame peak
+  const fractions = q ? [0.25, 0.5] : [0.1, 0.25, 0.5, 0.75, 0.9];
+  for (const t of targets.filter((x) => !x.name.includes(':memory:'))) {
+    const child = await t.start();
+    try {
+      for (const f of fractions) {
+        const rate = Math.max(100, Math.round(peak1 * f));
+        opts.log(`${t.name}: open loop at ${rate} msg/s (${f * 100}% of peak)`);
+        const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
+        open.push({ target: t.name, r });
+      }
+    } finally { await child.stop(); }
+  }
+
+  const echoOf = (b: number) => closed.get(`bare uWS echo|${b}`)?.msgsPerSec ?? NaN;
+  const tput: BenchTable = {
+    title: `WebSocket throughput, closed loop (${N} connections, ${(dur / 1000).toFixed(1)} s per row)`,
+    headers: ['target', 'msgs/frame', 'messages/s', 'frames/s', 'p50 ms', 'p99 ms', 'ratio to echo'],
+    rows: [...closed.entries()].map(([k, r]) => {
+      const [name, b] = k.split('|') as [string, string];
+      return [name, Number(b), r.msgsPerSec, r.framesPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), r.msgsPerSec / echoOf(Number(b))];
+    }),
+  };
+  const lat: BenchTable = {
+    title: `WebSocket latency, open loop, 1 message per frame (offered = fraction of apb durable's peak ${Math.round(peak1).toLocaleString('en-US')} msg/s)`,
+    headers: ['target', 'offered msg/s', 'achieved msg/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'unanswered'],
+    rows: open.map(({ target, r }) => [target, r.offeredPerSec ?? 0, r.msgsPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), ms(r.latencyUs.p999), ms(r.latencyUs.max), r.unanswered]),
+  };
+
+  const dur1 = closed.get('apb durable (LMDB)|1'), dur64 = closed.get('apb durable (LMDB)|64');
+  const half = open.filter((o) => o.target.startsWith('apb durable')).sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
+  const notes: string[] = [];
+  if (dur1) {
+    const ratio = dur1.msgsPerSec / echoOf(1);
+    notes.push(`One message per frame, durable: ${Math.round(dur1.msgsPerSec).toLocaleString('en-US')} msg/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.8×): ${ratio >= 0.8 ? 'MET' : 'NOT MET'}.`);
+  }
+  if (dur64) notes.push(`64 messages per frame, durable: ${Math.round(dur64.msgsPerSec).toLocaleString('en-US')} decisions/s (target ≥ 1 M/s): ${dur64.msgsPerSec >= 1e6 ? 'MET' : 'NOT MET'}; the echo baseline did ${Math.round(echoOf(64)).toLocaleString('en-US')} msg/s.`);
+  if (half) {
+    const ok = half.r.latencyUs.p99 <= 2000 && half.r.latencyUs.p999 <= 5000;
+    notes.push(`Latency at half the peak (${Math.round(half.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered), durable: p99 ${ms(half.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(half.r.latencyUs.p999).toFixed(2)} ms (target p99 ≤ 2 ms, p99.9 ≤ 5 ms): ${ok ? 'MET' : 'NOT MET'}.`);
+  }
+  notes.push('Client and server share the 2 cores: the swarm process and the server (or echo) process compete for CPU, in the baseline rows too.');
+  notes.push(...problems.map((p) => `PROBLEM: ${p}`));
+
+  const series = (target: string, pct: 'p50' | 'p99' | 'p999', label: string) => ({
+    name: `${target.replace(' (LMDB)', '')} ${label}`,
+    points: open.filter((o) => o.target === target).map((o) => [o.r.offeredPerSec ?? 0, ms(o.r.latencyUs[pct])] as [number, number]),
+  });
+  const svgs = [
+    {
+      file: 'ws-latency.svg', caption: 'WebSocket latency percentiles against offered load (open loop, 1 message per frame)',
+      svg: lineChart({
+        title: 'WebSocket latency vs offered load', xLabel: 'offered messages/s', yLabel: 'latency (ms, log)', logY: true,
+        series: [series('apb durable (LMDB)', 'p50', 'p50'), series('apb durable (LMDB)', 'p99', 'p99'), series('apb durable (LMDB)', 'p999', 'p99.9'),
+          series('bare uWS echo', 'p50', 'p50'), series('bare uWS echo', 'p99', 'p99'), series('bare uWS echo', 'p999', 'p99.9')],
+      }),
+    },
+    {
+      file: 'ws-throughput.svg', caption: 'WebSocket messages per second by batch size (closed loop)',
+      svg: barChart({
+        title: 'WebSocket throughput by messages per frame', yLabel: 'messages/s',
+        categories: batches.map((b) => `${b} msg/frame`),
+        series: targets.map((t) => ({ name: t.name, values: batches.map((b) => closed.get(`${t.name}|${b}`)?.msgsPerSec ?? null) })),
+      }),
+    },
+  ];
+  const section: BenchSection = { name: 'ws', tables: [tput, lat], notes, svgs };
+  if (problems.length) throw new BenchFailure(`error replies during the WebSocket runs:\n${problems.join('\n')}`, section);
+  return section;
+}
