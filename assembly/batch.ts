@@ -24,15 +24,18 @@
 // the next op might not fit, and the host calls again for the rest.
 //
 // Before deciding, passes of independent loads touch every op's index slot,
-// then its record (and its timeout-list link), then its list neighbours'
+// then look its record up (walking the whole probe chain, so the records of
+// colliding slots are fetched here too, overlapped, not one by one during
+// the decisions) and touch its timeout-list link, then its list neighbours'
 // links, so the CPU overlaps the cache and TLB misses of the whole batch and
 // the decisions find everything in cache (WebAssembly has no prefetch).
+// The records found are handed to the decisions (rules.ts kHint).
 import { alloc } from './mem';
 import { recPtr, linkPtr, NIL } from './records';
-import { hashInt, hashBytes, slotAddr } from './table';
+import { hashInt, hashBytes, slotAddr, findInt, findBytes } from './table';
 import { maxViolPerOp } from './site';
 import { advanceTo, listOn } from './occupancy';
-import { setKey, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea } from './rules';
+import { setKey, setKeyHint, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea } from './rules';
 
 export const BATCH_CAP: i32 = 1024;
 export const IN_STRIDE: usize = 80;
@@ -43,12 +46,15 @@ export let outBase: usize = 0;
 export let violBase: usize = 0;
 export let violCap: i32 = 0;
 let hashes: usize = 0;
+/** BATCH_CAP × u32: each op's record as found before deciding, or NIL */
+let found: usize = 0;
 let sink: u32 = 0;
 
 export function batchInit(): void {
   inBase = alloc(<usize>BATCH_CAP * IN_STRIDE);
   outBase = alloc(<usize>BATCH_CAP * OUT_STRIDE);
   hashes = alloc(<usize>BATCH_CAP * 4);
+  found = alloc(<usize>BATCH_CAP * 4);
   violCap = 0;
   violEnsure();
 }
@@ -86,18 +92,22 @@ export function applyBatch(n: i32, now: i64): i32 {
     acc += load<u32>(slotAddr(h));
   }
   for (let i = 0; i < n; i++) {
-    const s = load<u32>(slotAddr(load<u32>(hashes + (<usize>i << 2))));
-    if (s != 0) {
-      acc += <u32>load<u64>(recPtr(s - 1), 8);
-      if (listOn) acc += load<u32>(linkPtr(s - 1));
+    const s = inBase + <usize>i * IN_STRIDE;
+    const h = load<u32>(hashes + (<usize>i << 2));
+    const kind = <u32>load<u8>(s, 1);
+    const rec = kind == 0 ? findInt(h, load<u64>(s, 16)) : findBytes(h, kind, s + 16, <u32>load<u8>(s, 2));
+    store<u32>(found + (<usize>i << 2), rec);
+    if (rec != NIL) {
+      acc += <u32>load<u64>(recPtr(rec), 8);
+      if (listOn) acc += load<u32>(linkPtr(rec));
     }
   }
   if (listOn) {
     // a move unlinks the record from the timeout list: touch its neighbours' links too
     for (let i = 0; i < n; i++) {
-      const s = load<u32>(slotAddr(load<u32>(hashes + (<usize>i << 2))));
-      if (s == 0) continue;
-      const l = linkPtr(s - 1);
+      const rec = load<u32>(found + (<usize>i << 2));
+      if (rec == NIL) continue;
+      const l = linkPtr(rec);
       const p = load<u32>(l), q = load<u32>(l, 4);
       if (p != NIL) acc += load<u32>(linkPtr(p));
       if (q != NIL) acc += load<u32>(linkPtr(q));
@@ -110,6 +120,7 @@ export function applyBatch(n: i32, now: i64): i32 {
     const s = inBase + <usize>i * IN_STRIDE;
     const o = outBase + <usize>i * OUT_STRIDE;
     setKey(<u32>load<u8>(s, 1), load<u64>(s, 16), s + 16, <u32>load<u8>(s, 2), load<u32>(hashes + (<usize>i << 2)));
+    setKeyHint(load<u32>(found + (<usize>i << 2)));
     const op = load<u8>(s);
     const arg = load<i32>(s, 4);
     const vOut = violBase + (<usize>vUsed << 2);

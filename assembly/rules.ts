@@ -40,12 +40,22 @@ export let kInt: u64 = 0;
 export let kPtr: usize = 0;
 export let kLen: u32 = 0;
 export let kHash: u32 = 0;
+/**
+ * The key's record when batch.ts already found it, else NIL (then keyFind
+ * looks it up). Valid because records never move and are never deleted; a
+ * NIL hint is not trusted, since an earlier op of the batch may have created it.
+ */
+let kHint: u32 = NIL;
 
 export function setKey(kind: u32, v: u64, p: usize, len: u32, h: u32): void {
-  kKind = kind; kInt = v; kPtr = p; kLen = len; kHash = h;
+  kKind = kind; kInt = v; kPtr = p; kLen = len; kHash = h; kHint = NIL;
 }
 
+/** the current key's record as found before the batch's decisions (see kHint) */
+export function setKeyHint(rec: u32): void { kHint = rec; }
+
 export function keyFind(): u32 {
+  if (kHint != NIL) return kHint;
   return kKind == 0 ? findInt(kHash, kInt) : findBytes(kHash, kKind, kPtr, kLen);
 }
 

@@ -43,6 +43,8 @@ export function createEngine(site: CompiledSite, opts: { core?: CoreKind } = {})
 const MAGIC = 0x45425041; // "APBE"
 const VERSION = 1;
 const HEADER = 28;
+/** how far ahead tick() asks the calendar for the next periodic reset */
+const RESET_PROBE_MS = 2 * 86_400_000;
 
 class Driver implements Engine {
   onPeriodicReset?: (area: number, at: number, changed: number) => void;
@@ -54,6 +56,11 @@ class Driver implements Engine {
   private scheduled: number[];
   /** cached calendar.nextScheduleChange(clock) (NaN = not known); the calendar is fixed between reconfigures */
   private nextFlagAt = NaN;
+  /**
+   * No periodic reset and no schedule change happens before this instant
+   * (-Infinity = not known): tick() below it is O(1), no calendar call.
+   */
+  private quietUntil = -Infinity;
 
   constructor(site: CompiledSite, readonly core: EngineCore) {
     this._site = site;
@@ -76,9 +83,15 @@ class Driver implements Engine {
       this.core.advance(now);
       this.refreshFlags(now);
       this.nextFlagAt = NaN;
+      this.quietUntil = -Infinity;
       return;
     }
     if (now <= this._clock) return;
+    if (now < this.quietUntil) {
+      this.core.advance(now);
+      this._clock = now;
+      return;
+    }
     const resets = this.calendar.resetsBetween(this._clock, now);
     let ri = 0;
     if (Number.isNaN(this.nextFlagAt)) this.nextFlagAt = this.scheduled.length ? this.calendar.nextScheduleChange(this._clock) : Infinity;
@@ -104,6 +117,17 @@ class Driver implements Engine {
     this.nextFlagAt = nextFlag;
     this.core.advance(now);
     this._clock = now;
+    this.quietUntil = Math.min(nextFlag, this.nextResetAfter(now)); // nextFlag > now here
+  }
+
+  /**
+   * A bound b > t with no periodic reset in (t, b): the first reset within
+   * two days after t, else t + 2 days (then the calendar is asked again).
+   */
+  private nextResetAfter(t: number): number {
+    const horizon = t + RESET_PROBE_MS;
+    const ticks = this.calendar.resetsBetween(t, horizon);
+    return ticks.length ? ticks[0]!.at : horizon;
   }
 
   apply(ops: CoreOp[], now: number): CoreResult[] {
@@ -116,15 +140,13 @@ class Driver implements Engine {
   state(cred: Cred): CredState { return this.core.state(cred); }
 
   snapshot(): Uint8Array {
-    const core = this.core.snapshot();
-    const out = new Uint8Array(HEADER + core.length);
-    const dv = new DataView(out.buffer);
+    const out = this.core.snapshot(HEADER); // the core leaves room for the header: no second copy
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     dv.setUint32(0, MAGIC, true);
     dv.setUint32(4, VERSION, true);
     dv.setFloat64(8, this._clock, true);
     out[16] = this.started ? 1 : 0;
-    dv.setUint32(24, core.length, true);
-    out.set(core, HEADER);
+    dv.setUint32(24, out.length - HEADER, true);
     return out;
   }
 
@@ -139,6 +161,7 @@ class Driver implements Engine {
     this._clock = dv.getFloat64(8, true);
     this.started = bytes[16] === 1;
     this.nextFlagAt = NaN;
+    this.quietUntil = -Infinity;
   }
 
   reconfigure(next: CompiledSite): ReloadReport {
@@ -156,6 +179,7 @@ class Driver implements Engine {
     this.calendar = new SiteCalendar(next);
     this.scheduled = scheduledAreas(next);
     this.nextFlagAt = NaN;
+    this.quietUntil = -Infinity;
     // an area whose schedule became "always" must not keep an old inactive flag
     for (let a = 0; a < next.areaIds.length; a++) if (!next.hasSchedule[a]) this.core.setScheduleActive(a, true);
     if (this.started) this.refreshFlags(this._clock);

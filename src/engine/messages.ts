@@ -93,6 +93,16 @@ function areaIndex(msg: Record<string, unknown>, site: CompiledSite): number {
  * decided deny `unknown_reader`; a passage/offline there changes nothing).
  */
 export function decodeMessage(msg: Record<string, unknown>, site: CompiledSite, opts: { mode: DecodeMode }): Decoded {
+  if (opts.mode === 'wire') {
+    const d = decodeWireBadge(msg, site);
+    if (d !== null) return d;
+  }
+  return decodeGeneral(msg, site, opts.mode);
+}
+
+/** decodeMessage without the wire-badge fast path (exported for the test that holds the two equal) */
+export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, mode: DecodeMode): Decoded {
+  const opts = { mode };
   const t = field(msg, 't');
   if (typeof t !== 'string') bad(t === undefined ? 't: missing' : 't: must be a string');
   const types = opts.mode === 'wire' ? WIRE_TYPES : REPLAY_TYPES;
@@ -116,17 +126,51 @@ export function decodeMessage(msg: Record<string, unknown>, site: CompiledSite, 
   return out;
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * The fast path for the commonest wire message: a badge whose id, ts (if
+ * any), cred and reader are all well-formed, with an integer or string
+ * credential. Returns exactly what the general path returns for it, or null
+ * for anything else (the general path then decides, errors included, so
+ * their order and wording stay those of the general path).
+ */
+function decodeWireBadge(msg: Record<string, unknown>, site: CompiledSite): Decoded | null {
+  if (msg.t !== 'badge' || !hasOwn.call(msg, 't')) return null;
+  const id = msg.id;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || !hasOwn.call(msg, 'id')) return null;
+  const ts = msg.ts;
+  if (ts !== undefined && (typeof ts !== 'number' || !Number.isInteger(ts) || ts < 0 || ts > MAX_TIME || !hasOwn.call(msg, 'ts'))) return null;
+  const v = msg.cred;
+  if (!hasOwn.call(msg, 'cred')) return null;
+  let c: Cred;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) c = { kind: 'int', value: BigInt(v) };
+  else if (typeof v === 'string') c = parseCred(v, 'cred'); // its errors come next in the general order too
+  else return null;
+  const r = msg.reader;
+  if (typeof r !== 'string' || !hasOwn.call(msg, 'reader')) return null;
+  const op: CoreOp = { op: 'badge', cred: c, reader: site.readerIndex.get(r) ?? -1 };
+  return ts === undefined ? { t: 'badge', op, id } : { t: 'badge', op, id, ts };
+}
+
+/** decisions without violations share this (frozen) array */
+const NO_VIOLATIONS: readonly unknown[] = Object.freeze([]);
+
 /** The reply map (without id) for a core result: a decision for a badge, an ack for everything else. */
 export function encodeResult(result: CoreResult, site: CompiledSite): Record<string, unknown> {
   if (result.op !== 'badge') return { t: 'ack' };
-  const reply: Record<string, unknown> = {
-    t: 'decision',
-    grant: result.grant,
-    reason: result.reason,
-    violations: result.violations.map((v) => ({ code: v.code, mode: v.mode, area: v.area >= 0 ? site.areaIds[v.area] ?? null : null })),
-  };
-  if (result.grant) reply.area = site.areaIds[result.area];
-  return reply;
+  const vs = result.violations;
+  let violations: readonly unknown[] = NO_VIOLATIONS;
+  if (vs.length !== 0) {
+    const out: unknown[] = new Array(vs.length);
+    for (let i = 0; i < vs.length; i++) {
+      const v = vs[i]!;
+      out[i] = { code: v.code, mode: v.mode, area: v.area >= 0 ? site.areaIds[v.area] ?? null : null };
+    }
+    violations = out;
+  }
+  if (result.grant) return { t: 'decision', grant: true, reason: result.reason, violations, area: site.areaIds[result.area] };
+  return { t: 'decision', grant: false, reason: result.reason, violations };
 }
 
 /**

@@ -356,7 +356,15 @@ class ReferenceCore implements EngineCore {
    *   { v: 1, clock, schedule: [0|1...], recs: [[credText, location, lastMoveAt, lastReader, lastReaderAt, flags, pReader, pTo, pDeadline]...] }
    * flags bit 0 = freePass, bit 1 = exempt; pReader -1 = no pending move.
    */
-  snapshot(): Uint8Array {
+  snapshot(headroom = 0): Uint8Array {
+    const body = this.snapshotBody();
+    if (!(headroom > 0)) return body;
+    const out = new Uint8Array(headroom + body.length);
+    out.set(body, headroom);
+    return out;
+  }
+
+  private snapshotBody(): Uint8Array {
     const recs: unknown[] = [];
     for (const [k, r] of this.recs) {
       recs.push([k, r.location, r.lastMoveAt, r.lastReader, r.lastReaderAt, (r.freePass ? 1 : 0) | (r.exempt ? 2 : 0),

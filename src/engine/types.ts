@@ -73,8 +73,11 @@ export interface EngineCore {
   state(cred: Cred): CredState;
   /** how many credentials are stored */
   size(): number;
-  /** The complete state, clock and schedule flags included, as bytes; restore() on a core of the same kind and site gives identical behaviour. */
-  snapshot(): Uint8Array;
+  /**
+   * The complete state, clock and schedule flags included, as bytes; restore() on a core of the same kind and site gives identical behaviour.
+   * With `headroom` h > 0 the result has h zero bytes first (for the caller's header, saving a copy of a large snapshot) and the snapshot at [h..].
+   */
+  snapshot(headroom?: number): Uint8Array;
   restore(bytes: Uint8Array): void;
   /** Swap in a new site. areaMap[old] / readerMap[old] give the new index or -1 (gone: locations there become unknown, lastReader there is dropped). Occupancy is recounted. */
   reconfigure(site: CompiledSite, areaMap: Int32Array, readerMap: Int32Array): void;

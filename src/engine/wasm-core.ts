@@ -63,9 +63,8 @@ const REQUIRED_FUNCTIONS = [
 // input/output slot layout (assembly/batch.ts)
 const IN_STRIDE = 80;
 const OUT_STRIDE = 16;
-const OP_CODE: Record<CoreOp['op'], number> = {
-  badge: 0, passage: 1, offline: 2, forgive: 3, reset: 4, exempt: 5, setLocation: 6, resetArea: 7,
-};
+/** the result's violations when there are none: one shared, frozen array (no allocation per decision) */
+const NO_VIOLATIONS = Object.freeze([]) as unknown as Violation[];
 const HDR_FIELDS = 14; // assembly/snapshot.ts
 const SNAP_MAGIC = 0x53425041; // "APBS" little-endian
 const DESC_FIELDS = 17;  // assembly/site.ts
@@ -169,7 +168,11 @@ export class WasmCore implements EngineCore {
     this.refresh();
   }
 
-  /** rebuilds the views when memory grew */
+  /**
+   * Rebuilds the views when memory grew. Hot paths test `this.u8.length === 0`
+   * first: growing linear memory detaches the old buffer, which empties every
+   * view over it (cheaper than reading memory.buffer each call).
+   */
   private refresh(): void {
     const b = this.ex.memory.buffer;
     if (b === this.buf) return;
@@ -194,17 +197,20 @@ export class WasmCore implements EngineCore {
 
   apply(ops: CoreOp[], now: number): CoreResult[] {
     checkTime(now, 'now');
-    const out: CoreResult[] = new Array(ops.length);
-    if (ops.length === 0) { this.ex.advance(now); return out; }
+    const n = ops.length;
+    const out: CoreResult[] = new Array(n);
+    if (n === 0) { this.ex.advance(now); return out; }
     try {
       let i = 0;
-      while (i < ops.length) {
-        this.refresh();
-        const k = Math.min(this.cap, ops.length - i);
-        for (let j = 0; j < k; j++) this.encode(j, ops[i + j]!);
+      while (i < n) {
+        if (this.u8.length === 0) this.refresh();
+        const k = Math.min(this.cap, n - i);
+        let s = this.inBase;
+        for (let j = 0; j < k; j++, s += IN_STRIDE) this.encode(s, ops[i + j]!);
         const done = this.ex.applyBatch(k, now);
-        this.refresh();
-        for (let j = 0; j < done; j++) out[i + j] = this.decode(j, ops[i + j]!);
+        if (this.u8.length === 0) this.refresh(); // new records may have grown memory
+        let o = this.outBase;
+        for (let j = 0; j < done; j++, o += OUT_STRIDE) out[i + j] = this.decode(o, ops[i + j]!.op);
         i += done;
       }
     } catch (e) { trap(e); }
@@ -245,29 +251,32 @@ export class WasmCore implements EngineCore {
    *   u32 magic "APBS" | u32 ABI version | u32 header fields H | u32 segments S
    *   | i64 × H header (assembly/snapshot.ts) | u32 × S segment lengths | segment bytes ...
    */
-  snapshot(): Uint8Array {
+  snapshot(headroom = 0): Uint8Array {
+    const h = headroom > 0 ? Math.floor(headroom) : 0;
     const ex = this.ex;
     const hdr = ex.snapHeader();
     const n = ex.snapSegmentCount();
-    const tab = ex.snapSegmentTable();
+    const tab = ex.snapSegmentTable() >> 2;
     this.refresh();
-    const segs: [number, number][] = [];
+    const u32 = this.u32;
     let total = 16 + HDR_FIELDS * 8 + n * 4;
-    for (let i = 0; i < n; i++) {
-      const p = this.u32[(tab >> 2) + 2 * i]!, len = this.u32[(tab >> 2) + 2 * i + 1]!;
-      segs.push([p, len]);
-      total += len;
-    }
-    const out = new Uint8Array(total);
+    for (let i = 0; i < n; i++) total += u32[tab + 2 * i + 1]!;
+    // one fresh buffer, written once: on this kind of VM first-touching pages
+    // costs far more than copying into them, so no intermediate copies
+    const out = new Uint8Array(h + total);
     const dv = new DataView(out.buffer);
-    dv.setUint32(0, SNAP_MAGIC, true);
-    dv.setUint32(4, HOST_ABI_VERSION, true);
-    dv.setUint32(8, HDR_FIELDS, true);
-    dv.setUint32(12, n, true);
-    out.set(this.u8.subarray(hdr, hdr + HDR_FIELDS * 8), 16);
-    let at = 16 + HDR_FIELDS * 8;
-    for (const [, len] of segs) { dv.setUint32(at, len, true); at += 4; }
-    for (const [p, len] of segs) { out.set(this.u8.subarray(p, p + len), at); at += len; }
+    dv.setUint32(h, SNAP_MAGIC, true);
+    dv.setUint32(h + 4, HOST_ABI_VERSION, true);
+    dv.setUint32(h + 8, HDR_FIELDS, true);
+    dv.setUint32(h + 12, n, true);
+    out.set(this.u8.subarray(hdr, hdr + HDR_FIELDS * 8), h + 16);
+    let at = h + 16 + HDR_FIELDS * 8;
+    for (let i = 0; i < n; i++) { dv.setUint32(at, u32[tab + 2 * i + 1]!, true); at += 4; }
+    for (let i = 0; i < n; i++) {
+      const p = u32[tab + 2 * i]!, len = u32[tab + 2 * i + 1]!;
+      out.set(this.u8.subarray(p, p + len), at);
+      at += len;
+    }
     return out;
   }
 
@@ -341,7 +350,7 @@ export class WasmCore implements EngineCore {
     let granted = 0;
     let i = 0;
     while (i < total) {
-      this.refresh();
+      if (this.u8.length === 0) this.refresh();
       const u8 = this.u8, u32 = this.u32, i32 = this.i32;
       const k = Math.min(this.cap, total - i);
       let s = this.inBase;
@@ -352,7 +361,7 @@ export class WasmCore implements EngineCore {
         u32[(s + 20) >> 2] = hi[i + j]!;
       }
       const done = this.ex.applyBatch(k, now);
-      this.refresh();
+      if (this.u8.length === 0) this.refresh();
       const o8 = this.u8;
       let o = this.outBase;
       for (let j = 0; j < done; j++, o += OUT_STRIDE) { const g = o8[o]!; grants[i + j] = g; granted += g; }
@@ -387,34 +396,37 @@ export class WasmCore implements EngineCore {
     }
   }
 
-  private encode(j: number, op: CoreOp): void {
-    const s = this.inBase + j * IN_STRIDE;
-    const code = OP_CODE[op.op];
-    if (code === undefined) throw new ApbError('internal', `wasm core: unknown op ${(op as { op: string }).op}`);
-    this.u8[s] = code;
+  /** writes `op` into the input slot at byte offset s */
+  private encode(s: number, op: CoreOp): void {
+    const u8 = this.u8;
     switch (op.op) {
-      case 'badge': case 'passage':
-        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader; return;
+      case 'badge':
+        u8[s] = 0; this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader; return;
+      case 'passage':
+        u8[s] = 1; this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader; return;
       case 'offline':
         checkTime(op.ts, 'ts');
-        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader;
-        this.f64[(s + 8) >> 3] = op.ts; this.u8[s + 3] = op.granted ? 1 : 0; return;
-      case 'forgive': case 'reset':
-        this.writeKey(s, op.cred); return;
+        u8[s] = 2; this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.reader;
+        this.f64[(s + 8) >> 3] = op.ts; u8[s + 3] = op.granted ? 1 : 0; return;
+      case 'forgive':
+        u8[s] = 3; this.writeKey(s, op.cred); return;
+      case 'reset':
+        u8[s] = 4; this.writeKey(s, op.cred); return;
       case 'exempt':
-        this.writeKey(s, op.cred); this.u8[s + 3] = op.on ? 1 : 0; return;
+        u8[s] = 5; this.writeKey(s, op.cred); u8[s + 3] = op.on ? 1 : 0; return;
       case 'setLocation':
-        this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.area; return;
+        u8[s] = 6; this.writeKey(s, op.cred); this.i32[(s + 4) >> 2] = op.area; return;
       case 'resetArea':
-        this.u8[s + 1] = 0; this.u32[(s + 16) >> 2] = 0; this.u32[(s + 20) >> 2] = 0;
+        u8[s] = 7; u8[s + 1] = 0; this.u32[(s + 16) >> 2] = 0; this.u32[(s + 20) >> 2] = 0;
         this.i32[(s + 4) >> 2] = op.area; return;
+      default: throw new ApbError('internal', `wasm core: unknown op ${(op as { op: string }).op}`);
     }
   }
 
-  private decode(j: number, op: CoreOp): CoreResult {
-    const o = this.outBase + j * OUT_STRIDE;
+  /** the result in the output slot at byte offset o, for an op of kind `op` */
+  private decode(o: number, op: CoreOp['op']): CoreResult {
     const u8 = this.u8;
-    switch (op.op) {
+    switch (op) {
       case 'badge':
         return {
           op: 'badge', grant: u8[o] === 1, reason: REASONS[u8[o + 1]!]!, violations: this.violations(o),
@@ -422,12 +434,14 @@ export class WasmCore implements EngineCore {
         };
       case 'passage': return { op: 'passage', applied: u8[o] === 1 };
       case 'offline': return { op: 'offline', applied: u8[o] === 1, violations: this.violations(o) };
-      default: return { op: op.op, changed: this.i32[(o + 4) >> 2]! };
+      default: return { op, changed: this.i32[(o + 4) >> 2]! };
     }
   }
 
   private violations(o: number): Violation[] {
-    const start = this.u32[(o + 8) >> 2]!, n = this.u32[(o + 12) >> 2]!;
+    const n = this.u32[(o + 12) >> 2]!;
+    if (n === 0) return NO_VIOLATIONS;
+    const start = this.u32[(o + 8) >> 2]!;
     const out: Violation[] = new Array(n);
     const base = (this.violBase >> 2) + start;
     for (let i = 0; i < n; i++) {
