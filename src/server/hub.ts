@@ -202,7 +202,8 @@ export class Hub {
     const ops: CoreOp[] = [];
     const site = this.site;
     let now = Date.now();
-    const local = new Map<string, Slot>();
+    // duplicate ids within one frame: only a frame of several messages can have them
+    const local = n > 1 ? new Map<string, Slot>() : null;
     for (let i = 0; i < n; i++) slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local);
     if (ops.length === 0) return this.finishWithoutOps(ctrl, slots, now);
 
@@ -282,7 +283,7 @@ export class Hub {
   }
 
   /** Validates one message and, when it is to be decided, appends its op. */
-  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<string, Slot>): Slot {
+  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<string, Slot> | null): Slot {
     const slot: Slot = {};
     if (!isPlainMap(m)) {
       slot.reply = errorReply('bad_message', 'each message must be a map');
@@ -309,7 +310,7 @@ export class Hub {
       }
       slot.id = id;
       slot.key = ctrl.id + '\u0000' + String(id);
-      const twin = local.get(slot.key);
+      const twin = local?.get(slot.key);
       if (twin) { slot.dupOf = twin; return slot; }
       const flying = this.inflight.get(slot.key);
       if (flying) { slot.wait = flying; return slot; }
@@ -334,7 +335,7 @@ export class Hub {
       slot.op = op;
       slot.opIndex = ops.length;
       ops.push(op);
-      local.set(slot.key, slot); // a duplicate id later in the same frame gets this one's reply
+      local?.set(slot.key, slot); // a duplicate id later in the same frame gets this one's reply
       return slot;
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', (e as Error).message);
