@@ -72,16 +72,18 @@ export interface HubOptions {
   maxBatch?: number;
 }
 
-interface Inflight { commit: Promise<boolean>; bytes: Uint8Array }
+interface Inflight { commit?: Promise<boolean>; bytes?: Uint8Array }
 
-/** Per-message working slot of a frame. */
-interface Slot {
+/** Per-message working slot of a frame; a decided slot is also its own in-flight entry (commit + bytes). */
+interface Slot extends Inflight {
   reply?: Reply;
   wait?: Inflight;
   op?: CoreOp;
   opIndex?: number;
   id?: number | bigint;
-  key?: string;
+  /** the id as the store keeps it (number up to 2^53, else decimal string): a value-compared map key */
+  key?: number | string;
+  result?: CoreResult;
   t?: string;
   ts?: number;
   raw?: Record<string, unknown>;
@@ -130,7 +132,8 @@ export class Hub {
   private readonly metrics: Metrics;
   private readonly sink: HubSink;
   private readonly opts: HubOptions;
-  private readonly inflight = new Map<string, Inflight>();
+  /** per controller: id (store form) → the slot whose commit is in flight */
+  private readonly inflight = new Map<string, Map<number | string, Inflight>>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly controllers = new Map<string, ControllerCtx>();
   private recovering = false;
@@ -203,8 +206,10 @@ export class Hub {
     const site = this.site;
     let now = Date.now();
     // duplicate ids within one frame: only a frame of several messages can have them
-    const local = n > 1 ? new Map<string, Slot>() : null;
-    for (let i = 0; i < n; i++) slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local);
+    const local = n > 1 ? new Map<number | string, Slot>() : null;
+    let flying = this.inflight.get(ctrl.id);
+    if (!flying) { flying = new Map(); this.inflight.set(ctrl.id, flying); }
+    for (let i = 0; i < n; i++) slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local, flying);
     if (ops.length === 0) return this.finishWithoutOps(ctrl, slots, now);
 
     // ── the engine (WASM) call: one per frame ──
@@ -221,40 +226,49 @@ export class Hub {
     this.metrics.engineCalls++;
     now = Math.max(now, this.engine.clock);
 
-    const events: EventRecord[] = [];
-    const idem: IdemRecord[] = [];
+    const nOps = ops.length;
+    const events: EventRecord[] = new Array(nOps);
+    const idem: IdemRecord[] = new Array(nOps);
     const stream: HubEvent[] | null = this.sink.active() ? [] : null;
-    const fresh: { slot: Slot; bytes: Uint8Array; result: CoreResult }[] = [];
-    for (const s of slots) {
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const s = slots[i]!;
       if (!s.op) continue;
       const result = results[s.opIndex!]!;
-      const body = this.replyBody(ctrl, s, result, site);
-      const bytes = encode(body);
-      fresh.push({ slot: s, bytes, result });
-      events.push(this.record(ctrl, s, result, site, now));
-      idem.push({ controller: ctrl.id, id: storeId(s.id!), reply: bytes });
+      s.result = result;
+      const bytes = s.bytes = encode(this.replyBody(ctrl, s, result, site));
+      events[k] = this.record(ctrl, s, result, site, now);
+      idem[k++] = { controller: ctrl.id, id: s.key!, reply: bytes };
       if (stream) this.streamEvents(ctrl, s, result, site, now, stream);
     }
-    for (const s of slots) if (recordable(s.reply?.code)) events.push(this.rejected(ctrl, s, now));
+    for (let i = 0; i < n; i++) { const s = slots[i]!; if (recordable(s.reply?.code)) events.push(this.rejected(ctrl, s, now)); }
 
     const commit = this.commit(events, idem);
-    const inflight: Inflight[] = [];
-    for (const f of fresh) {
-      const entry: Inflight = { commit, bytes: f.bytes };
-      this.inflight.set(f.slot.key!, entry);
-      inflight.push(entry);
+    for (let i = 0; i < n; i++) { const s = slots[i]!; if (s.op) { s.commit = commit; flying.set(s.key!, s); } }
+    return commit.then((ok) => this.settle(ctrl, slots, commit, ok, stream));
+  }
+
+  /** A frame's commit settled: release (or refuse) its decided replies. */
+  private settle(ctrl: ControllerCtx, slots: Slot[], commit: Promise<boolean>, ok: boolean, stream: HubEvent[] | null): Reply[] | Promise<Reply[]> {
+    const flying = this.inflight.get(ctrl.id);
+    let waits = false;
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      if (!s.op) { if (s.wait || s.dupOf) waits = true; continue; }
+      if (flying && flying.get(s.key!)?.commit === commit) flying.delete(s.key!);
+      if (ok) { this.count(s.result!); s.reply = { bytes: s.bytes! }; }
+      else s.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', s.id);
     }
-    return commit.then((ok) => {
-      for (const f of fresh) if (this.inflight.get(f.slot.key!)?.commit === commit) this.inflight.delete(f.slot.key!);
-      if (ok) {
-        for (const f of fresh) { this.count(f.result); f.slot.reply = { bytes: f.bytes }; }
-        if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.sink.emit(ev); });
-        this.sink.changed();
-      } else {
-        for (const f of fresh) f.slot.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', f.slot.id);
-      }
-      return this.collect(slots);
-    });
+    if (ok) {
+      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.sink.emit(ev); });
+      this.sink.changed();
+    }
+    if (!waits) {
+      const out: Reply[] = new Array(slots.length);
+      for (let i = 0; i < slots.length; i++) out[i] = slots[i]!.reply!;
+      return out;
+    }
+    return this.collect(slots);
   }
 
   /** Frames with nothing to decide (errors, pings, resends): still wait for any in-flight resend. */
@@ -276,14 +290,14 @@ export class Hub {
       if (s.dupOf) out[i] = s.dupOf.reply!;
       else if (s.wait) {
         const ok = await s.wait.commit;
-        out[i] = ok ? { bytes: s.wait.bytes } : errorReply('storage_unavailable', 'the original message could not be persisted', s.id);
+        out[i] = ok ? { bytes: s.wait.bytes! } : errorReply('storage_unavailable', 'the original message could not be persisted', s.id);
       } else out[i] = s.reply!;
     }
     return out;
   }
 
   /** Validates one message and, when it is to be decided, appends its op. */
-  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<string, Slot> | null): Slot {
+  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<number | string, Slot> | null, inflight: Map<number | string, Inflight>): Slot {
     const slot: Slot = {};
     if (!isPlainMap(m)) {
       slot.reply = errorReply('bad_message', 'each message must be a map');
@@ -309,12 +323,11 @@ export class Hub {
         throw new ApbError('bad_message', msg.id === undefined ? 'id: missing (an unsigned integer is required)' : 'id: must be an unsigned integer up to 2^64-1');
       }
       slot.id = id;
-      slot.key = ctrl.id + '\u0000' + String(id);
-      const twin = local?.get(slot.key);
-      if (twin) { slot.dupOf = twin; return slot; }
-      const flying = this.inflight.get(slot.key);
+      const key = slot.key = storeId(id);
+      if (local !== null) { const twin = local.get(key); if (twin) { slot.dupOf = twin; return slot; } }
+      const flying = inflight.get(key);
       if (flying) { slot.wait = flying; return slot; }
-      const stored = this.store.getIdem(ctrl.id, storeId(id));
+      const stored = this.store.getIdem(ctrl.id, key);
       if (stored) { slot.reply = { bytes: stored }; return slot; }
       const d = decodeMessage(msg, site, { mode: 'wire' });
       slot.t = d.t;
@@ -335,7 +348,7 @@ export class Hub {
       slot.op = op;
       slot.opIndex = ops.length;
       ops.push(op);
-      local?.set(slot.key, slot); // a duplicate id later in the same frame gets this one's reply
+      if (local !== null) local.set(key, slot); // a duplicate id later in the same frame gets this one's reply
       return slot;
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', (e as Error).message);
@@ -370,11 +383,15 @@ export class Hub {
   /** The journal/event-log record of a decided message. */
   private record(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number): EventRecord {
     const op = s.op!;
+    if (op.op === 'badge' && result.op === 'badge' && op.reader >= 0 && s.ts === undefined && ctrl.adapter === null) {
+      const raw = s.raw!.cred;
+      if (typeof raw === 'number' && op.cred.kind === 'int') return this.badgeRecord(ctrl, s, result, site, at, raw, op.reader);
+    }
     const rec: EventRecord = { at, kind: op.op as EventRecord['kind'], controller: ctrl.id, id: storeId(s.id!) };
     if ('reader' in op) rec.reader = op.reader >= 0 ? site.readerIds[op.reader]! : s.readerText!;
     if ('cred' in op) {
       // the text form of a safe-integer credential is its decimal digits: skip the BigInt round trip
-      const raw = s.raw?.cred;
+      const raw = ctrl.adapter === null ? s.raw?.cred : undefined; // an adapter may map the credential
       rec.cred = typeof raw === 'number' && op.cred.kind === 'int' ? String(raw) : credToText(op.cred);
     }
     if (s.ts !== undefined) rec.ts = s.ts;
@@ -394,8 +411,34 @@ export class Hub {
       rec.violations = this.violationsOut(result.violations, site);
       changes = result.applied;
     }
-    if (changes) rec.op = toReplayObject(op, site, op.op === 'offline' ? op.ts : at);
+    if (changes) {
+      // badge/passage with a known reader and a safe-integer credential (the common case): the
+      // replay object is built from what is at hand; field for field what toReplayObject returns
+      const raw = ctrl.adapter === null ? s.raw?.cred : undefined;
+      if ((op.op === 'badge' || op.op === 'passage') && op.reader >= 0 && typeof raw === 'number' && op.cred.kind === 'int') {
+        rec.op = { t: op.op, cred: raw, reader: rec.reader, ts: at };
+      } else rec.op = toReplayObject(op, site, op.op === 'offline' ? op.ts : at);
+    }
     return rec;
+  }
+
+  /**
+   * The common case of record(): a native badge with a safe-integer credential and a known reader,
+   * no controller timestamp. One object literal per shape (no property-by-property growth); the
+   * same fields, in the same order, as the general path.
+   */
+  private badgeRecord(ctrl: ControllerCtx, s: Slot, result: CoreResult & { op: 'badge' }, site: CompiledSite, at: number, cred: number, reader: number): EventRecord {
+    const readerId = site.readerIds[reader]!;
+    const credText = String(cred);
+    const violations = this.violationsOut(result.violations, site);
+    if (!result.grant) {
+      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: false, reason: result.reason, violations };
+    }
+    const op = { t: 'badge', cred, reader: readerId, ts: at };
+    if (result.area >= 0) {
+      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, area: site.areaIds[result.area]!, op };
+    }
+    return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, op };
   }
 
   private rejected(ctrl: ControllerCtx, s: Slot, at: number): EventRecord {

@@ -6,7 +6,7 @@
  */
 import { ApbError } from '../errors.js';
 import {
-  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, idemKey, matches, normalizeId, validateAppend,
+  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, validateAppend,
 } from './common.js';
 import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 
@@ -16,9 +16,17 @@ const EVENT_BYTES = 160;
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   private events: EventRecord[] = [];
-  /** idempotency replies by controller\0id, with the seq they were appended at (for retention) */
-  private idem = new Map<string, { reply: Uint8Array; seq: number }>();
-  private idemOrder: { key: string; seq: number }[] = [];
+  /**
+   * idempotency replies: controller → normalized id → reply bytes (number ids hash cheaply, no key
+   * string per message). Retention order in three parallel arrays (no object per entry): the
+   * controller, id and seq of each entry as appended; idemReply keeps the bytes so compaction only
+   * deletes an entry that was not replaced since.
+   */
+  private idem = new Map<string, Map<number | string, Uint8Array>>();
+  private idemCtl: string[] = [];
+  private idemId: (number | string)[] = [];
+  private idemSeq: number[] = [];
+  private idemReply: Uint8Array[] = [];
   private idemHead = 0;
   private snaps: SnapshotInfo[] = [];
   private config: string | undefined;
@@ -53,16 +61,22 @@ export class MemoryStore implements Store {
       if (text !== undefined) this.config = text;
     }
     if (events.length === 0 && idem.length > 0) this.seq++; // an idem-only append consumes a seq, as in LMDB
+    let ctl = '', m: Map<number | string, Uint8Array> | undefined;
     for (const r of idem) {
-      const key = idemKey(r.controller, normalizeId(r.id));
-      this.idem.set(key, { reply: r.reply, seq: this.seq });
-      this.idemOrder.push({ key, seq: this.seq });
+      if (m === undefined || r.controller !== ctl) {
+        ctl = r.controller;
+        m = this.idem.get(ctl);
+        if (!m) { m = new Map(); this.idem.set(ctl, m); }
+      }
+      const id = typeof r.id === 'number' ? r.id : normalizeId(r.id);
+      m.set(id, r.reply);
+      this.idemCtl.push(ctl); this.idemId.push(id); this.idemSeq.push(this.seq); this.idemReply.push(r.reply);
     }
     return Promise.resolve();
   }
 
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined {
-    return this.idem.get(idemKey(controller, normalizeId(id)))?.reply;
+    return this.idem.get(controller)?.get(typeof id === 'number' ? id : normalizeId(id));
   }
 
   query(q: EventQuery): EventRecord[] {
@@ -121,11 +135,16 @@ export class MemoryStore implements Store {
     if (n === 0) return 0;
     const lastDeleted = this.events[n - 1]!.seq!;
     this.events.splice(0, n);
-    while (this.idemHead < this.idemOrder.length && this.idemOrder[this.idemHead]!.seq <= lastDeleted) {
-      const { key, seq } = this.idemOrder[this.idemHead++]!;
-      if (this.idem.get(key)?.seq === seq) this.idem.delete(key);
+    while (this.idemHead < this.idemSeq.length && this.idemSeq[this.idemHead]! <= lastDeleted) {
+      const h = this.idemHead++;
+      const m = this.idem.get(this.idemCtl[h]!);
+      if (m && m.get(this.idemId[h]!) === this.idemReply[h]) m.delete(this.idemId[h]!);
     }
-    if (this.idemHead > 4096 && this.idemHead * 2 > this.idemOrder.length) { this.idemOrder = this.idemOrder.slice(this.idemHead); this.idemHead = 0; }
+    if (this.idemHead > 4096 && this.idemHead * 2 > this.idemSeq.length) {
+      const h = this.idemHead;
+      this.idemCtl = this.idemCtl.slice(h); this.idemId = this.idemId.slice(h); this.idemSeq = this.idemSeq.slice(h); this.idemReply = this.idemReply.slice(h);
+      this.idemHead = 0;
+    }
     return n;
   }
 
