@@ -472,8 +472,11 @@ export class LmdbStore implements Store {
   }
 
   /** Resolves once everything appended so far is committed and indexed (tests, close, benchmarks). */
-  async settle(): Promise<void> {
-    while (this.turn !== undefined || this.inflightCount > 0 || this.indexing || this.chunksInFlight > 0 || (this.isHealthy && !this.indexBroken && this.queue[this.head - this.shifted]?.committed)) {
+  async settle(maxMs = 30_000): Promise<void> {
+    // bounded: close() must finish even if the indexer cannot progress (what is not
+    // indexed yet is indexed again from meta 'indexed' on the next open)
+    const deadline = Date.now() + maxMs;
+    while (Date.now() < deadline && (this.turn !== undefined || this.inflightCount > 0 || this.indexing || this.chunksInFlight > 0 || (this.isHealthy && !this.indexBroken && this.queue[this.head - this.shifted]?.committed))) {
       if (this.turn) await this.turn.promise.catch(noop);
       await this.lastWrite.catch(noop);
       await new Promise((r) => setImmediate(r));
