@@ -171,15 +171,22 @@ export function pendingOf(rec: u32, rw: u64): bool {
 
 // --- state changes that touch location -----------------------------------
 
-/** applies a move: location = loc, lastMoveAt = t, pending dropped */
-export function moveRec(rec: u32, loc: u32, t: i64): void {
-  const r = recPtr(rec);
+/** takes rec out of its location's counts and the timeout list; returns its moveWord */
+// @ts-ignore: decorator
+@inline function leaveLocation(rec: u32, r: usize): u64 {
   const mw = load<u64>(r, 8);
   const old = mwLoc(mw);
   if (old != AREA_NONE) {
     countMove(old, <i64>mwTime(mw), -1);
     if (listOn) listRemove(rec);
   }
+  return mw;
+}
+
+/** applies a move: location = loc, lastMoveAt = t, pending dropped */
+export function moveRec(rec: u32, loc: u32, t: i64): void {
+  const r = recPtr(rec);
+  const mw = leaveLocation(rec, r);
   store<u64>(r, mwWith(mw, loc, <u64>t), 8);
   countMove(loc, t, 1);
   if (listOn) listInsert(rec, t);
@@ -190,12 +197,7 @@ export function moveRec(rec: u32, loc: u32, t: i64): void {
 /** a reset at instant `at`: location unknown, lastMoveAt = at, pending and reuse memory dropped, flags kept */
 export function resetRec(rec: u32, at: i64): void {
   const r = recPtr(rec);
-  const mw = load<u64>(r, 8);
-  const old = mwLoc(mw);
-  if (old != AREA_NONE) {
-    countMove(old, <i64>mwTime(mw), -1);
-    if (listOn) listRemove(rec);
-  }
+  const mw = leaveLocation(rec, r);
   store<u64>(r, mwWith(mw, AREA_NONE, <u64>at), 8);
   setRw(rec, RW_EMPTY);
 }
