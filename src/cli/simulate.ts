@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof args.config === 'string') {
     let text: string;
     try { text = readFileSync(args.config, 'utf8'); } catch (e) { throw new ApbError('bad_message', `apb simulate: cannot read --config ${args.config}: ${(e as Error).message}`); }
-    // H2's loader validates the file exactly as the server does
+    // the site loader validates the file exactly as the server does
     const { loadSiteText } = await import('../config/load.js');
     loadSiteText(text, args.config);
     cfg = parse(text) as LooseSite;

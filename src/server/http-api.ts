@@ -221,7 +221,7 @@ function notFound(res: import('uWebSockets.js').HttpResponse, url: string, metho
   res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(JSON.stringify(body), method !== 'get'));
 }
 
-/** JSON with integers beyond 2^53 kept exact (H3's bigint-safe parser). */
+/** JSON with integers beyond 2^53 kept exact (the replay parser, bigint-safe). */
 function parseJsonBody(body: Buffer): unknown {
   try {
     return parseReplayLine(body.toString('utf8'));

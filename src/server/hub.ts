@@ -3,7 +3,7 @@
  * and the UHPPOTE listener. Per frame (one message or a batch):
  *
  *   per message: map? → rate limit → adapter (non-native) → id → resent id?
- *                → decodeMessage (H3) → forbidden_reader
+ *                → decodeMessage → forbidden_reader
  *   one engine.apply(ops of the frame, now)          (synchronous)
  *   encode replies, EventRecords + IdemRecords → store.append (group commit)
  *   replies are released only when the commit resolves (SPEC 9)
@@ -62,7 +62,7 @@ export interface HubOptions {
   log: Logger;
   metrics: Metrics;
   sink: HubSink;
-  /** rebuilds the engine from the store (H6 openDurableEngine) after a failed commit */
+  /** rebuilds the engine from the store (openDurableEngine) after a failed commit */
   rebuild(configText: string): Promise<Engine>;
   /** called after every configuration swap (auth tables, controller contexts) */
   onSite?(site: CompiledSite, report: ReloadReport | null): void;

@@ -175,7 +175,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const expiryTimer = setInterval(() => { occupancyDirty = true; }, 5000);
   expiryTimer.unref();
 
-  // ── snapshots off the hot path (H6) ──
+  // ── snapshots off the hot path ──
   const snapshotter = startSnapshotter(store, () => hub.engine, { log });
 
   // ── UHPPOTE events arrive as that controller's offline messages ──

@@ -1,5 +1,5 @@
 /**
- * The dashboard (src/dashboard/, H7) served at `/`. The directory is listed
+ * The dashboard (src/dashboard/) served at `/`. The directory is listed
  * once at start-up and only those files are served: a request path is a map
  * key, never joined onto the file system, so no traversal is possible.
  */

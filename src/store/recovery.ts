@@ -10,7 +10,7 @@
  *   engine at seq N = restore(snapshot at S) + replay of records S < seq <= N
  *
  * where a record with op.t === 'config' is a reconfigure to op.text and any
- * other op goes through H3's decodeMessage(op, site, {mode:'replay'}) and
+ * other op goes through decodeMessage(op, site, {mode:'replay'}) and
  * engine.apply([op], at). Idempotency replies are not in the engine: they
  * live in the log beside their events (the store keeps them exact).
  */

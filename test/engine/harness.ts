@@ -1,5 +1,5 @@
 /**
- * Shared helpers for the engine contract tests (H3): sites from YAML, the
+ * Shared helpers for the engine contract tests: sites from YAML, the
  * list of cores every contract test runs over, and short op builders.
  * The WASM core is always in the list: if it cannot be loaded, its tests
  * fail with the load error instead of being skipped.
