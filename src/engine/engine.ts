@@ -10,6 +10,7 @@
  * applied at creation and again at every reconfigure (a credential dropped
  * from that list keeps its flag: operators' exemptions look the same).
  */
+import { readSync } from 'node:fs';
 import type { CompiledSite } from '../config/types.js';
 import { SiteCalendar } from '../config/calendar.js';
 import { diffSites } from '../config/diff.js';
@@ -160,6 +161,36 @@ class Driver implements Engine {
     this.core.restore(bytes.subarray(HEADER, HEADER + n));
     this._clock = dv.getFloat64(8, true);
     this.started = bytes[16] === 1;
+    this.nextFlagAt = NaN;
+    this.quietUntil = -Infinity;
+  }
+
+  /**
+   * restore() from a snapshot file: reads the small header, then lets the core
+   * read its part straight into its own memory (restoreFromFile) or, for a core
+   * without it, reads that part into a buffer and restores it.
+   */
+  restoreFromFile(fd: number, position: number, length: number): void {
+    const head = new Uint8Array(HEADER);
+    const got = length >= HEADER ? readSync(fd, head, 0, HEADER, position) : 0;
+    const dv = new DataView(head.buffer);
+    if (got < HEADER || dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== VERSION) {
+      throw new ApbError('bad_message', 'engine snapshot: not an apb engine snapshot (bad magic or version)');
+    }
+    const n = dv.getUint32(24, true);
+    if (HEADER + n !== length) throw new ApbError('bad_message', `engine snapshot: length ${length} does not match its header (${HEADER + n})`);
+    if (this.core.restoreFromFile) this.core.restoreFromFile(fd, position + HEADER, n);
+    else {
+      const body = Buffer.allocUnsafeSlow(n);
+      for (let off = 0; off < n;) {
+        const k = readSync(fd, body, off, Math.min(64 << 20, n - off), position + HEADER + off);
+        if (k === 0) throw new ApbError('bad_message', `engine snapshot: truncated (${HEADER + off} of ${length} bytes)`);
+        off += k;
+      }
+      this.core.restore(body);
+    }
+    this._clock = dv.getFloat64(8, true);
+    this.started = head[16] === 1;
     this.nextFlagAt = NaN;
     this.quietUntil = -Infinity;
   }

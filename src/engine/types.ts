@@ -79,6 +79,11 @@ export interface EngineCore {
    */
   snapshot(headroom?: number): Uint8Array;
   restore(bytes: Uint8Array): void;
+  /**
+   * Optional: restore() of the `length` bytes at `position` in the open file `fd`, read straight into the core's
+   * own memory (no intermediate buffer). Same validation, errors and guarantees as restore().
+   */
+  restoreFromFile?(fd: number, position: number, length: number): void;
   /** Swap in a new site. areaMap[old] / readerMap[old] give the new index or -1 (gone: locations there become unknown, lastReader there is dropped). Occupancy is recounted. */
   reconfigure(site: CompiledSite, areaMap: Int32Array, readerMap: Int32Array): void;
 }
@@ -114,6 +119,8 @@ export interface Engine {
   state(cred: Cred): CredState;
   snapshot(): Uint8Array;
   restore(bytes: Uint8Array): void;
+  /** restore() of the `length` bytes at `position` in the open file `fd` (a snapshot file), without reading it into a buffer first when the core can. */
+  restoreFromFile?(fd: number, position: number, length: number): void;
   reconfigure(site: CompiledSite): ReloadReport;
   /** called with (area index, instant) for every periodic reset tick() runs */
   onPeriodicReset?: (area: number, at: number, changed: number) => void;

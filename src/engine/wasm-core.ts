@@ -10,7 +10,7 @@
  * reads grant/reason/area/violations out of the output and violation regions.
  * applyBatch may stop early (violation region full); the host calls again.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cred } from './cred.js';
 import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64 } from './cred.js';
@@ -108,6 +108,18 @@ function instantiate(mod: WebAssembly.Module): CoreExports {
     if (typeof ex[f] !== 'function') throw new ApbError('abi_mismatch', `the WebAssembly core lacks export ${f}`);
   }
   return ex as unknown as CoreExports;
+}
+
+/** Fills `into` from `fd` at `position` in 64 MiB steps; bad('truncated') if the file ends first. */
+function readExactly(fd: number, into: Uint8Array, position: number, bad: (why: string) => never): Uint8Array {
+  let off = 0;
+  while (off < into.length) {
+    let k: number;
+    try { k = readSync(fd, into, off, Math.min(64 << 20, into.length - off), position + off); } catch (e) { return bad(`cannot be read (${(e as Error).message})`); }
+    if (k === 0) bad('truncated');
+    off += k;
+  }
+  return into;
 }
 
 function trap(e: unknown): never {
@@ -310,6 +322,58 @@ export class WasmCore implements EngineCore {
       at += len;
     }
     if (at !== bytes.length) bad('trailing bytes');
+    try { ex.restoreEnd(); } catch (e) { trap(e); }
+    this.buf = undefined as unknown as ArrayBuffer;
+    this.attach(ex);
+  }
+
+  /**
+   * restore() straight from a file: bytes [position, position + length) of `fd`
+   * hold what restore() takes. The small header is read first; then each
+   * segment is read directly into the new instance's linear memory (no
+   * intermediate buffer: first-touching fresh pages is the dominant cost of a
+   * large restore). Same validation and errors as restore(); the core is
+   * unchanged when it throws.
+   */
+  restoreFromFile(fd: number, position: number, length: number): void {
+    const bad = (why: string): never => { throw new ApbError('bad_message', `wasm core snapshot: ${why}`); };
+    if (length < 16) bad('too short');
+    const head = readExactly(fd, new Uint8Array(16), position, bad);
+    const hv = new DataView(head.buffer);
+    if (hv.getUint32(0, true) !== SNAP_MAGIC) bad('not a wasm core snapshot');
+    if (hv.getUint32(4, true) !== HOST_ABI_VERSION) bad(`made by ABI version ${hv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
+    if (hv.getUint32(8, true) !== HDR_FIELDS) bad('header size differs');
+    const n = hv.getUint32(12, true);
+    const segAt = 16 + HDR_FIELDS * 8;
+    if (length < segAt + n * 4) bad('truncated');
+    // header fields + segment length table: one small read
+    const meta = readExactly(fd, new Uint8Array(segAt - 16 + n * 4), position + 16, bad);
+    const mv = new DataView(meta.buffer);
+    const ex = this.fresh(this.site, 0); // the index comes with the snapshot
+    new Uint8Array(ex.memory.buffer).set(meta.subarray(0, HDR_FIELDS * 8), ex.snapHeaderBuf());
+    let rc: number;
+    try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
+    if (rc !== 0) bad(['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'][rc] ?? `code ${rc}`);
+    const count = ex.snapSegmentCount();
+    const tab = ex.snapSegmentTable();
+    if (count !== n) bad(`has ${n} segments, expected ${count}`);
+    const u32 = new Uint32Array(ex.memory.buffer);
+    // check every length before reading anything (same checks, same order as restore())
+    let at = segAt + n * 4;
+    for (let i = 0; i < n; i++) {
+      const len = u32[(tab >> 2) + 2 * i + 1]!;
+      if (mv.getUint32(HDR_FIELDS * 8 + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
+      if (at + len > length) bad('truncated');
+      at += len;
+    }
+    if (at !== length) bad('trailing bytes');
+    const mem = ex.memory.buffer;
+    at = segAt + n * 4;
+    for (let i = 0; i < n; i++) {
+      const p = u32[(tab >> 2) + 2 * i]!, len = u32[(tab >> 2) + 2 * i + 1]!;
+      readExactly(fd, new Uint8Array(mem, p, len), position + at, bad);
+      at += len;
+    }
     try { ex.restoreEnd(); } catch (e) { trap(e); }
     this.buf = undefined as unknown as ArrayBuffer;
     this.attach(ex);

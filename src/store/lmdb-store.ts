@@ -36,7 +36,7 @@ import {
   HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, padId, storageError,
   validateAppend,
 } from './common.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { EventQuery, EventRecord, IdemRecord, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 
 /** One append() call as stored in `log`. */
 interface Batch {
@@ -590,18 +590,34 @@ export class LmdbStore implements Store {
   }
 
   latestSnapshot(): SnapshotInfo | undefined {
+    for (const f of this.snapshotFiles()) {
+      try {
+        const info: SnapshotInfo = { seq: f.seq, at: f.at, bytes: readWhole(f.path, f.size) };
+        if (f.configText !== undefined) info.configText = f.configText;
+        return info;
+      } catch { /* unreadable file: fall back to the older one */ }
+    }
+    return undefined;
+  }
+
+  latestSnapshotFile(): SnapshotFileInfo | undefined {
+    for (const f of this.snapshotFiles()) return f;
+    return undefined;
+  }
+
+  /** the snapshot files whose size matches their entry, newest first (a damaged or missing file is skipped: the older one is the fallback) */
+  private *snapshotFiles(): Generator<SnapshotFileInfo> {
     const metas = this.snapMetas();
     for (let k = metas.length - 1; k >= 0; k--) {
       const m = metas[k]!;
-      try {
-        const p = join(this.snapDir, m.file);
-        if (statSync(p).size !== m.size) continue; // damaged: fall back to the older one
-        const info: SnapshotInfo = { seq: m.seq, at: m.at, bytes: readWhole(p, m.size) };
-        if (m.configText !== undefined) info.configText = m.configText;
-        return info;
-      } catch { /* missing file: fall back */ }
+      const path = join(this.snapDir, m.file);
+      let size: number;
+      try { size = statSync(path).size; } catch { continue; }
+      if (size !== m.size) continue;
+      const info: SnapshotFileInfo = { seq: m.seq, at: m.at, path, size: m.size };
+      if (m.configText !== undefined) info.configText = m.configText;
+      yield info;
     }
-    return undefined;
   }
 
   async saveConfig(text: string): Promise<void> {

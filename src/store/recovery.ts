@@ -14,6 +14,7 @@
  * engine.apply([op], at). Idempotency replies are not in the engine: they
  * live in the log beside their events (the store keeps them exact).
  */
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { loadSiteText } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
 import { createEngine } from '../engine/engine.js';
@@ -21,7 +22,7 @@ import { decodeMessage } from '../engine/messages.js';
 import type { CoreOp, Engine } from '../engine/types.js';
 import { ApbError } from '../errors.js';
 import { configOf } from './common.js';
-import type { EventRecord, Store } from './types.js';
+import type { EventRecord, SnapshotFileInfo, Store } from './types.js';
 
 /** pino-compatible subset */
 export interface RecoveryLog {
@@ -54,14 +55,17 @@ export async function openDurableEngine(opts: {
   let text: string | undefined;
   let from = 0;
 
-  const snap = store.latestSnapshot();
+  // a store that keeps snapshots in files hands over the file: the engine reads it straight into its own memory
+  const file = store.latestSnapshotFile?.();
+  const snap = file ?? store.latestSnapshot();
   const timings = { read: performance.now() - t0, restore: 0, replay: 0 };
   if (snap) {
     text = snap.configText ?? store.configText() ?? opts.configText;
     engine = createEngine(loadSiteText(text, 'configuration in force at the snapshot').site, { core });
     try {
       const tr = performance.now();
-      engine.restore(snap.bytes);
+      if ('bytes' in snap) engine.restore(snap.bytes);
+      else restoreFromFile(engine, snap);
       timings.restore = performance.now() - tr;
       from = snap.seq;
     } catch (e) {
@@ -130,6 +134,15 @@ export async function openDurableEngine(opts: {
   const ms = performance.now() - t0;
   log?.info({ fromSnapshot: from, replayed, skipped, configChanged, ms: Math.round(ms) }, 'engine recovered from the store');
   return { engine, site: engine.site, replayed, fromSnapshot: from, configChanged, ms, timings };
+}
+
+/** engine.restore of a snapshot file, read directly into the engine when it can (no intermediate buffer) */
+function restoreFromFile(engine: Engine, file: SnapshotFileInfo): void {
+  const fd = openSync(file.path, 'r');
+  try {
+    if (engine.restoreFromFile) engine.restoreFromFile(fd, 0, file.size);
+    else engine.restore(readFileSync(fd));
+  } finally { closeSync(fd); }
 }
 
 async function journalConfig(store: Store, engine: Engine, text: string): Promise<void> {

@@ -52,6 +52,8 @@ export interface EventQuery {
 
 /** A stored engine snapshot: the engine bytes at `seq` and the configuration text in force then. */
 export interface SnapshotInfo { seq: number; at: number; bytes: Uint8Array; configText?: string }
+/** The same snapshot as a file (`size` bytes of engine snapshot at `path`), for restoring without reading it into a buffer first. */
+export interface SnapshotFileInfo { seq: number; at: number; path: string; size: number; configText?: string }
 
 export interface RetentionOptions {
   /** delete events older than this (by `at`); default 30 days */
@@ -107,6 +109,8 @@ export interface Store {
   /** `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes). */
   saveSnapshot(seq: number, engineBytes: Uint8Array, configText?: string, at?: number): Promise<void>;
   latestSnapshot(): SnapshotInfo | undefined;
+  /** Optional (stores that keep snapshots in files): the snapshot latestSnapshot() would return, as its file. */
+  latestSnapshotFile?(): SnapshotFileInfo | undefined;
   saveConfig(text: string): Promise<void>;
   /** The configuration text in force after the last appended record (a 'config' record's op.text, or saveConfig). */
   configText(): string | undefined;
