@@ -153,14 +153,15 @@ class Driver implements Engine {
 
   restore(bytes: Uint8Array): void {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (bytes.length < HEADER || dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== VERSION) {
-      throw new ApbError('bad_message', 'engine snapshot: not an apb engine snapshot (bad magic or version)');
-    }
-    const n = dv.getUint32(24, true);
-    if (HEADER + n !== bytes.length) throw new ApbError('bad_message', `engine snapshot: length ${bytes.length} does not match its header (${HEADER + n})`);
+    const n = checkHead(dv, bytes.length >= HEADER, bytes.length);
     this.core.restore(bytes.subarray(HEADER, HEADER + n));
-    this._clock = dv.getFloat64(8, true);
-    this.started = bytes[16] === 1;
+    this.resume(dv);
+  }
+
+  /** clock and started from a checked snapshot header; the cached calendar bounds are dropped */
+  private resume(head: DataView): void {
+    this._clock = head.getFloat64(8, true);
+    this.started = head.getUint8(16) === 1;
     this.nextFlagAt = NaN;
     this.quietUntil = -Infinity;
   }
@@ -174,11 +175,7 @@ class Driver implements Engine {
     const head = new Uint8Array(HEADER);
     const got = length >= HEADER ? readSync(fd, head, 0, HEADER, position) : 0;
     const dv = new DataView(head.buffer);
-    if (got < HEADER || dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== VERSION) {
-      throw new ApbError('bad_message', 'engine snapshot: not an apb engine snapshot (bad magic or version)');
-    }
-    const n = dv.getUint32(24, true);
-    if (HEADER + n !== length) throw new ApbError('bad_message', `engine snapshot: length ${length} does not match its header (${HEADER + n})`);
+    const n = checkHead(dv, got >= HEADER, length);
     if (this.core.restoreFromFile) this.core.restoreFromFile(fd, position + HEADER, n);
     else {
       const body = Buffer.allocUnsafeSlow(n);
@@ -189,10 +186,7 @@ class Driver implements Engine {
       }
       this.core.restore(body);
     }
-    this._clock = dv.getFloat64(8, true);
-    this.started = head[16] === 1;
-    this.nextFlagAt = NaN;
-    this.quietUntil = -Infinity;
+    this.resume(dv);
   }
 
   reconfigure(next: CompiledSite): ReloadReport {
@@ -225,6 +219,19 @@ class Driver implements Engine {
     }
     if (ops.length) this.core.apply(ops, this._clock);
   }
+}
+
+/**
+ * Checks a snapshot header (`whole`: all HEADER bytes are there) against a
+ * snapshot of `length` bytes; returns the core snapshot's length.
+ */
+function checkHead(dv: DataView, whole: boolean, length: number): number {
+  if (!whole || dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== VERSION) {
+    throw new ApbError('bad_message', 'engine snapshot: not an apb engine snapshot (bad magic or version)');
+  }
+  const n = dv.getUint32(24, true);
+  if (HEADER + n !== length) throw new ApbError('bad_message', `engine snapshot: length ${length} does not match its header (${HEADER + n})`);
+  return n;
 }
 
 function scheduledAreas(site: CompiledSite): number[] {

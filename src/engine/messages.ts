@@ -102,16 +102,15 @@ export function decodeMessage(msg: Record<string, unknown>, site: CompiledSite, 
 
 /** decodeMessage without the wire-badge fast path (exported for the test that holds the two equal) */
 export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, mode: DecodeMode): Decoded {
-  const opts = { mode };
   const t = field(msg, 't');
   if (typeof t !== 'string') bad(t === undefined ? 't: missing' : 't: must be a string');
-  const types = opts.mode === 'wire' ? WIRE_TYPES : REPLAY_TYPES;
+  const types = mode === 'wire' ? WIRE_TYPES : REPLAY_TYPES;
   if (!types.has(t)) throw new ApbError('unknown_type', `t: unknown message type "${t}"`);
   const out: Decoded = { t, op: null };
   const rawId = field(msg, 'id');
-  if (opts.mode === 'wire' || rawId !== undefined) out.id = parseId(rawId);
+  if (mode === 'wire' || rawId !== undefined) out.id = parseId(rawId);
   const rawTs = field(msg, 'ts');
-  if (opts.mode === 'replay' || t === 'offline' || rawTs !== undefined) out.ts = parseTs(rawTs);
+  if (mode === 'replay' || t === 'offline' || rawTs !== undefined) out.ts = parseTs(rawTs);
   switch (t) {
     case 'ping': break;
     case 'badge': out.op = { op: 'badge', cred: cred(msg), reader: readerIndex(msg, site) }; break;

@@ -293,13 +293,10 @@ export class WasmCore implements EngineCore {
   }
 
   restore(bytes: Uint8Array): void {
-    const bad = (why: string): never => { throw new ApbError('bad_message', `wasm core snapshot: ${why}`); };
-    if (!(bytes instanceof Uint8Array) || bytes.length < 16) bad('too short');
+    if (!(bytes instanceof Uint8Array) || bytes.length < 16) badSnap('too short');
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (dv.getUint32(0, true) !== SNAP_MAGIC) bad('not a wasm core snapshot');
-    if (dv.getUint32(4, true) !== HOST_ABI_VERSION) bad(`made by ABI version ${dv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
-    if (dv.getUint32(8, true) !== HDR_FIELDS) bad('header size differs');
-    const n = dv.getUint32(12, true);
+    const n = checkSnapHead(dv);
+    const bad = badSnap;
     const segAt = 16 + HDR_FIELDS * 8;
     if (bytes.length < segAt + n * 4) bad('truncated');
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
@@ -307,7 +304,7 @@ export class WasmCore implements EngineCore {
     u8.set(bytes.subarray(16, segAt), ex.snapHeaderBuf());
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }
-    if (rc !== 0) bad(['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'][rc] ?? `code ${rc}`);
+    if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
     const count = ex.snapSegmentCount();
     const tab = ex.snapSegmentTable();
     if (count !== n) bad(`has ${n} segments, expected ${count}`);
@@ -336,14 +333,10 @@ export class WasmCore implements EngineCore {
    * unchanged when it throws.
    */
   restoreFromFile(fd: number, position: number, length: number): void {
-    const bad = (why: string): never => { throw new ApbError('bad_message', `wasm core snapshot: ${why}`); };
+    const bad = badSnap;
     if (length < 16) bad('too short');
     const head = readExactly(fd, new Uint8Array(16), position, bad);
-    const hv = new DataView(head.buffer);
-    if (hv.getUint32(0, true) !== SNAP_MAGIC) bad('not a wasm core snapshot');
-    if (hv.getUint32(4, true) !== HOST_ABI_VERSION) bad(`made by ABI version ${hv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
-    if (hv.getUint32(8, true) !== HDR_FIELDS) bad('header size differs');
-    const n = hv.getUint32(12, true);
+    const n = checkSnapHead(new DataView(head.buffer));
     const segAt = 16 + HDR_FIELDS * 8;
     if (length < segAt + n * 4) bad('truncated');
     // header fields + segment length table: one small read
@@ -353,7 +346,7 @@ export class WasmCore implements EngineCore {
     new Uint8Array(ex.memory.buffer).set(meta.subarray(0, HDR_FIELDS * 8), ex.snapHeaderBuf());
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
-    if (rc !== 0) bad(['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'][rc] ?? `code ${rc}`);
+    if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
     const count = ex.snapSegmentCount();
     const tab = ex.snapSegmentTable();
     if (count !== n) bad(`has ${n} segments, expected ${count}`);
@@ -515,6 +508,21 @@ export class WasmCore implements EngineCore {
     }
     return out;
   }
+}
+
+function badSnap(why: string): never {
+  throw new ApbError('bad_message', `wasm core snapshot: ${why}`);
+}
+
+/** restoreBegin()'s non-zero return codes (assembly/snapshot.ts) */
+const RESTORE_ERRORS = ['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'];
+
+/** checks the 16-byte snapshot head (magic, ABI version, header size); returns the segment count */
+function checkSnapHead(dv: DataView): number {
+  if (dv.getUint32(0, true) !== SNAP_MAGIC) badSnap('not a wasm core snapshot');
+  if (dv.getUint32(4, true) !== HOST_ABI_VERSION) badSnap(`made by ABI version ${dv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
+  if (dv.getUint32(8, true) !== HDR_FIELDS) badSnap('header size differs');
+  return dv.getUint32(12, true);
 }
 
 function checkTime(t: number, field: string): void {
