@@ -16,7 +16,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import { ApbError, isApbError } from '../errors.js';
-import type { Auth } from './auth.js';
+import { Auth } from './auth.js';
 import type { Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -53,8 +53,7 @@ export class ControllerSocket {
     const key = req.getHeader('sec-websocket-key');
     const proto = req.getHeader('sec-websocket-protocol');
     const ext = req.getHeader('sec-websocket-extensions');
-    const m = /^Bearer\s+(.+)$/i.exec(req.getHeader('authorization').trim());
-    const token = m ? m[1]!.trim() : '';
+    const token = Auth.bearer(req.getHeader('authorization'));
     try {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const c = this.deps.auth().requireController(token);

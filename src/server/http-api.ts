@@ -8,7 +8,7 @@ import { ApbError, HTTP_STATUS, isApbError } from '../errors.js';
 import { credFromText, credToText, type Cred } from '../engine/cred.js';
 import { parseReplayLine } from '../engine/messages.js';
 import type { Auth } from './auth.js';
-import type { Hub } from './hub.js';
+import type { Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { StaticFiles } from './static.js';
@@ -69,11 +69,11 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
         throw new ApbError('bad_frame', 'POST /v1/decide takes one message (a map)');
       }
       const r = hub.handle(ctrl, msg);
-      const finish = (rs: { bytes: Uint8Array; code?: string; message?: string }[]): void => {
+      const finish = (rs: Reply[]): void => {
         d.metrics.observeLatency((performance.now() - t0) / 1000);
         const rep = rs[0]!;
         if (rep.code) {
-          const status = HTTP_STATUS[rep.code as keyof typeof HTTP_STATUS] ?? 500;
+          const status = HTTP_STATUS[rep.code] ?? 500;
           send(res, req, { status, body: { code: rep.code, message: rep.message ?? '' } });
         } else if (req.msgpack) {
           send(res, req, { body: null, raw: { data: rep.bytes, type: MSGPACK_TYPE } });

@@ -7,6 +7,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { ApbError, isApbError } from '../errors.js';
 import { encode, decodeFrame, toJson } from './codec.js';
 import type { Logger } from './log.js';
+import { Auth } from './auth.js';
 
 export const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
@@ -35,11 +36,6 @@ export interface Out { status?: number; body: unknown; raw?: { data: string | Ui
 
 export type Handler = (req: Req) => Out | Promise<Out>;
 
-function bearer(h: string): string {
-  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
-  return m ? m[1]!.trim() : '';
-}
-
 /** The raw query string. (The JS fallback's getQuery() throws on relative URLs: take it from the URL then.) */
 export function queryOf(req: HttpRequest): string {
   try { return req.getQuery() ?? ''; } catch {
@@ -59,7 +55,7 @@ export function copyRequest(res: HttpResponse, req: HttpRequest, nParams: number
     url: req.getUrl(),
     query: new URLSearchParams(queryOf(req)),
     params,
-    token: bearer(req.getHeader('authorization')),
+    token: Auth.bearer(req.getHeader('authorization')),
     contentType,
     msgpack: contentType.includes(MSGPACK_TYPE) || (!contentType && accept.includes(MSGPACK_TYPE)),
     aborted: false,

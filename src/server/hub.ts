@@ -17,7 +17,7 @@
  * again (so memory never diverges from the journal).
  */
 import { ApbError, isApbError, type ErrorCode } from '../errors.js';
-import { credToText, type Cred } from '../engine/cred.js';
+import { MAX_U64, credToText, type Cred } from '../engine/cred.js';
 import type { CoreOp, CoreResult, Engine, ReloadReport, Violation } from '../engine/types.js';
 import type { CompiledSite } from '../config/types.js';
 import type { EventRecord, IdemRecord, Store } from '../store/types.js';
@@ -29,8 +29,6 @@ import { encode, isPlainMap, wireInt } from './codec.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
-
-const MAX_U64 = (1n << 64n) - 1n;
 
 /** One message's answer: the encoded reply map, and the error code when it is an error. */
 export interface Reply { bytes: Uint8Array; code?: ErrorCode; message?: string }
@@ -237,25 +235,24 @@ export class Hub {
       const result = results[s.opIndex!]!;
       s.result = result;
       const bytes = s.bytes = encode(this.replyBody(ctrl, s, result, site));
-      events[k] = this.record(ctrl, s, result, site, now);
+      const rec = events[k] = this.record(ctrl, s, result, site, now);
       idem[k++] = { controller: ctrl.id, id: s.key!, reply: bytes };
-      if (stream) this.streamEvents(ctrl, s, result, site, now, stream);
+      if (stream) this.streamEvents(ctrl, s, result, rec, site, now, stream);
     }
     for (let i = 0; i < n; i++) { const s = slots[i]!; if (recordable(s.reply?.code)) events.push(this.rejected(ctrl, s, now)); }
 
     const commit = this.commit(events, idem);
     for (let i = 0; i < n; i++) { const s = slots[i]!; if (s.op) { s.commit = commit; flying.set(s.key!, s); } }
-    return commit.then((ok) => this.settle(ctrl, slots, commit, ok, stream));
+    return commit.then((ok) => this.settle(flying, slots, commit, ok, stream));
   }
 
   /** A frame's commit settled: release (or refuse) its decided replies. */
-  private settle(ctrl: ControllerCtx, slots: Slot[], commit: Promise<boolean>, ok: boolean, stream: HubEvent[] | null): Reply[] | Promise<Reply[]> {
-    const flying = this.inflight.get(ctrl.id);
+  private settle(flying: Map<number | string, Inflight>, slots: Slot[], commit: Promise<boolean>, ok: boolean, stream: HubEvent[] | null): Reply[] | Promise<Reply[]> {
     let waits = false;
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
       if (!s.op) { if (s.wait || s.dupOf) waits = true; continue; }
-      if (flying && flying.get(s.key!)?.commit === commit) flying.delete(s.key!);
+      if (flying.get(s.key!)?.commit === commit) flying.delete(s.key!);
       if (ok) { this.count(s.result!); s.reply = { bytes: s.bytes! }; }
       else s.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', s.id);
     }
@@ -383,15 +380,15 @@ export class Hub {
   /** The journal/event-log record of a decided message. */
   private record(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number): EventRecord {
     const op = s.op!;
-    if (op.op === 'badge' && result.op === 'badge' && op.reader >= 0 && s.ts === undefined && ctrl.adapter === null) {
-      const raw = s.raw!.cred;
-      if (typeof raw === 'number' && op.cred.kind === 'int') return this.badgeRecord(ctrl, s, result, site, at, raw, op.reader);
+    // the wire credential as sent (an adapter may map the credential, so only for native controllers)
+    const raw = ctrl.adapter === null ? s.raw?.cred : undefined;
+    if (op.op === 'badge' && result.op === 'badge' && op.reader >= 0 && s.ts === undefined && typeof raw === 'number' && op.cred.kind === 'int') {
+      return this.badgeRecord(ctrl, s, result, site, at, raw, op.reader);
     }
     const rec: EventRecord = { at, kind: op.op as EventRecord['kind'], controller: ctrl.id, id: storeId(s.id!) };
     if ('reader' in op) rec.reader = op.reader >= 0 ? site.readerIds[op.reader]! : s.readerText!;
     if ('cred' in op) {
       // the text form of a safe-integer credential is its decimal digits: skip the BigInt round trip
-      const raw = ctrl.adapter === null ? s.raw?.cred : undefined; // an adapter may map the credential
       rec.cred = typeof raw === 'number' && op.cred.kind === 'int' ? String(raw) : credToText(op.cred);
     }
     if (s.ts !== undefined) rec.ts = s.ts;
@@ -414,7 +411,6 @@ export class Hub {
     if (changes) {
       // badge/passage with a known reader and a safe-integer credential (the common case): the
       // replay object is built from what is at hand; field for field what toReplayObject returns
-      const raw = ctrl.adapter === null ? s.raw?.cred : undefined;
       if ((op.op === 'badge' || op.op === 'passage') && op.reader >= 0 && typeof raw === 'number' && op.cred.kind === 'int') {
         rec.op = { t: op.op, cred: raw, reader: rec.reader, ts: at };
       } else rec.op = toReplayObject(op, site, op.op === 'offline' ? op.ts : at);
@@ -461,19 +457,20 @@ export class Hub {
     }
   }
 
-  private streamEvents(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number, out: HubEvent[]): void {
+  /** Stream events of a decided message; reader, cred and violations are taken from its record (already built). */
+  private streamEvents(ctrl: ControllerCtx, s: Slot, result: CoreResult, rec: EventRecord, site: CompiledSite, at: number, out: HubEvent[]): void {
     const op = s.op!;
     if (!('reader' in op)) return;
-    const reader = op.reader >= 0 ? site.readerIds[op.reader]! : s.readerText!;
+    const reader = rec.reader!;
     const from = op.reader >= 0 ? site.areaIds[site.readerFrom[op.reader]!]! : null;
     const to = op.reader >= 0 ? site.areaIds[site.readerTo[op.reader]!]! : null;
-    const cred = credToText(op.cred);
+    const cred = rec.cred!;
     if (result.op === 'badge') {
-      const violations = this.violationsOut(result.violations, site);
+      const violations = rec.violations!;
       out.push({ kind: 'decision', at, controller: ctrl.id, reader, from, to, cred, grant: result.grant, reason: result.reason, violations, area: result.area >= 0 ? site.areaIds[result.area]! : null });
       for (const v of violations) out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: result.grant, late: false });
     } else if (result.op === 'offline') {
-      for (const v of this.violationsOut(result.violations, site)) {
+      for (const v of rec.violations!) {
         out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: (op as { granted: boolean }).granted, late: true, ts: s.ts });
       }
     }

@@ -17,7 +17,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import { ApbError, isApbError } from '../errors.js';
-import type { Auth } from './auth.js';
+import { Auth } from './auth.js';
 import type { CompiledSite } from '../config/types.js';
 import type { HubEvent } from './hub.js';
 import type { Metrics } from './metrics.js';
@@ -27,12 +27,16 @@ import { queryOf, statusLine } from './http-util.js';
 export const STREAM_KINDS = ['decision', 'violation', 'occupancy', 'action', 'stats'] as const;
 export const STREAM_MAX_BACKPRESSURE = 1 << 20;
 
+/** the fields of an event that name an area (matched against a viewer's area filter) */
+const AREA_FIELDS = ['area', 'from', 'to'] as const;
+
 interface Viewer { kinds: Set<string>; areas: Set<string> | null; user: string; closed: boolean }
 
 export class Stream {
   private filtered = new Set<WebSocket<Viewer>>();
   private all = new Set<WebSocket<Viewer>>();
-  clients = 0;
+  /** connected viewers */
+  get clients(): number { return this.all.size; }
   private counts = new Map<string, number>(STREAM_KINDS.map((k) => [k, 0]));
   /** the last occupancy frame, sent to each new viewer at once */
   lastOccupancy: HubEvent | null = null;
@@ -58,8 +62,7 @@ export class Stream {
     try {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const q = new URLSearchParams(queryOf(req));
-      const hdr = /^Bearer\s+(.+)$/i.exec(req.getHeader('authorization'));
-      const token = q.get('token') || (hdr ? hdr[1]!.trim() : '');
+      const token = q.get('token') || Auth.bearer(req.getHeader('authorization'));
       const user = this.deps.auth().requireUser(token, 'viewer');
       const kindsQ = q.get('kinds');
       const kinds = new Set<string>(kindsQ ? kindsQ.split(',').filter(Boolean) : STREAM_KINDS);
@@ -80,7 +83,6 @@ export class Stream {
 
   private open(ws: WebSocket<Viewer>): void {
     const v = ws.getUserData();
-    this.clients++;
     this.all.add(ws);
     for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
     if (v.areas) this.filtered.add(ws);
@@ -94,7 +96,6 @@ export class Stream {
   private close(ws: WebSocket<Viewer>): void {
     const v = ws.getUserData();
     v.closed = true;
-    this.clients--;
     for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 1) - 1);
     this.filtered.delete(ws);
     this.all.delete(ws);
@@ -115,7 +116,7 @@ export class Stream {
 
   private matches(ev: HubEvent, areas: Set<string>): boolean {
     if (ev.kind === 'stats') return true;
-    for (const k of ['area', 'from', 'to'] as const) {
+    for (const k of AREA_FIELDS) {
       const a = ev[k];
       if (typeof a === 'string' && areas.has(a)) return true;
     }
