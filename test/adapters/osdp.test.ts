@@ -61,6 +61,7 @@ test('every valid public vector parses to its address, direction, sequence, chec
 });
 
 test('every invalid public vector is refused with bad_osdp naming the CRC', () => {
+  assert.ok(V.invalid.length >= 2, 'the invalid vectors are loaded');
   for (const v of V.invalid) {
     const e = apbError(() => parsePacket(hexBytes(v.hex)));
     assert.equal(e.code, 'bad_osdp');
@@ -69,6 +70,7 @@ test('every invalid public vector is refused with bad_osdp naming the CRC', () =
 });
 
 test('the public osdp_RAW payload: reader 5, 16 raw bits; decoded only with a 16-bit format', () => {
+  assert.ok(V.payloads.length >= 1, 'the payload vectors are loaded');
   for (const v of V.payloads) {
     const pkt = parsePacket(buildPacket({ address: 3, reply: true, sqn: 1, crc: true, code: 0x50, data: hexBytes(v.hex) }));
     assert.equal(pkt.data[0], v.reader);

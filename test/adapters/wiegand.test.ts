@@ -37,6 +37,7 @@ test('every valid public vector decodes to its facility and card, by name and by
 });
 
 test('every invalid public vector is refused with bad_parity naming the parity bit', () => {
+  assert.ok(V.invalid.length >= 2, 'the invalid vectors are loaded');
   for (const v of V.invalid) {
     const { raw, bits } = vectorRead(v);
     const e = apbError(() => decodeRead(raw, bits, T, v.format));

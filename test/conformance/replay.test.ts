@@ -69,6 +69,7 @@ function mismatch(expected: Record<string, unknown>, actualText: string | undefi
 }
 
 const cases = loadCases();
+test('the conformance cases are present', () => { assert.ok(cases.length >= 40, `${cases.length} cases in ${CASES}`); });
 let dir = '';
 before(() => { dir = mkdtempSync(join(tmpdir(), 'apb-conformance-')); });
 after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
