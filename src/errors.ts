@@ -25,6 +25,9 @@ export const ERROR_CODES = {
   bad_uhppote: 'a UHPPOTE packet is malformed',
   abi_mismatch: 'the WebAssembly module does not match this host',
   native_unavailable: 'the uWebSockets.js native binary could not be loaded',
+  data_locked: 'another apb process holds the data directory',
+  address_in_use: 'the address and port to listen on are taken by another process',
+  usage: 'the command line is wrong (unknown flag, missing or bad value)',
   internal: 'an unexpected internal error',
 } as const;
 
