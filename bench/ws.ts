@@ -12,6 +12,7 @@ import { siteYaml, benchSite, simToken } from '../src/sim/sites.js';
 import type { SwarmOptions, SwarmResult } from '../src/sim/swarm.js';
 import { BUILD, startBareChild, startServerChild, type Child } from './proc.js';
 import { BenchFailure } from './report.js';
+import { redisMissing, redisRows, type RedisRow } from './redis.js';
 import { barChart, lineChart } from './svg.js';
 import type { BenchOptions, BenchSection, BenchTable } from './types.js';
 
@@ -63,6 +64,11 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       if (t.name.startsWith('apb durable')) peak1 = closed.get(`${t.name}|1`)!.msgsPerSec;
     } finally { await child.stop(); }
   }
+  // what a user could build instead: Redis + a Lua script, same connection count
+  let redis: RedisRow[] = [];
+  const noRedis = redisMissing();
+  if (noRedis) opts.log(`Redis rows skipped: ${noRedis}`);
+  else redis = await redisRows({ clients: N, requests: q ? 20_000 : 200_000, log: opts.log });
   // open loop: offered rates relative to the durable server's one-message-per-frame peak
   const fractions = q ? [0.25, 0.5] : [0.1, 0.25, 0.5, 0.75, 0.9];
   for (const t of targets.filter((x) => !x.name.includes(':memory:'))) {
@@ -84,7 +90,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     rows: [...closed.entries()].map(([k, r]) => {
       const [name, b] = k.split('|') as [string, string];
       return [name, Number(b), r.msgsPerSec, r.framesPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), r.msgsPerSec / echoOf(Number(b))];
-    }),
+    }).concat(redis.map((r) => [`Redis 7 + Lua, appendfsync ${r.fsync} (redis-benchmark, pipeline ${r.pipeline})`, r.pipeline, r.requestsPerSec, r.requestsPerSec / r.pipeline, r.p50Ms, r.p99Ms, r.requestsPerSec / echoOf(r.pipeline)])),
   };
   const lat: BenchTable = {
     title: `WebSocket latency, open loop, 1 message per frame (offered = fraction of apb durable's peak ${Math.round(peak1).toLocaleString('en-US')} msg/s)`,
@@ -104,6 +110,11 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     const ok = half.r.latencyUs.p99 <= 2000 && half.r.latencyUs.p999 <= 5000;
     notes.push(`Latency at half the peak (${Math.round(half.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered), durable: p99 ${ms(half.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(half.r.latencyUs.p999).toFixed(2)} ms (target p99 ≤ 2 ms, p99.9 ≤ 5 ms): ${ok ? 'MET' : 'NOT MET'}.`);
   }
+  for (const r of redis.filter((x) => x.fsync === 'always')) {
+    const apb = closed.get(`apb durable (LMDB)|${r.pipeline}`);
+    if (apb) notes.push(`Against Redis 7 + Lua with appendfsync always, ${r.pipeline} per round trip: apb durable ${(apb.msgsPerSec / r.requestsPerSec).toFixed(2)}× (${Math.round(apb.msgsPerSec).toLocaleString('en-US')} vs ${Math.round(r.requestsPerSec).toLocaleString('en-US')}/s).`);
+  }
+  if (noRedis) notes.push(`Redis rows skipped: ${noRedis}.`);
   notes.push('Client and server share the 2 cores: the swarm process and the server (or echo) process compete for CPU, in the baseline rows too.');
   notes.push(...problems.map((p) => `PROBLEM: ${p}`));
 
