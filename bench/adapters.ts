@@ -32,10 +32,10 @@ readers:
   - { id: o-in, from: outside, to: hall, controller: o, osdp: { address: 3, reader: 0 } }
   - { id: u-in, from: outside, to: hall, controller: u, uhppote: { door: 1, direction: in } }
 controllers:
-  - { id: n, token: tn }
-  - { id: w, token: tw, protocol: wiegand }
-  - { id: o, token: to, protocol: osdp }
-  - { id: u, token: tu, protocol: uhppote, serial: 4242 }
+  - { id: n, token: tn-long-test-token }
+  - { id: w, token: tw-long-test-token, protocol: wiegand }
+  - { id: o, token: to-long-test-token, protocol: osdp }
+  - { id: u, token: tu-long-test-token, protocol: uhppote, serial: 4242 }
 `;
 
 const N = 4096;

@@ -41,7 +41,7 @@ readers:
   - { id: lab-in, from: building, to: lab, controller: c }
   - { id: lab-out, from: lab, to: building, controller: c }
 controllers:
-  - { id: c, token: bench }
+  - { id: c, token: bench-long-test-token }
 `;
 /** same tree and readers, no timeouts: the layout without the timeout list */
 const PLAIN_SITE = MIX_SITE.replace(', presenceTimeout: 3600', '');

@@ -28,7 +28,7 @@ export function benchSiteText(): string {
     lines.push(`  - { id: c${c}-in, from: outside, to: venue, controller: c${c} }`, `  - { id: c${c}-out, from: venue, to: outside, controller: c${c} }`);
   }
   lines.push('controllers:');
-  for (let c = 0; c < CONTROLLERS; c++) lines.push(`  - { id: c${c}, token: bench-token-${c}, protocol: native, rateLimit: 100000000 }`);
+  for (let c = 0; c < CONTROLLERS; c++) lines.push(`  - { id: c${c}, token: bench-token-${c}-long-test-token, protocol: native, rateLimit: 100000000 }`);
   lines.push('users:', '  - { name: admin, token: bench-admin-token, role: admin }');
   return lines.join('\n') + '\n';
 }

@@ -1,26 +1,37 @@
-/** Tiny flag parser shared by the commands: `--name value` and `--flag`. */
+/**
+ * Tiny flag parser shared by the commands: `--name value`, `--name=value`
+ * and `--flag`. Every mistake is ApbError 'usage' with a message that names
+ * the flag; main.ts prints it as `apb <command>: <message>` and exits 2.
+ */
 import { ApbError } from '../errors.js';
 
 export interface ArgSpec { [name: string]: 'string' | 'boolean' }
 
-export function parseArgs(argv: string[], spec: ArgSpec, command: string): Record<string, string | boolean | undefined> {
+export function parseArgs(argv: string[], spec: ArgSpec, _command?: string): Record<string, string | boolean | undefined> {
   const out: Record<string, string | boolean | undefined> = {};
+  const known = () => Object.keys(spec).map((k) => '--' + k).join(', ') || 'none';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new ApbError('bad_message', `apb ${command}: unexpected argument "${a}"`);
-    const name = a.slice(2);
+    if (!a.startsWith('--')) throw new ApbError('usage', `unexpected argument "${a}" (options: ${known()})`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
     const kind = spec[name];
-    if (!kind) throw new ApbError('bad_message', `apb ${command}: unknown option --${name} (options: ${Object.keys(spec).map((k) => '--' + k).join(', ')})`);
-    if (kind === 'boolean') { out[name] = true; continue; }
-    const v = argv[++i];
-    if (v === undefined) throw new ApbError('bad_message', `apb ${command}: --${name} needs a value`);
+    if (!kind) throw new ApbError('usage', `unknown option --${name} (options: ${known()})`);
+    if (kind === 'boolean') {
+      if (eq > 0) throw new ApbError('usage', `--${name} takes no value`);
+      out[name] = true;
+      continue;
+    }
+    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+    // `--config --data D` is a forgotten value, not a file named "--data"
+    if (v === undefined || (eq < 0 && v.startsWith('--'))) throw new ApbError('usage', `--${name} needs a value`);
     out[name] = v;
   }
   return out;
 }
 
-export function required(args: Record<string, string | boolean | undefined>, name: string, command: string): string {
+export function required(args: Record<string, string | boolean | undefined>, name: string, _command?: string): string {
   const v = args[name];
-  if (typeof v !== 'string') throw new ApbError('bad_message', `apb ${command}: --${name} is required`);
+  if (typeof v !== 'string' || v === '') throw new ApbError('usage', `--${name} is required`);
   return v;
 }

@@ -12,27 +12,25 @@
  * The data directory is opened read-only: it is safe while the server runs.
  */
 import { parseArgs, required } from './args.js';
+import { specOf } from './usage.js';
 import { ApbError } from '../errors.js';
 import { stringifyReplay } from '../engine/messages.js';
 import { LmdbStore } from '../store/lmdb-store.js';
 
-const SPEC = { data: 'string', since: 'string', until: 'string', help: 'boolean' } as const;
-const USAGE = 'usage: apb events --data D [--since T] [--until T]   (T: ms since the epoch or an ISO date)\n';
 
 export function parseTime(v: string, name: string): number {
   if (/^[0-9]+$/.test(v)) return Number(v);
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new ApbError('bad_message', `apb events: --${name} must be milliseconds since the epoch or an ISO 8601 date, got "${v}"`);
+  if (Number.isNaN(t)) throw new ApbError('usage', `--${name} must be milliseconds since the epoch or an ISO 8601 date, got "${v}"`);
   return t;
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, SPEC, 'events');
-  if (args.help) { process.stdout.write(USAGE); return 0; }
-  const dir = required(args, 'data', 'events');
+  const args = parseArgs(argv, specOf('events'));
+  const dir = required(args, 'data');
   const since = typeof args.since === 'string' ? parseTime(args.since, 'since') : undefined;
   const until = typeof args.until === 'string' ? parseTime(args.until, 'until') : undefined;
-  if (since !== undefined && until !== undefined && until < since) throw new ApbError('bad_message', 'apb events: --until is before --since');
+  if (since !== undefined && until !== undefined && until < since) throw new ApbError('usage', '--until is before --since');
   const store = new LmdbStore(dir, { readOnly: true, retention: { intervalMs: 0 } });
   const progress = process.stderr.isTTY === true;
   let lines = 0, skipped = 0, chunk = '';

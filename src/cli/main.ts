@@ -1,38 +1,59 @@
 #!/usr/bin/env node
 /**
  * `apb <command>`: one module per command under src/cli/, each exporting
- * `run(argv): Promise<number>` (the exit code). Unknown commands and
- * `--help` print the usage below.
+ * `run(argv): Promise<number>` (the exit code). Commands and flags are
+ * listed in usage.ts. Exit codes: 0 done, 1 failed, 2 wrong command line
+ * (ApbError 'usage', printed as `apb <command>: <message>`, one line).
  */
+import { readFileSync } from 'node:fs';
 import { ApbError } from '../errors.js';
+import { formatIssue, type Issue } from '../config/load.js';
+import { COMMANDS, commandUsage, usage } from './usage.js';
 
-const COMMANDS: Record<string, { file: string; summary: string }> = {
-  serve: { file: './serve.js', summary: 'serve --config F --data D [--port 8080] [--host 127.0.0.1]   run the engine' },
-  replay: { file: './replay.js', summary: 'replay --config F --events E|-                                decide a recorded stream offline (SPEC 11)' },
-  validate: { file: './validate.js', summary: 'validate --config F                                         check a site file; prints every error or "ok"' },
-  schema: { file: './schema.js', summary: 'schema                                                      print the site file\'s JSON Schema' },
-  events: { file: './events.js', summary: 'events --data D [--since T]                                 export the event log as replay input' },
-  simulate: { file: './simulate.js', summary: 'simulate --scenario stadium|metro|office --url ws://…         drive a server with simulated controllers' },
-};
+export { usage };
 
-export function usage(): string {
-  return 'usage: apb <command> [options]\n\n' + Object.values(COMMANDS).map((c) => '  apb ' + c.summary).join('\n') + '\n';
+function version(): string {
+  // build/src/cli/main.js → package.json at the package root
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
+
+const isHelp = (a: string) => a === '--help' || a === '-h';
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(usage()); return cmd ? 0 : 2; }
+  if (!cmd) { process.stderr.write(usage()); return 2; }
+  if (isHelp(cmd) || cmd === 'help') {
+    const topic = rest[0];
+    process.stdout.write(topic && COMMANDS[topic] ? commandUsage(topic) : usage());
+    return 0;
+  }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') { process.stdout.write(`apb ${version()}\n`); return 0; }
   const entry = COMMANDS[cmd];
-  if (!entry) { process.stderr.write(`apb: unknown command "${cmd}"\n\n` + usage()); return 2; }
+  if (!entry) { process.stderr.write(`apb: unknown command "${cmd}" (commands: ${Object.keys(COMMANDS).join(', ')}; apb --help lists their options)\n`); return 2; }
+  if (rest.some(isHelp)) { process.stdout.write(commandUsage(cmd)); return 0; }
   const mod = (await import(entry.file)) as { run(argv: string[]): Promise<number> };
-  return mod.run(rest);
+  try {
+    return await mod.run(rest);
+  } catch (err) {
+    return report(cmd, err);
+  }
+}
+
+function report(cmd: string, err: unknown): number {
+  const prefix = cmd ? `apb ${cmd}: ` : 'apb: ';
+  if (err instanceof ApbError) {
+    if (err.code === 'usage') { process.stderr.write(prefix + err.message + '\n'); return 2; }
+    const errors = err.code === 'invalid_config' ? (err.detail as { errors?: Issue[] } | undefined)?.errors : undefined;
+    if (errors && errors.length > 1) process.stderr.write(`${prefix}invalid_config: ${errors.length} errors\n` + errors.map((i) => '  ' + formatIssue(i) + '\n').join(''));
+    else process.stderr.write(`${prefix}${err.code}: ${err.message}\n`);
+    return 1;
+  }
+  process.stderr.write(prefix + (err instanceof Error ? err.stack ?? err.message : String(err)) + '\n');
+  return 1;
 }
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
-  (err: unknown) => {
-    if (err instanceof ApbError) process.stderr.write(`apb: ${err.code}: ${err.message}\n`);
-    else process.stderr.write(`apb: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
+  (err: unknown) => { process.exitCode = report('', err); },
 );

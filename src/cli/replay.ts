@@ -10,19 +10,16 @@ import { loadSiteFile } from '../config/load.js';
 import { replayStream } from '../engine/replay.js';
 import type { ReplayStats } from '../engine/replay.js';
 import { parseArgs, required } from './args.js';
+import { specOf } from './usage.js';
 
 const PROGRESS_EVERY_MS = 500;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { config: 'string', events: 'string', core: 'string', help: 'boolean' }, 'replay');
-  if (args.help) {
-    process.stdout.write('usage: apb replay --config site.yaml --events events.jsonl|- [--core wasm|reference]\n');
-    return 0;
-  }
-  const configPath = required(args, 'config', 'replay');
-  const events = required(args, 'events', 'replay');
+  const args = parseArgs(argv, specOf('replay'));
+  const configPath = required(args, 'config');
+  const events = required(args, 'events');
   const core = (args.core as string | undefined) ?? 'wasm';
-  if (core !== 'wasm' && core !== 'reference') throw new ApbError('bad_message', `apb replay: --core must be "wasm" or "reference", got "${core}"`);
+  if (core !== 'wasm' && core !== 'reference') throw new ApbError('usage', `--core must be "wasm" or "reference", got "${core}"`);
 
   let site;
   try {
@@ -41,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   const opened = new Promise<void>((resolve, reject) => {
     if (events === '-') return resolve();
     input.once('open', () => resolve());
-    input.once('error', (err) => reject(new ApbError('bad_message', `apb replay: cannot read --events ${events}: ${(err as Error).message}`)));
+    input.once('error', (err) => reject(new ApbError('not_found', `cannot read --events ${events}: ${(err as Error).message}`)));
   });
   await opened;
 

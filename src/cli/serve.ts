@@ -6,18 +6,21 @@
  */
 import { ApbError, isApbError } from '../errors.js';
 import { parseArgs, required } from './args.js';
+import { specOf } from './usage.js';
 import { startServer } from '../server/server.js';
-import { createLogger } from '../server/log.js';
+import { createLogger, isLogLevel, LOG_LEVELS } from '../server/log.js';
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { config: 'string', data: 'string', port: 'string', host: 'string', 'log-level': 'string', core: 'string', 'allow-js-fallback': 'boolean' }, 'serve');
-  const configPath = required(a, 'config', 'serve');
-  const data = required(a, 'data', 'serve');
-  const port = a.port === undefined ? 8080 : Number(a.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ApbError('bad_message', 'apb serve: --port must be an integer 0-65535');
+  const a = parseArgs(argv, specOf('serve'));
+  const configPath = required(a, 'config');
+  const data = required(a, 'data');
+  const port = a.port === undefined ? 8080 : /^[0-9]+$/.test(a.port as string) ? Number(a.port) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ApbError('usage', `--port must be an integer 0-65535, got "${String(a.port)}"`);
   const core = (a.core as string | undefined) ?? process.env.APB_CORE ?? 'wasm';
-  if (core !== 'wasm' && core !== 'reference') throw new ApbError('bad_message', 'apb serve: --core must be wasm or reference');
-  const log = createLogger((a['log-level'] as string | undefined) ?? process.env.APB_LOG_LEVEL);
+  if (core !== 'wasm' && core !== 'reference') throw new ApbError('usage', `${a.core === undefined ? 'APB_CORE' : '--core'} must be wasm or reference, got "${core}"`);
+  const level = (a['log-level'] as string | undefined) ?? process.env.APB_LOG_LEVEL ?? 'info';
+  if (!isLogLevel(level)) throw new ApbError('usage', `${a['log-level'] === undefined ? 'APB_LOG_LEVEL' : '--log-level'} must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  const log = createLogger(level);
 
   const server = await startServer({
     configPath, data, port, host: (a.host as string | undefined) ?? '127.0.0.1', logger: log,
@@ -35,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {
       server.reload('sighup').then(
         (report) => log.info({ report }, 'SIGHUP: configuration reloaded'),
+        // config messages never quote token values (src/config/schema-kit.ts `secret`), so the detail is safe to log
         (e) => log.error({ code: isApbError(e) ? e.code : 'internal', err: isApbError(e) ? { message: e.message, detail: e.detail } : e }, 'SIGHUP: reload refused, the previous configuration stays'),
       );
     });

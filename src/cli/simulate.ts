@@ -24,28 +24,15 @@ import { siteYaml } from '../sim/sites.js';
 import type { LooseSite } from '../sim/truth.js';
 import { driveServer } from '../sim/wsdriver.js';
 import { parseArgs } from './args.js';
+import { specOf } from './usage.js';
 
-const SPEC = {
-  scenario: 'string', url: 'string', config: 'string', rate: 'string', speed: 'string', limit: 'string',
-  size: 'string', seed: 'string', tokens: 'string', frame: 'string', 'cred-base': 'string', 'print-site': 'boolean', help: 'boolean',
-} as const;
-
-const USAGE = `usage: apb simulate --scenario stadium|metro|office --url ws://127.0.0.1:8080 [options]
-  --config F        the site file the server runs (stream built from its readers; tokens from it)
-                    without it, the server must run the scenario's own site (see --print-site)
-  --print-site      print the scenario's site (YAML) and exit: apb serve --config <it> …
-  --rate N          at most N events per second            --speed X   simulated time X× real time
-  --limit N         stop after N events                     --size N    people / trips to simulate
-  --seed N          stream seed (default 1)                 --frame N   messages per frame (default 64)
-  --tokens a=T,b=U  controller tokens (override the site's) --cred-base N  first credential number
-`;
 
 function num(args: Record<string, string | boolean | undefined>, name: string, min: number, integer = true): number | undefined {
   const v = args[name];
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new ApbError('bad_message', `apb simulate: --${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}, got "${String(v)}"`);
+    throw new ApbError('usage', `--${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}, got "${String(v)}"`);
   }
   return n;
 }
@@ -58,10 +45,9 @@ function bar(done: number, totalN: number, t0: number): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, SPEC, 'simulate');
-  if (args.help) { process.stdout.write(USAGE); return 0; }
+  const args = parseArgs(argv, specOf('simulate'));
   const name = args.scenario;
-  if (typeof name !== 'string' || !isScenarioName(name)) throw new ApbError('bad_message', `apb simulate: --scenario must be stadium, metro or office${typeof name === 'string' ? `, got "${name}"` : ''}`);
+  if (typeof name !== 'string' || !isScenarioName(name)) throw new ApbError('usage', `--scenario must be stadium, metro or office${typeof name === 'string' ? `, got "${name}"` : ''}`);
   const limit = num(args, 'limit', 1), seed = num(args, 'seed', 0) ?? 1, frame = num(args, 'frame', 1) ?? 64;
   let rate = num(args, 'rate', 0, false) ?? 0;
   const speed = num(args, 'speed', 0, false) ?? 0;
@@ -73,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   let cfg: LooseSite;
   if (typeof args.config === 'string') {
     let text: string;
-    try { text = readFileSync(args.config, 'utf8'); } catch (e) { throw new ApbError('bad_message', `apb simulate: cannot read --config ${args.config}: ${(e as Error).message}`); }
+    try { text = readFileSync(args.config, 'utf8'); } catch (e) { throw new ApbError('not_found', `cannot read --config ${args.config}: ${(e as Error).message}`); }
     // the site loader validates the file exactly as the server does
     const { loadSiteText } = await import('../config/load.js');
     loadSiteText(text, args.config);
@@ -84,16 +70,18 @@ export async function run(argv: string[]): Promise<number> {
     cfg = sc.config;
   }
   if (args['print-site']) { process.stdout.write(siteYaml(cfg)); return 0; }
-  if (typeof args.url !== 'string') throw new ApbError('bad_message', 'apb simulate: --url is required (e.g. ws://127.0.0.1:8080)');
+  if (typeof args.url !== 'string') throw new ApbError('usage', '--url is required (e.g. ws://127.0.0.1:8080)');
   try { const u = new URL(args.url); if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(); } catch {
-    throw new ApbError('bad_message', `apb simulate: --url must be a ws:// or wss:// URL, got "${args.url}"`);
+    throw new ApbError('usage', `--url must be a ws:// or wss:// URL, got "${args.url}"`);
   }
   const tokens: Record<string, string> = Object.fromEntries(cfg.controllers.map((c) => [c.id, c.token]));
   if (typeof args.tokens === 'string') {
+    let tokensSeen = 0;
     for (const pair of args.tokens.split(',')) {
       const i = pair.indexOf('=');
-      if (i <= 0 || i === pair.length - 1) throw new ApbError('bad_message', `apb simulate: --tokens expects controller=token pairs separated by commas, got "${pair}"`);
+      if (i <= 0 || i === pair.length - 1) throw new ApbError('usage', `--tokens expects controller=token pairs separated by commas (pair ${tokensSeen + 1} is not one)`);
       tokens[pair.slice(0, i)] = pair.slice(i + 1);
+      tokensSeen++;
     }
   }
   // the server's clock is wall time: leave out people whose outcomes depend on elapsed time
@@ -121,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
     const hint = /HTTP 401/.test(m) && typeof args.config !== 'string'
       ? `\n  the server does not know the scenario's controller tokens: run it on the scenario's site (apb simulate --scenario ${name} --print-site > site.yaml; apb serve --config site.yaml …) or pass --config <the server's site file>`
       : '';
-    throw new ApbError('bad_message', `apb simulate: ${m}${hint}`);
+    throw new ApbError(/HTTP 401/.test(m) ? 'unauthorized' : 'internal', `${m}${hint}`);
   }
   if (tty) process.stderr.write('\n');
   const s = r.summary;

@@ -6,10 +6,11 @@
 import { isApbError } from '../errors.js';
 import { formatIssue, loadSiteFile, type Issue } from '../config/load.js';
 import { parseArgs, required } from './args.js';
+import { specOf } from './usage.js';
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { config: 'string' }, 'validate');
-  const path = required(args, 'config', 'validate');
+  const args = parseArgs(argv, specOf('validate'));
+  const path = required(args, 'config');
   try {
     const { site } = loadSiteFile(path);
     process.stdout.write(`ok: ${path}: site "${site.config.site}", ${site.areaIds.length - 1} areas, ${site.readerIds.length} readers, ${site.controllerIds.length} controllers\n`);

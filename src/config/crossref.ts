@@ -7,6 +7,7 @@
  * errors together.
  */
 import type { Issue } from './schema-kit.js';
+import { isIpAddress, isLoopback } from './net.js';
 
 type Raw = Record<string, unknown>;
 const isMap = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -69,6 +70,7 @@ export function crossCheck(doc: Raw, issues: Issue[]): void {
 
   // Controllers: unique ids, uhppote serials.
   const ctlId = uniq(issues, 'controller id');
+  const listenHost = isMap(doc.uhppote) ? (doc.uhppote.host === undefined ? '127.0.0.1' : s(doc.uhppote.host)) : undefined;
   const ctlProto = new Map<string, string>();
   const serial = uniq(issues, 'UHPPOTE serial');
   for (const [c, i] of controllers) {
@@ -79,6 +81,11 @@ export function crossCheck(doc: Raw, issues: Issue[]): void {
     if (proto === 'uhppote' && c.serial === undefined) issues.push({ path: `controllers[${i}].serial`, message: 'is required for protocol uhppote' });
     if (proto !== undefined && proto !== 'uhppote' && c.serial !== undefined) issues.push({ path: `controllers[${i}].serial`, message: `only applies to protocol uhppote (this controller is ${proto})` });
     if (proto === 'uhppote' && n(c.serial) !== undefined) serial(String(n(c.serial)), `controllers[${i}].serial`);
+    // A listener reachable from the network must know where each controller's datagrams come from (a spoofed packet with a known serial would place any card).
+    if (proto !== undefined && proto !== 'uhppote' && c.address !== undefined) issues.push({ path: `controllers[${i}].address`, message: `only applies to protocol uhppote (this controller is ${proto})` });
+    if (proto === 'uhppote' && c.address === undefined && listenHost !== undefined && isIpAddress(listenHost) && !isLoopback(listenHost)) {
+      issues.push({ path: `controllers[${i}].address`, message: `is required: the UHPPOTE listener binds ${listenHost}, not a loopback address, so the controller's source IP must be named` });
+    }
   }
   if (controllers.length > MAX_CONTROLLERS) issues.push({ path: 'controllers', message: `at most ${MAX_CONTROLLERS} controllers` });
 

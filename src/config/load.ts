@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { ApbError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { ApbError, type ErrorCode } from '../errors.js';
 import { checkWiegandFormats } from '../adapters/wiegand/formats.js';
 import { compileSite } from './compile.js';
 import { crossCheck } from './crossref.js';
@@ -58,12 +59,54 @@ export function loadSiteText(text: string, name = 'site file'): LoadedSite {
   return { config: r.config, site: compileSite(r.config), text };
 }
 
-export function loadSiteFile(path: string): LoadedSite {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) {
+/** Texts up to this size are loaded on the calling thread: a worker's start-up would cost more than it saves. */
+export const OFF_THREAD_BYTES = 64 * 1024;
+let lastAsync: Promise<unknown> = Promise.resolve();
+
+/**
+ * loadSiteText for a running server's reload: a large site (20,000 readers
+ * take over a second to parse) is parsed, checked and compiled in a worker
+ * thread so decisions keep flowing meanwhile. Calls resolve in call order,
+ * so two reloads apply in the order they were asked for.
+ */
+export function loadSiteTextAsync(text: string, name = 'site file'): Promise<LoadedSite> {
+  const run = text.length <= OFF_THREAD_BYTES ? Promise.resolve().then(() => loadSiteText(text, name)) : inWorker(text, name);
+  run.catch(() => undefined); // handled through `ordered`, possibly later than this tick
+  const ordered = lastAsync.then(() => run, () => run);
+  lastAsync = ordered.catch(() => undefined);
+  return ordered;
+}
+
+function inWorker(text: string, name: string): Promise<LoadedSite> {
+  return new Promise<LoadedSite>((resolve, reject) => {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: { text, name } });
+    } catch {
+      resolve(loadSiteText(text, name)); // no worker threads here: load in place
+      return;
+    }
+    let done = false;
+    worker.once('message', (m: { ok: true; site: CompiledSite } | { ok: false; code: ErrorCode; message: string; detail?: unknown }) => {
+      done = true;
+      if (m.ok) resolve({ config: m.site.config, site: m.site, text });
+      else reject(new ApbError(m.code, m.message, m.detail));
+      void worker.terminate();
+    });
+    worker.once('error', (e) => { if (!done) { done = true; reject(new ApbError('internal', `site loader worker failed: ${e.message}`)); } });
+    worker.once('exit', (code) => { if (!done) { done = true; reject(new ApbError('internal', `site loader worker exited with code ${code}`)); } });
+  });
+}
+
+/** The text of a site file, or invalid_config saying why it cannot be read. */
+export function readSiteFile(path: string): string {
+  try { return readFileSync(path, 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     fail([{ path: '', message: `cannot read site file "${path}": ${why}` }]);
   }
-  return loadSiteText(text, path);
+}
+
+export function loadSiteFile(path: string): LoadedSite {
+  return loadSiteText(readSiteFile(path), path);
 }

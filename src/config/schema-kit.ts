@@ -57,16 +57,23 @@ function base<T>(test: (v: unknown) => boolean, expected: string, convert: (v: u
   };
 }
 
-export interface StrOpts { desc?: string; minBytes?: number; maxBytes?: number; pattern?: RegExp; patternText?: string; rules?: Rule<string>[]; format?: string }
+export interface StrOpts {
+  desc?: string; minBytes?: number; maxBytes?: number; pattern?: RegExp; patternText?: string; rules?: Rule<string>[]; format?: string;
+  /** at least this many characters (code points), e.g. for secrets */
+  minChars?: number;
+  /** a secret (a bearer token): no message ever quotes the value, since messages reach logs and CLI output */
+  secret?: boolean;
+}
 const utf8 = new TextEncoder();
 export function str(o: StrOpts = {}): Schema<string> {
   const rules: Rule<string>[] = [];
   const min = o.minBytes ?? 1;
   rules.push((s) => (utf8.encode(s).length < min ? (min === 1 ? 'must not be empty' : `must be at least ${min} bytes`) : null));
+  if (o.minChars !== undefined) { const mc = o.minChars; rules.push((s) => (s !== '' && [...s].length < mc ? `must be at least ${mc} characters long${o.secret ? ' (use a long random secret)' : ''}` : null)); }
   if (o.maxBytes !== undefined) { const max = o.maxBytes; rules.push((s) => (utf8.encode(s).length > max ? `must be at most ${max} UTF-8 bytes` : null)); }
-  if (o.pattern) { const re = o.pattern; rules.push((s) => (re.test(s) ? null : `must be ${o.patternText ?? 'of the form ' + re.source}, got "${s}"`)); }
+  if (o.pattern) { const re = o.pattern; rules.push((s) => (re.test(s) ? null : `must be ${o.patternText ?? 'of the form ' + re.source}${o.secret ? '' : `, got "${s}"`}`)); }
   rules.push(...(o.rules ?? []));
-  const j: Record<string, unknown> = { type: 'string', minLength: min };
+  const j: Record<string, unknown> = { type: 'string', minLength: Math.max(min, o.minChars ?? 0) };
   if (o.maxBytes !== undefined) j.maxLength = o.maxBytes;
   if (o.pattern) j.pattern = o.pattern.source;
   if (o.format) j.format = o.format;

@@ -8,7 +8,9 @@
  */
 import { arr, bool, custom, def, enumOf, int, nullable, obj, opt, pair, str, union, literal, type Infer } from './schema-kit.js';
 import type { SiteConfig } from './types.js';
-import { MAX_U64, MAX_STR_BYTES } from '../engine/cred.js';
+import { isIpAddress } from './net.js';
+import { MAX_U64 } from '../engine/cred.js';
+import { MAX_CRED_BYTES, MAX_ID_BYTES, MAX_TOKEN_BYTES, MIN_TOKEN_CHARS } from '../limits.js';
 
 /** Longest duration in seconds (about 68 years); keeps every ms value far below 2^44. */
 const MAX_SECONDS = 2 ** 31 - 1;
@@ -19,9 +21,12 @@ const ID = /^[^\s,/?#%"'\\]+$/;
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export const STREAM_KINDS = ['decision', 'violation', 'occupancy', 'action', 'stats'] as const;
 
-const id = (desc: string) => str({ desc, maxBytes: 64, pattern: ID, patternText: 'an id without spaces, commas, slashes, quotes, ?, # or %' });
+const id = (desc: string) => str({ desc, maxBytes: MAX_ID_BYTES, pattern: ID, patternText: 'an id without spaces, commas, slashes, quotes, ?, # or %' });
+/** Bearer tokens: long enough not to be guessed, never quoted in a message (they reach logs). */
+const token = (desc: string) => str({ desc, secret: true, minChars: MIN_TOKEN_CHARS, maxBytes: MAX_TOKEN_BYTES, pattern: /^\S+$/, patternText: 'a token without whitespace' });
 const hhmm = (desc: string) => str({ desc, pattern: HHMM, patternText: 'a local time "HH:MM" (00:00-23:59)' });
 const seconds = (desc: string, min = 0) => int({ desc: desc + ' (seconds)', min, max: MAX_SECONDS });
+const ipRule = (a: string): string | null => (isIpAddress(a) ? null : `must be an IPv4 or IPv6 address (e.g. 192.0.2.10), got "${a.length > 64 ? a.slice(0, 64) + '…' : a}"`);
 const mode = (desc: string) => def(enumOf(['off', 'soft', 'hard'] as const, desc), 'off');
 
 function validZone(z: string): string | null {
@@ -54,16 +59,16 @@ const credValue = custom<number | bigint | string>(
   'an unsigned integer up to 2^64-1 or a string',
   (v) => (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= 0n ? Number(v) : (v as number | bigint | string)),
   [(c) => {
-    if (typeof c === 'string') { const n = new TextEncoder().encode(c).length; return n < 1 || n > MAX_STR_BYTES ? `string credential must be 1-${MAX_STR_BYTES} UTF-8 bytes` : null; }
+    if (typeof c === 'string') { const n = new TextEncoder().encode(c).length; return n < 1 || n > MAX_CRED_BYTES ? `string credential must be 1-${MAX_CRED_BYTES} UTF-8 bytes` : null; }
     return c < 0 || c > MAX_U64 ? 'integer credential must be between 0 and 2^64-1' : null;
   }],
-  { anyOf: [{ type: 'integer', minimum: 0, maximum: 18446744073709551615 }, { type: 'string', minLength: 1, maxLength: MAX_STR_BYTES }], description: 'card number (unsigned integer) or string credential; 123 and "123" are different credentials' },
+  { anyOf: [{ type: 'integer', minimum: 0, maximum: 18446744073709551615 }, { type: 'string', minLength: 1, maxLength: MAX_CRED_BYTES }], description: 'card number (unsigned integer) or string credential; 123 and "123" are different credentials' },
 );
 
 const bitField = (desc: string) => obj({ start: int({ desc: 'first bit (0 = first bit transmitted)', min: 0, max: 255 }), length: int({ desc: 'number of bits', min: 1, max: 64 }) }, desc);
 
 const wiegandFormat = obj({
-  name: str({ desc: 'format name', maxBytes: 64 }),
+  name: str({ desc: 'format name', maxBytes: MAX_ID_BYTES }),
   bits: int({ desc: 'total bits of a read in this format', min: 2, max: 256 }),
   facility: opt(bitField('facility code bits')),
   card: bitField('card number bits'),
@@ -93,9 +98,10 @@ const reader = obj({
 
 const controller = obj({
   id: id('controller id; no spaces, commas, slashes, quotes, ?, # or %'),
-  token: str({ desc: 'bearer token the controller authenticates with', maxBytes: 256, pattern: /^\S+$/, patternText: 'a token without whitespace' }),
+  token: token(`bearer token the controller authenticates with (${MIN_TOKEN_CHARS}-${MAX_TOKEN_BYTES} characters, no whitespace)`),
   protocol: def(enumOf(['native', 'wiegand', 'osdp', 'uhppote'] as const, 'message format the controller speaks'), 'native'),
   serial: opt(int({ desc: 'UHPPOTE controller serial number (required for protocol uhppote)', min: 0, max: 2 ** 32 - 1 })),
+  address: opt(str({ desc: 'protocol uhppote: the controller\'s IP address; UDP events from any other source are dropped (required unless uhppote.host is a loopback address)', rules: [ipRule] })),
   rateLimit: def(int({ desc: 'messages per second before rate_limited', min: 1, max: 100_000_000 }), 10000),
 }, 'a device that owns readers and talks to the engine');
 
@@ -103,18 +109,19 @@ export const siteSchema = obj({
   site: str({ desc: 'site name', maxBytes: 128 }),
   timezone: str({ desc: 'IANA time zone of schedules and resetAt, e.g. Europe/London', rules: [validZone] }),
   forgetAfter: def(seconds('a credential with no move for this long becomes unknown everywhere; 0 = never'), 0),
+  maxClockSkew: def(seconds('a controller timestamp (`ts`) further ahead of the server clock than this is refused with bad_message'), 300),
   areas: def(arr(area, { desc: 'areas (outside exists implicitly)' }), []),
   readers: def(arr(reader, { desc: 'readers; a controller\'s readers are those naming it' }), []),
   controllers: def(arr(controller, { desc: 'controllers and their bearer tokens' }), []),
   credentials: def(arr(obj({ cred: credValue, exempt: def(bool('APB never denies this credential; its moves are still tracked'), false) }, 'standing flags of a credential'), { desc: 'credentials with standing flags; every other credential is valid and starts unknown' }), []),
   users: def(arr(obj({
-    name: str({ desc: 'operator name (recorded with every action)', maxBytes: 64 }),
-    token: str({ desc: 'bearer token of the HTTP API and dashboard', maxBytes: 256, pattern: /^\S+$/, patternText: 'a token without whitespace' }),
+    name: str({ desc: 'operator name (recorded with every action)', maxBytes: MAX_ID_BYTES }),
+    token: token(`bearer token of the HTTP API and dashboard (${MIN_TOKEN_CHARS}-${MAX_TOKEN_BYTES} characters, no whitespace)`),
     role: enumOf(['viewer', 'operator', 'admin'] as const, 'viewer: read; operator: forgive/reset/...; admin: everything'),
   }, 'an operator of the HTTP API and dashboard'), { desc: 'operators and their bearer tokens' }), []),
   wiegandFormats: def(arr(wiegandFormat, { desc: 'custom Wiegand formats, besides the built-in ones' }), []),
   uhppote: opt(obj({
-    host: def(str({ desc: 'address the UDP event listener binds' }), '0.0.0.0'),
+    host: def(str({ desc: 'IP address the UDP event listener binds (a non-loopback address requires `address` on every uhppote controller)', rules: [ipRule] }), '127.0.0.1'),
     port: def(int({ desc: 'UDP port of the event listener', min: 1, max: 65535 }), 60001),
   }, 'UDP listener for UHPPOTE controller events')),
   webhooks: def(arr(obj({

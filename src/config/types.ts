@@ -48,6 +48,7 @@ export interface ControllerConfig {
   token: string;
   protocol: 'native' | 'wiegand' | 'osdp' | 'uhppote';
   serial?: number;            // uhppote controllers
+  address?: string;           // uhppote controllers: the only source IP accepted
   rateLimit?: number;         // messages per second, default 10000
 }
 
@@ -55,6 +56,7 @@ export interface SiteConfig {
   site: string;
   timezone: string;
   forgetAfter: number;        // seconds, 0 = never
+  maxClockSkew: number;       // seconds a message ts may be ahead of the server clock (default 300)
   areas: AreaConfig[];        // without the implicit "outside"
   readers: ReaderConfig[];
   controllers: ControllerConfig[];

@@ -94,6 +94,8 @@ export interface ReloadReport {
   readersAdded: string[]; readersRemoved: string[]; readersChanged: string[];
   controllersAdded: string[]; controllersRemoved: string[]; controllersChanged: string[];
   usersChanged: boolean;
+  /** other top-level settings of the site file that differ (e.g. uhppote, webhooks, timezone), by key */
+  settingsChanged: string[];
   /** credentials whose location became unknown because their area was removed */
   locationsDropped: number;
 }

@@ -29,12 +29,18 @@ export class Auth {
     return m ? m[1]!.trim() : '';
   }
 
-  controller(token: string): ControllerAuth | undefined { return token ? this.controllers.get(token) : undefined; }
+  /** The controller a token may open /v1/controller or POST /v1/decide as: a uhppote controller's events come only over UDP. */
+  controller(token: string): ControllerAuth | undefined {
+    const c = token ? this.controllers.get(token) : undefined;
+    return c && c.config.protocol !== 'uhppote' ? c : undefined;
+  }
 
   /** The controller behind a token, or unauthorized/forbidden. */
   requireController(token: string): ControllerAuth {
     const c = this.controller(token);
     if (c) return c;
+    const u = token ? this.controllers.get(token) : undefined;
+    if (u) throw new ApbError('forbidden', `controller "${u.id}" has protocol uhppote: its events arrive only over the UDP listener, its token cannot act as a native controller`);
     if (!token) throw new ApbError('unauthorized', 'missing bearer token (Authorization: Bearer <controller token>)');
     if (this.users.has(token)) throw new ApbError('forbidden', 'a user token cannot act as a controller');
     throw new ApbError('unauthorized', 'wrong bearer token');

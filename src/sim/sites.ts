@@ -2,20 +2,20 @@
  * The simulated sites, generated in code (so their size can scale) and
  * printable as YAML (`apb simulate --scenario metro --print-site`) to start a
  * server on: `apb serve --config metro.yaml`. Controller tokens are
- * `sim-<controller id>`; rate limits are raised so a load run measures the
- * engine, not the limiter.
+ * `sim-<controller id>-simulated-token` (site tokens need 16+ characters);
+ * rate limits are raised so a load run measures the engine, not the limiter.
  */
 import { stringify } from 'yaml';
 import type { LooseSite } from './truth.js';
 
 export const RATE = 100_000_000;
-export const simToken = (controller: string) => `sim-${controller}`;
+export const simToken = (controller: string) => `sim-${controller}-simulated-token`;
 
 function controllers(ids: string[]): LooseSite['controllers'] {
   return ids.map((id) => ({ id, token: simToken(id), protocol: 'native', rateLimit: RATE }));
 }
 
-const USERS = [{ name: 'sim-admin', token: 'sim-admin', role: 'admin' }];
+const USERS = [{ name: 'sim-admin', token: 'sim-admin-simulated-token', role: 'admin' }];
 
 export const STADIUM_GATES = ['A', 'B', 'C', 'D', 'E', 'F'];
 export const STADIUM_IN_LANES = 8, STADIUM_OUT_LANES = 2;

@@ -15,7 +15,7 @@ import { hexBytes } from './util.js';
 
 const CARD = hexBytes('a181f440'); // H10301 facility 67, card 1000
 const CRED_PATH = 's:' + encodeURIComponent('67:1000');
-const VIEWER = 'e2e-viewer';
+const VIEWER = 'e2e-viewer-long-test-token';
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -38,10 +38,10 @@ readers:
   - { id: u-out, from: hall, to: outside, controller: uh, uhppote: { door: 1, direction: out } }
   - { id: n-in, from: outside, to: hall, controller: native }
 controllers:
-  - { id: wbridge, token: tok-w, protocol: wiegand }
-  - { id: obridge, token: tok-o, protocol: osdp }
-  - { id: uh, token: tok-u, protocol: uhppote, serial: 423187757 }
-  - { id: native, token: tok-n }
+  - { id: wbridge, token: tok-w-long-test-token, protocol: wiegand }
+  - { id: obridge, token: tok-o-long-test-token, protocol: osdp }
+  - { id: uh, token: tok-u-long-test-token, protocol: uhppote, serial: 423187757 }
+  - { id: native, token: tok-n-long-test-token }
 users:
   - { name: v, token: ${VIEWER}, role: viewer }
 uhppote: { host: 127.0.0.1, port: ${udpPort} }
@@ -61,9 +61,9 @@ const rawRead = (reader: number, sqn: number, data = CARD, bits = 26) =>
 test('one card through wiegand, OSDP, UHPPOTE and native controllers is one credential; bad reads change nothing', { timeout: 60_000 }, async () => {
   const udpPort = await freeUdpPort();
   const server = await start({ configText: siteYaml(udpPort) });
-  const w = await Controller.connect(server.ws, 'tok-w');
-  const o = await Controller.connect(server.ws, 'tok-o');
-  const n = await Controller.connect(server.ws, 'tok-n');
+  const w = await Controller.connect(server.ws, 'tok-w-long-test-token');
+  const o = await Controller.connect(server.ws, 'tok-o-long-test-token');
+  const n = await Controller.connect(server.ws, 'tok-n-long-test-token');
   const udp = createSocket('udp4');
   const state = async () => (await http(server.url, 'GET', `/v1/credentials/${CRED_PATH}`, { token: VIEWER })).body;
   const events = async () => (await http(server.url, 'GET', '/v1/events?limit=1000', { token: VIEWER })).body;

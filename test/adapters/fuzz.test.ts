@@ -22,7 +22,7 @@ const RUNS = 2000;
 const site = adapterSite({
   timezone: 'Europe/Paris',
   wiegandFormats: [{ name: 'site30', bits: 30, facility: { start: 1, length: 12 }, card: { start: 13, length: 16 }, parity: [{ bit: 0, covers: [1, 14], kind: 'even' }, { bit: 29, covers: [15, 28], kind: 'odd' }] }],
-  controllers: [{ id: 'c', token: 't', protocol: 'uhppote', serial: 1234 }],
+  controllers: [{ id: 'c', token: 't-long-test-token', protocol: 'uhppote', serial: 1234 }],
   readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c', reuseLockout: 0, reuseMode: 'hard', osdp: { address: 1, reader: 0 }, uhppote: { door: 1, direction: 'in' } }],
 });
 const ctx = { site, controller: 'c' };

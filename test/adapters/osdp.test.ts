@@ -163,7 +163,7 @@ test('decision commands: LED green on grant, LED red + buzzer on deny, next sequ
 });
 
 const site = adapterSite({
-  controllers: [{ id: 'bus-a', token: 't', protocol: 'osdp' }, { id: 'bus-b', token: 'u', protocol: 'osdp' }],
+  controllers: [{ id: 'bus-a', token: 't-long-test-token', protocol: 'osdp' }, { id: 'bus-b', token: 'u-long-test-token', protocol: 'osdp' }],
   readers: [
     { id: 'door-1', from: 'outside', to: 'b', controller: 'bus-a', reuseLockout: 0, reuseMode: 'hard', osdp: { address: 1, reader: 0 } },
     { id: 'door-1b', from: 'b', to: 'outside', controller: 'bus-a', reuseLockout: 0, reuseMode: 'hard', osdp: { address: 1, reader: 1 } },

@@ -87,7 +87,7 @@ test('local time → UTC in the site zone, DST edges included', () => {
 
 const site = adapterSite({
   timezone: 'Europe/London',
-  controllers: [{ id: 'uh-1', token: 't', protocol: 'uhppote', serial: 423187757 }, { id: 'native-1', token: 'n', protocol: 'native', serial: 5 }],
+  controllers: [{ id: 'uh-1', token: 't-long-test-token', protocol: 'uhppote', serial: 423187757 }, { id: 'native-1', token: 'n-long-test-token', protocol: 'native', serial: 5 }],
   readers: [
     { id: 'gate-in', from: 'outside', to: 'b', controller: 'uh-1', reuseLockout: 0, reuseMode: 'hard', uhppote: { door: 3, direction: 'in' } },
     { id: 'gate-out', from: 'b', to: 'outside', controller: 'uh-1', reuseLockout: 0, reuseMode: 'hard', uhppote: { door: 3, direction: 'out' } },
@@ -139,7 +139,7 @@ test('UDP listener on 127.0.0.1: swipes reach onEvent, malformed packets reach o
     assert.deepEqual(events.map(([c, m]) => [c, m.id, m.reader, m.cred, m.granted]), [['uh-1', 57, 'gate-in', '61:54410', false], ['uh-1', 58, 'gate-out', '61:54410', true]]);
     assert.deepEqual(bad.map(([e]) => [e.code, e.message.split(':')[0]]), [['bad_uhppote', 'length'], ['bad_uhppote', 'serial']]);
     assert.match(bad[0]![1], /^127\.0\.0\.1:\d+$/);
-    assert.deepEqual(listener.stats(), { received: 5, events: 2, ignored: 1, malformed: 2 });
+    assert.deepEqual(listener.stats(), { received: 5, events: 2, ignored: 1, malformed: 2, rejected: 0 });
   } finally {
     client.close();
     await listener.close();

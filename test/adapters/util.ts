@@ -26,7 +26,7 @@ export const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
  */
 export function adapterSite(config: Partial<SiteConfig>): CompiledSite {
   const full: SiteConfig = {
-    site: 'test', timezone: 'UTC', forgetAfter: 0, areas: [], readers: [], controllers: [], credentials: [], users: [],
+    site: 'test', timezone: 'UTC', forgetAfter: 0, maxClockSkew: 300, areas: [], readers: [], controllers: [], credentials: [], users: [],
     wiegandFormats: [], webhooks: [], ...config,
   };
   return { config: full } as unknown as CompiledSite;

@@ -112,15 +112,15 @@ test('diffSites: added/removed/changed by id and old->new index maps', () => {
   d.readers.reverse();
   d.readers.push({ id: 'press-in', from: 'stadium', to: 'press-box', controller: 'vip' });
   d.readers.find((r: any) => r.id === 'gate-south-in').reuseLockout = 5;
-  d.controllers.find((c: any) => c.id === 'gate-north').token = 'rotated';
-  d.controllers.push({ id: 'media', token: 'media-token' });
+  d.controllers.find((c: any) => c.id === 'gate-north').token = 'rotated-long-test-token';
+  d.controllers.push({ id: 'media', token: 'media-token-long-test-token' });
   const next = load(d);
   const { report, areaMap, readerMap } = diffSites(prev.site, next.site);
   assert.deepEqual(report, {
     areasAdded: ['press-box'], areasRemoved: ['vip-lounge'], areasChanged: ['concourse'],
     readersAdded: ['press-in'], readersRemoved: ['vip-in', 'vip-out'], readersChanged: ['gate-south-in'],
     controllersAdded: ['media'], controllersRemoved: [], controllersChanged: ['gate-north'],
-    usersChanged: false, locationsDropped: 0,
+    usersChanged: false, settingsChanged: ['credentials'], locationsDropped: 0,
   });
   // new area order: outside, press-box, stadium, concourse
   assert.deepEqual([...areaMap], [0, 2, 3, -1]);
@@ -131,8 +131,12 @@ test('diffSites: added/removed/changed by id and old->new index maps', () => {
   }
   assert.equal(readerMap[0], 7); // gate-north-in is 8th of the reversed 8
   const same = diffSites(prev.site, loadSiteFile(join(DEMO, 'stadium.yaml')).site);
-  assert.deepEqual(same.report, { areasAdded: [], areasRemoved: [], areasChanged: [], readersAdded: [], readersRemoved: [], readersChanged: [], controllersAdded: [], controllersRemoved: [], controllersChanged: [], usersChanged: false, locationsDropped: 0 });
+  assert.deepEqual(same.report, { areasAdded: [], areasRemoved: [], areasChanged: [], readersAdded: [], readersRemoved: [], readersChanged: [], controllersAdded: [], controllersRemoved: [], controllersChanged: [], usersChanged: false, settingsChanged: [], locationsDropped: 0 });
   assert.deepEqual([...same.areaMap], [0, 1, 2, 3]);
   d.users[0].role = 'admin';
   assert.equal(diffSites(prev.site, load(d).site).report.usersChanged, true);
+  // issue 10 item 20: top-level settings (the UHPPOTE listener, webhooks, ...) are reported too
+  d.uhppote = { host: '127.0.0.1', port: 60099 };
+  d.webhooks = [{ url: 'http://127.0.0.1:9/hook' }];
+  assert.deepEqual(diffSites(prev.site, load(d).site).report.settingsChanged, ['credentials', 'uhppote', 'webhooks']);
 });

@@ -5,20 +5,20 @@ import { loadSiteText, loadSiteFile } from '../../src/config/load.js';
 import { baseDoc, errorsOf, load } from './util.js';
 
 test('defaults are filled in for every optional key', () => {
-  const { config } = load({ site: 's', timezone: 'UTC', areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c' }], controllers: [{ id: 'c', token: 't' }] });
+  const { config } = load({ site: 's', timezone: 'UTC', areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c' }], controllers: [{ id: 'c', token: 't-long-test-token' }] });
   assert.deepEqual(config.areas[0], {
     id: 'a', parent: 'outside', entry: 'off', exit: 'off', strict: false, presenceTimeout: 0, schedule: 'always',
     resetAt: [], maxOccupancy: null, commitOn: 'grant', passageTimeout: 10,
   });
   assert.deepEqual(config.readers[0], { id: 'r', from: 'outside', to: 'a', controller: 'c', reuseLockout: 0, reuseMode: 'hard' });
-  assert.deepEqual(config.controllers[0], { id: 'c', token: 't', protocol: 'native', rateLimit: 10000 });
+  assert.deepEqual(config.controllers[0], { id: 'c', token: 't-long-test-token', protocol: 'native', rateLimit: 10000 });
   assert.equal(config.forgetAfter, 0);
   assert.deepEqual([config.credentials, config.users, config.wiegandFormats, config.webhooks], [[], [], [], []]);
   assert.equal(config.uhppote, undefined);
-  const full = load({ site: 's', timezone: 'UTC', uhppote: {}, controllers: [{ id: 'u', token: 't', protocol: 'uhppote', serial: 423187757 }],
+  const full = load({ site: 's', timezone: 'UTC', uhppote: {}, controllers: [{ id: 'u', token: 't-long-test-token', protocol: 'uhppote', serial: 423187757 }],
     areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'u', uhppote: { door: 1, direction: 'in' } }] });
-  assert.deepEqual(full.config.uhppote, { host: '0.0.0.0', port: 60001 });
-  const osdp = load({ site: 's', timezone: 'UTC', controllers: [{ id: 'o', token: 't', protocol: 'osdp' }], areas: [{ id: 'a' }],
+  assert.deepEqual(full.config.uhppote, { host: '127.0.0.1', port: 60001 }); // loopback by default (issue 10 item 12)
+  const osdp = load({ site: 's', timezone: 'UTC', controllers: [{ id: 'o', token: 't-long-test-token', protocol: 'osdp' }], areas: [{ id: 'a' }],
     readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'o', osdp: { address: 3 } }] });
   assert.deepEqual(osdp.config.readers[0]!.osdp, { address: 3, reader: 0 });
 });
@@ -35,7 +35,7 @@ const cases: Case[] = [
   ['missing site', (d) => { delete d.site; }, 'site', 'is required'],
   ['missing timezone', (d) => { delete d.timezone; }, 'timezone', 'is required'],
   ['unknown time zone', (d) => { d.timezone = 'Mars/Olympus'; }, 'timezone', 'unknown IANA time zone "Mars/Olympus"'],
-  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, webhooks)'],
+  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, webhooks)'],
   ['negative forgetAfter', (d) => { d.forgetAfter = -1; }, 'forgetAfter', 'must be between 0 and 2147483647, got -1'],
   ['fractional forgetAfter', (d) => { d.forgetAfter = 1.5; }, 'forgetAfter', 'must be an integer, got 1.5'],
   ['string forgetAfter', (d) => { d.forgetAfter = '10'; }, 'forgetAfter', 'must be an integer, got "10"'],
@@ -84,16 +84,30 @@ const cases: Case[] = [
   ['uhppote without serial', (d) => { d.controllers[0].protocol = 'uhppote'; }, 'controllers[0].serial', 'is required for protocol uhppote'],
   ['serial on native', (d) => { d.controllers[0].serial = 5; }, 'controllers[0].serial', 'only applies to protocol uhppote (this controller is native)'],
   ['serial beyond uint32', (d) => { Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 2 ** 32 }); }, 'controllers[0].serial', 'must be between 0 and 4294967295, got 4294967296'],
-  ['duplicate serial', (d) => { Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 7 }); d.controllers.push({ id: 'c2', token: 't2', protocol: 'uhppote', serial: 7 }); }, 'controllers[1].serial', 'duplicate UHPPOTE serial "7" (first at controllers[0].serial)'],
+  ['duplicate serial', (d) => { Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 7 }); d.controllers.push({ id: 'c2', token: 't2-long-test-token', protocol: 'uhppote', serial: 7 }); }, 'controllers[1].serial', 'duplicate UHPPOTE serial "7" (first at controllers[0].serial)'],
   ['bad protocol', (d) => { d.controllers[0].protocol = 'zigbee'; }, 'controllers[0].protocol', 'must be one of native | wiegand | osdp | uhppote, got "zigbee"'],
   ['zero rateLimit', (d) => { d.controllers[0].rateLimit = 0; }, 'controllers[0].rateLimit', 'must be between 1 and 100000000, got 0'],
-  ['duplicate controller id', (d) => { d.controllers.push({ id: 'c1', token: 'other' }); }, 'controllers[1].id', 'duplicate controller id "c1" (first at controllers[0].id)'],
-  ['token with space', (d) => { d.controllers[0].token = 'a b'; }, 'controllers[0].token', 'must be a token without whitespace, got "a b"'],
+  ['duplicate controller id', (d) => { d.controllers.push({ id: 'c1', token: 'other-long-test-token' }); }, 'controllers[1].id', 'duplicate controller id "c1" (first at controllers[0].id)'],
+  ['token with space', (d) => { d.controllers[0].token = 'a b-long-test-token'; }, 'controllers[0].token', 'must be a token without whitespace'],
+  // issue 10 item 17: tokens of at least MIN_TOKEN_CHARS characters, at most MAX_TOKEN_BYTES bytes
+  ['15-character controller token', (d) => { d.controllers[0].token = 'x'.repeat(15); }, 'controllers[0].token', 'must be at least 16 characters long (use a long random secret)'],
+  ['1-character user token', (d) => { d.users[0].token = 't'; }, 'users[0].token', 'must be at least 16 characters long (use a long random secret)'],
+  ['15 characters of 2 bytes each', (d) => { d.users[0].token = 'é'.repeat(15); }, 'users[0].token', 'must be at least 16 characters long (use a long random secret)'],
+  ['257-byte token', (d) => { d.controllers[0].token = 'x'.repeat(257); }, 'controllers[0].token', 'must be at most 256 UTF-8 bytes'],
+  // issue 10 item 1: ids and names are bounded by MAX_ID_BYTES (src/limits.ts)
+  ['65-byte reader id', (d) => { d.readers[0].id = 'r'.repeat(65); }, 'readers[0].id', 'must be at most 64 UTF-8 bytes'],
+  ['65-byte user name', (d) => { d.users[0].name = 'n'.repeat(65); }, 'users[0].name', 'must be at most 64 UTF-8 bytes'],
+  // issue 10 item 12: the UHPPOTE listener's source check
+  ['uhppote host not an IP', (d) => { d.uhppote = { host: 'gateway.local' }; }, 'uhppote.host', 'must be an IPv4 or IPv6 address (e.g. 192.0.2.10), got "gateway.local"'],
+  ['uhppote address not an IP', (d) => { Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 1, address: '10.0.0' }); }, 'controllers[0].address', 'must be an IPv4 or IPv6 address (e.g. 192.0.2.10), got "10.0.0"'],
+  ['address on a native controller', (d) => { d.controllers[0].address = '192.0.2.10'; }, 'controllers[0].address', 'only applies to protocol uhppote (this controller is native)'],
+  ['uhppote listener on the network without address', (d) => { Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 1 }); d.uhppote = { host: '0.0.0.0' }; }, 'controllers[0].address',
+    'is required: the UHPPOTE listener binds 0.0.0.0, not a loopback address, so the controller\'s source IP must be named'],
   ['empty token', (d) => { d.controllers[0].token = ''; }, 'controllers[0].token', 'must not be empty'],
-  ['token shared by controllers', (d) => { d.controllers.push({ id: 'c2', token: 'tok-c1' }); }, 'controllers[1].token', 'duplicate token "…" (first at controllers[0].token)'],
-  ['token shared controller/user', (d) => { d.users[0].token = 'tok-c1'; }, 'users[0].token', 'duplicate token "…" (first at controllers[0].token)'],
+  ['token shared by controllers', (d) => { d.controllers.push({ id: 'c2', token: 'tok-c1-long-test-token' }); }, 'controllers[1].token', 'duplicate token "…" (first at controllers[0].token)'],
+  ['token shared controller/user', (d) => { d.users[0].token = 'tok-c1-long-test-token'; }, 'users[0].token', 'duplicate token "…" (first at controllers[0].token)'],
   ['bad role', (d) => { d.users[0].role = 'root'; }, 'users[0].role', 'must be one of viewer | operator | admin, got "root"'],
-  ['duplicate user name', (d) => { d.users.push({ name: 'desk', token: 'x2', role: 'viewer' }); }, 'users[1].name', 'duplicate user name "desk" (first at users[0].name)'],
+  ['duplicate user name', (d) => { d.users.push({ name: 'desk', token: 'x2-long-test-token', role: 'viewer' }); }, 'users[1].name', 'duplicate user name "desk" (first at users[0].name)'],
   ['negative cred', (d) => { d.credentials = [{ cred: -1 }]; }, 'credentials[0].cred', 'integer credential must be between 0 and 2^64-1'],
   ['fractional cred', (d) => { d.credentials = [{ cred: 1.5 }]; }, 'credentials[0].cred', 'must be an unsigned integer up to 2^64-1 or a string, got a number'],
   ['empty string cred', (d) => { d.credentials = [{ cred: '' }]; }, 'credentials[0].cred', 'string credential must be 1-64 UTF-8 bytes'],
@@ -218,4 +232,30 @@ test('the Wiegand adapter\'s geometry rules run on a typed config (built-in name
   assert.ok(errorsOf(d).some((x) => x.path.startsWith('wiegandFormats[0]')));
   d.wiegandFormats = [{ name: 'mine', bits: 26, facility: { start: 1, length: 8 }, card: { start: 9, length: 16 }, parity: [{ bit: 0, covers: [1, 12], kind: 'even' }, { bit: 25, covers: [13, 24], kind: 'odd' }] }];
   assert.equal(load(d).config.wiegandFormats[0]!.name, 'mine');
+});
+
+test('issue 10 item 12: a UHPPOTE address is optional on a loopback listener and accepted with a network listener', () => {
+  const d = baseDoc();
+  Object.assign(d.controllers[0], { protocol: 'uhppote', serial: 1 });
+  d.uhppote = {};
+  assert.equal(load(d).config.controllers[0]!.address, undefined);
+  d.uhppote = { host: '::' };
+  d.controllers[0].address = '192.0.2.10';
+  assert.equal(load(d).config.controllers[0]!.address, '192.0.2.10');
+});
+
+test('issue 10 item 15: no config error quotes a token value', () => {
+  const secret = 'hunter2-SECRET-value';
+  const variants: ((d: any) => void)[] = [
+    (d) => { d.controllers[0].token = secret + ' x'; },        // whitespace
+    (d) => { d.users[0].token = secret.slice(0, 10); },          // too short
+    (d) => { d.users[0].token = secret + 'y'.repeat(300); },     // too long
+    (d) => { d.controllers.push({ id: 'c2', token: d.controllers[0].token = secret }); }, // duplicate
+  ];
+  for (const v of variants) {
+    const d = baseDoc();
+    v(d);
+    const text = JSON.stringify(errorsOf(d));
+    assert.ok(!text.includes(secret.slice(0, 7)), text);
+  }
 });

@@ -8,7 +8,7 @@ type J = Record<string, any>;
 /** A site using every key the file format has, at least once. */
 function maximal(): J {
   return {
-    site: 'max', timezone: 'Europe/Paris', forgetAfter: 86400,
+    site: 'max', timezone: 'Europe/Paris', forgetAfter: 86400, maxClockSkew: 600,
     areas: [
       { id: 'hall', parent: 'outside', entry: 'hard', exit: 'soft', strict: true, presenceTimeout: 60,
         schedule: [{ days: ['mon', 'sun'], from: '22:00', to: '06:00' }], resetAt: ['03:00'], maxOccupancy: 5, commitOn: 'passage', passageTimeout: 7 },
@@ -18,11 +18,11 @@ function maximal(): J {
       { id: 'r2', from: 'hall', to: 'outside', controller: 'u', uhppote: { door: 2, direction: 'out' } },
     ],
     controllers: [
-      { id: 'o', token: 't-o', protocol: 'osdp', rateLimit: 50 },
-      { id: 'u', token: 't-u', protocol: 'uhppote', serial: 423187757 },
+      { id: 'o', token: 't-o-long-test-token', protocol: 'osdp', rateLimit: 50 },
+      { id: 'u', token: 't-u-long-test-token', protocol: 'uhppote', serial: 423187757, address: '192.0.2.10' },
     ],
     credentials: [{ cred: 42, exempt: true }],
-    users: [{ name: 'n', token: 't-n', role: 'admin' }],
+    users: [{ name: 'n', token: 't-n-long-test-token', role: 'admin' }],
     wiegandFormats: [{ name: 'site-26', bits: 26, facility: { start: 1, length: 8 }, card: { start: 9, length: 16 },
       parity: [{ bit: 0, covers: [1, 12], kind: 'even' }, { bit: 25, covers: [13, 24], kind: 'odd' }] }],
     uhppote: { host: '127.0.0.1', port: 60001 },
@@ -84,7 +84,7 @@ test('the JSON Schema is JSON, draft 2020-12, and covers every key of a maximal 
 
 test('JSON Schema defaults equal the defaults the loader fills in', () => {
   const schema = siteJsonSchema() as J;
-  const input: J = { site: 's', timezone: 'UTC', areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c' }], controllers: [{ id: 'c', token: 't' }] };
+  const input: J = { site: 's', timezone: 'UTC', areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c' }], controllers: [{ id: 'c', token: 't-long-test-token' }] };
   const { config } = load(input);
   /** checks every defaulted key the input leaves out; returns how many */
   const check = (props: J, given: J, value: J, where: string) => {
@@ -95,7 +95,7 @@ test('JSON Schema defaults equal the defaults the loader fills in', () => {
     }
     return n;
   };
-  assert.equal(check(schema.properties, input, config, ''), 5);
+  assert.equal(check(schema.properties, input, config, ''), 6);
   assert.equal(check(schema.properties.areas.items.properties, input.areas[0], config.areas[0]!, 'areas[]'), 10);
   assert.equal(check(schema.properties.readers.items.properties, input.readers[0], config.readers[0]!, 'readers[]'), 2);
   assert.equal(check(schema.properties.controllers.items.properties, input.controllers[0], config.controllers[0]!, 'controllers[]'), 2);

@@ -19,8 +19,8 @@ export function baseDoc(): Record<string, any> {
       { id: 'r1', from: 'outside', to: 'building', controller: 'c1' },
       { id: 'r2', from: 'building', to: 'lab', controller: 'c1' },
     ],
-    controllers: [{ id: 'c1', token: 'tok-c1' }],
-    users: [{ name: 'desk', token: 'tok-desk', role: 'operator' }],
+    controllers: [{ id: 'c1', token: 'tok-c1-long-test-token' }],
+    users: [{ name: 'desk', token: 'tok-desk-long-test-token', role: 'operator' }],
   };
 }
 

@@ -19,11 +19,11 @@ readers:
   - { id: concourse-in, from: stadium, to: concourse, controller: gates }
   - { id: vip-in, from: concourse, to: vip, controller: vip-door }
 controllers:
-  - { id: gates, token: t-gates }
-  - { id: vip-door, token: t-vip }
+  - { id: gates, token: t-gates-long-test-token }
+  - { id: vip-door, token: t-vip-long-test-token }
 users:
-  - { name: desk, token: t-operator, role: operator }
-  - { name: watcher, token: t-viewer, role: viewer }
+  - { name: desk, token: t-operator-long-test-token, role: operator }
+  - { name: watcher, token: t-viewer-long-test-token, role: viewer }
 `;
 
-export const TOKENS = { gates: 't-gates', vip: 't-vip', operator: 't-operator', viewer: 't-viewer' } as const;
+export const TOKENS = { gates: 't-gates-long-test-token', vip: 't-vip-long-test-token', operator: 't-operator-long-test-token', viewer: 't-viewer-long-test-token' } as const;

@@ -136,7 +136,7 @@ readers:
 credentials:
   - { cred: 200, exempt: true }
 controllers:
-  - { id: c, token: t }
+  - { id: c, token: t-long-test-token }
 `);
       const report = b.core.reconfigure(v2);
       assert.equal(report.locationsDropped, 2);

@@ -31,7 +31,7 @@ const HEADER = 'site: test\ntimezone: Europe/London\n';
 
 /** a compiled site from YAML; `controllers` defaults to one controller `c` owning every reader */
 export function site(yaml: string): CompiledSite {
-  const text = HEADER + yaml + (/^controllers:/m.test(yaml) ? '' : '\ncontrollers:\n  - { id: c, token: t }\n');
+  const text = HEADER + yaml + (/^controllers:/m.test(yaml) ? '' : '\ncontrollers:\n  - { id: c, token: t-long-test-token }\n');
   return loadSiteText(text).site;
 }
 

@@ -69,7 +69,7 @@ const siteArb = fc.record({
     if (to === from) to = all[(r.to + 1) % all.length]!;
     return { id: READER_IDS[i]!, from, to, controller: 'c', reuseLockout: r.reuseLockout, reuseMode: r.reuseMode };
   });
-  return { site: 'prop', timezone: 'Europe/London', forgetAfter: g.forgetAfter, areas, readers, controllers: [{ id: 'c', token: 't' }] };
+  return { site: 'prop', timezone: 'Europe/London', forgetAfter: g.forgetAfter, areas, readers, controllers: [{ id: 'c', token: 't-long-test-token' }] };
 });
 
 type Step =

@@ -23,7 +23,7 @@ readers:
   - { id: out, from: hall, to: outside, controller: c }
   - { id: vip-in, from: hall, to: vip, controller: c }
 controllers:
-  - { id: c, token: t }
+  - { id: c, token: t-long-test-token }
 `;
 
 const T = Date.UTC(2026, 0, 5, 9); // Monday 09:00 London

@@ -13,7 +13,7 @@ export const SEC = 1000, MIN = 60 * SEC, HOUR = 60 * MIN;
 
 /** a compiled site from YAML (areas/readers); one controller `c` owns every reader */
 export function siteOf(yaml: string, forgetAfter = 0): CompiledSite {
-  return loadSiteText(`site: wasm-test\ntimezone: UTC\nforgetAfter: ${forgetAfter}\n${yaml}\ncontrollers:\n  - { id: c, token: t }\n`).site;
+  return loadSiteText(`site: wasm-test\ntimezone: UTC\nforgetAfter: ${forgetAfter}\n${yaml}\ncontrollers:\n  - { id: c, token: t-long-test-token }\n`).site;
 }
 
 export const int = (n: number | bigint): Cred => ({ kind: 'int', value: BigInt(n) });

@@ -57,7 +57,7 @@ test('ground truth model follows SPEC 4/5/12 on worked examples', () => {
       { id: 'R1', from: 'outside', to: 'building', controller: 'c' }, { id: 'R2', from: 'building', to: 'outside', controller: 'c' },
       { id: 'R3', from: 'building', to: 'lab', controller: 'c', reuseLockout: 5 }, { id: 'H', from: 'outside', to: 'hall', controller: 'c' },
     ],
-    controllers: [{ id: 'c', token: 't' }],
+    controllers: [{ id: 'c', token: 't-long-test-token' }],
   }, { from: Date.UTC(2026, 0, 1, 12), to: Date.UTC(2026, 0, 2, 12) });
   const r = (id: string) => s.readerIndex.get(id)!;
   const T = Date.UTC(2026, 0, 1, 12);

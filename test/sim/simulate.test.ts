@@ -60,10 +60,10 @@ test('a wrong controller token is refused: exit 1 naming the controller and the 
   assert.doesNotMatch(r.stdout, /^sent/m);
 });
 
-test('bad arguments: precise errors, exit 1', async () => {
+test('bad arguments: precise usage errors, exit 2', async () => {
   const a = await apb(['simulate', '--scenario', 'moon', '--url', 'ws://127.0.0.1:1']);
-  assert.equal(a.code, 1);
-  assert.match(a.stderr, /bad_message: apb simulate: --scenario must be stadium, metro or office, got "moon"/);
+  assert.equal(a.code, 2);
+  assert.match(a.stderr, /^apb simulate: --scenario must be stadium, metro or office, got "moon"/);
   const b = await apb(['simulate', '--scenario', 'metro', '--url', 'http://x', '--limit', '10']);
   assert.match(b.stderr, /--url must be a ws:\/\/ or wss:\/\/ URL/);
   const c = await apb(['simulate', '--scenario', 'metro', '--url', sim.wsUrl, '--limit', '0']);

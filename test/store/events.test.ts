@@ -89,8 +89,8 @@ describe('apb events', () => {
 
   it('bad input is a precise error', () => {
     const bad = apb(['events', '--data', dir, '--since', 'yesterday-ish']);
-    assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /bad_message: apb events: --since must be/);
+    assert.equal(bad.status, 2); // a usage error: `apb <command>: <message>`, no wire code (issue 10 item 22)
+    assert.match(bad.stderr, /^apb events: --since must be/);
     const missing = apb(['events', '--data', join(dir, 'nope')]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /not_found/);

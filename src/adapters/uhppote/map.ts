@@ -18,17 +18,22 @@
  */
 import { ApbError } from '../../errors.js';
 import type { CompiledSite } from '../../config/types.js';
+import { normalizeIp } from '../../config/net.js';
 import { localToUtc } from './local-time.js';
 import { TYPE_SWIPE, type UhppoteEvent } from './packet.js';
 
-interface SiteIndex { controllers: Map<number, string>; readers: Map<string, string> /* "ctrl\0door\0dir" → reader */ }
+interface SiteIndex { controllers: Map<number, string>; addresses: Map<number, string>; readers: Map<string, string> /* "ctrl\0door\0dir" → reader */ }
 const indexes = new WeakMap<CompiledSite, SiteIndex>();
 
 function indexOf(site: CompiledSite): SiteIndex {
   let ix = indexes.get(site);
   if (!ix) {
-    ix = { controllers: new Map(), readers: new Map() };
-    for (const c of site.config.controllers) if (c.protocol === 'uhppote' && c.serial !== undefined && !ix.controllers.has(c.serial)) ix.controllers.set(c.serial, c.id);
+    ix = { controllers: new Map(), addresses: new Map(), readers: new Map() };
+    for (const c of site.config.controllers) {
+      if (c.protocol !== 'uhppote' || c.serial === undefined || ix.controllers.has(c.serial)) continue;
+      ix.controllers.set(c.serial, c.id);
+      if (c.address !== undefined) ix.addresses.set(c.serial, normalizeIp(c.address));
+    }
     for (const r of site.config.readers) {
       if (!r.uhppote) continue;
       const key = `${r.controller}\0${r.uhppote.door}\0${r.uhppote.direction}`;
@@ -37,6 +42,14 @@ function indexOf(site: CompiledSite): SiteIndex {
     indexes.set(site, ix);
   }
   return ix;
+}
+
+/**
+ * The source IP the site allows for events carrying `serial` (normalized),
+ * or undefined when the controller names no `address` (or the serial is unknown).
+ */
+export function allowedSource(serial: number, site: CompiledSite): string | undefined {
+  return indexOf(site).addresses.get(serial);
 }
 
 export function cardToCred(card: number): string {
