@@ -1,9 +1,11 @@
 /**
  * The durable Store on lmdb-js (SPEC 9, issue 4).
  *
- * Data directory (`--data D`):
+ * Data directory (`--data D`, any directory path, dots in its name included):
  *   D/data.mdb, D/lock.mdb     one LMDB environment holding the sub-databases below
  *   D/snapshots/<seq>.snap     engine snapshots (raw engine bytes), the newest 2 kept
+ * It holds every bearer token (journaled site files): D and snapshots/ are created 0700,
+ * files 0600, and a writable open takes group/other permissions off existing ones.
  *
  * Sub-databases (keys in lmdb-js ordered-binary, values msgpack unless noted):
  *   log      batchKey → Batch          one entry per append() call; batchKey = seq of its first record
@@ -27,7 +29,7 @@
  * idempotency replies stay in memory (`pending`) and cred/reader queries scan it
  * from memory; on open, the unindexed tail is re-read from the log.
  */
-import { closeSync, mkdirSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -37,6 +39,9 @@ import {
   validateAppend,
 } from './common.js';
 import type { EventQuery, EventRecord, IdemRecord, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { DataLock } from './lock.js';
+import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
+import { routeLibraryOutput } from './lmdb-output.js';
 
 /** One append() call as stored in `log`. */
 interface Batch {
@@ -85,6 +90,20 @@ const INDEX_CHUNK = 2000;
 const BATCH_EVENTS = 256;
 /** index chunks whose commit may be outstanding at once */
 const MAX_INDEX_CHUNKS = 4;
+/**
+ * LMDB refuses keys over 1,978 bytes (a synchronous throw from put/getRange). Index keys are
+ * [name, number] or [name, 20-digit id]: a name up to this many UTF-8 bytes always fits, with room
+ * for the second element and ordered-binary's separators. Longer names are never indexed
+ * (the record stays in the journal, counted in indexSkipped) and find nothing when queried.
+ */
+export const MAX_INDEXED_NAME_BYTES = 1900;
+function indexable(name: unknown): name is string {
+  return typeof name === 'string' && (name.length <= MAX_INDEXED_NAME_BYTES / 3 || Buffer.byteLength(name) <= MAX_INDEXED_NAME_BYTES);
+}
+/** `mode` without group/other bits, for files that hold tokens */
+function tighten(path: string, mode: number): void {
+  try { if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, mode); } catch { /* not ours or gone: leave it */ }
+}
 
 function batchEnd(b: Batch): number { return b.z ?? b.s + Math.max(b.n, 1) - 1; }
 
@@ -112,6 +131,10 @@ export class LmdbStore implements Store {
   private indexing = false;
   private chunksInFlight = 0;
   private indexBroken = false;
+  /** index entries the indexer could not write (over-long key, or any other throw), since open */
+  private skipped = 0;
+  private readonly lock: DataLock | undefined;
+  private unrouteOutput: (() => void) | undefined;
   /** idempotency replies of unindexed batches: controller\0id → reply, batchKey */
   private readonly pending = new Map<string, Map<number | string, { reply: Uint8Array; key: number }>>();
   /** per controller, the largest id (zero-padded) ever stored: a lookup above it is a miss without a read */
@@ -134,6 +157,7 @@ export class LmdbStore implements Store {
   private readonly flush: boolean;
   private readonly probeMs: number;
   private readonly readOnly: boolean;
+  private readonly headroom: number;
 
   constructor(readonly dir: string, opts: StoreOptions = {}) {
     this.retention = { ...RETENTION_DEFAULTS, ...opts.retention };
@@ -141,22 +165,33 @@ export class LmdbStore implements Store {
     this.flush = opts.durability === 'flush';
     this.probeMs = opts.probeIntervalMs ?? 1000;
     this.readOnly = opts.readOnly === true;
+    this.headroom = opts.headroomBytes ?? HEADROOM_BYTES;
     this.snapDir = join(dir, 'snapshots');
+    this.lock = opts.lock;
+    checkDataPath(dir);
     installRejectionFilter();
     try {
       if (this.readOnly) {
         if (!existsSync(join(dir, 'data.mdb'))) throw new ApbError('not_found', `no apb data directory at ${dir} (no data.mdb)`);
       } else {
-        mkdirSync(this.snapDir, { recursive: true });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        mkdirSync(this.snapDir, { recursive: true, mode: 0o700 });
+        tighten(this.snapDir, 0o700);
+        for (const f of ['data.mdb', 'lock.mdb']) tighten(join(dir, f), 0o600);
       }
+      if (opts.onLibraryOutput) this.unrouteOutput = routeLibraryOutput(opts.onLibraryOutput);
       this.root = open({
         path: dir,
+        // lmdb-js takes a path with a dot-extension (`site.v2`, `x.mdb`) for a file name and would put
+        // `<path>-lock` beside it: the data directory is always a directory holding data.mdb and lock.mdb
+        noSubdir: false,
+        permissionsMode: 0o600,
         mapSize: opts.mapSize ?? 2 ** 30,
         maxDbs: 16,
         readOnly: this.readOnly,
         noSync: false,          // durability: never skip the fsync
         eventTurnBatching: true, // one transaction per event-loop turn = group commit
-      });
+      } as never);
       const ob = { keyEncoding: 'ordered-binary' as const };
       this.log = this.root.openDB<Batch, number>('log', {
         ...ob, encoding: 'msgpack', sharedStructuresKey: Symbol.for('structures'),
@@ -170,6 +205,7 @@ export class LmdbStore implements Store {
       this.snaps = this.root.openDB('snaps', { ...ob, encoding: 'msgpack' });
       this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
     } catch (err) {
+      this.unrouteOutput?.();
       if (err instanceof ApbError) throw err;
       throw new ApbError('storage_unavailable', `cannot open the data directory ${dir}: ${(err as Error).message}`);
     }
@@ -238,7 +274,10 @@ export class LmdbStore implements Store {
   /** Removes snapshot files no entry refers to (a crash between the file and its entry, or *.tmp). */
   private cleanSnapshotFiles(): void {
     const keep = new Set(this.snapMetas().map((s) => s.file));
-    for (const f of readdirSync(this.snapDir)) if (!keep.has(f)) rmSync(join(this.snapDir, f), { force: true });
+    for (const f of readdirSync(this.snapDir)) {
+      if (!keep.has(f)) rmSync(join(this.snapDir, f), { force: true });
+      else tighten(join(this.snapDir, f), 0o600);
+    }
   }
 
   // ---- health -------------------------------------------------------------------------------
@@ -246,6 +285,8 @@ export class LmdbStore implements Store {
   get lastSeq(): number { return this.seq; }
   get healthy(): boolean { return this.isHealthy && !this.closed; }
   get failures(): number { return this.failureCount; }
+  /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES, or any throw) */
+  get indexSkipped(): number { return this.skipped; }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
   private fail(err: unknown): ApbError {
@@ -265,20 +306,29 @@ export class LmdbStore implements Store {
     return e;
   }
 
-  /** While unhealthy: try a small write every probeMs; healthy again once one commits. */
+  /**
+   * While unhealthy: every probeMs, check that the disk has room again (headroom.ts), then try a small
+   * write; healthy again once one commits. A small LMDB write alone is no proof: on a full disk it
+   * succeeds by reusing free pages, the server turns ready, rebuilds its engine from the journal, and
+   * the next real commit fails again (a replay of the whole journal per flip).
+   */
   private startProbe(): void {
     if (this.probeTimer || this.closed) return;
     this.probeTimer = setInterval(() => {
-      this.meta.put('probe', this.now()).then(
-        () => this.recovered(),
-        absorb, // still failing; try again next interval
-      );
+      try {
+        if (!hasHeadroom(this.dir, this.headroom)) return; // still full; try again next interval
+        this.meta.put('probe', this.now()).then(
+          () => this.recovered(),
+          absorb, // still failing; try again next interval
+        );
+      } catch (err) { absorb(err); } // a throw inside a timer would end the process
     }, this.probeMs);
     this.probeTimer.unref();
   }
 
   private recovered(): void {
     if (this.isHealthy || this.closed) return;
+    if (!hasHeadroom(this.dir, this.headroom)) return; // a small write got through, but the disk is still (nearly) full
     clearInterval(this.probeTimer); this.probeTimer = undefined;
     this.isHealthy = true;
     this.lastError = undefined;
@@ -406,7 +456,24 @@ export class LmdbStore implements Store {
     setImmediate(() => { this.indexing = false; this.indexStep(); });
   }
 
+  /**
+   * Runs in a setImmediate callback: nothing in a journal record may make it throw (an uncaught
+   * throw here ends the process, and every restart would index the same batch again). An entry
+   * that cannot be written is skipped and counted; anything else that throws is a storage failure.
+   */
   private indexStep(): void {
+    try { this.indexChunk(); } catch (err) {
+      absorb(err);
+      if (!this.indexBroken && !this.closed) { this.indexBroken = true; this.head = this.done; this.fail(err); }
+    }
+  }
+
+  /** one index write; a synchronous throw (the key cannot be written) is counted and skipped */
+  private indexPut(run: () => Promise<unknown>): void {
+    try { run().catch(noop); } catch { this.skipped++; }
+  }
+
+  private indexChunk(): void {
     if (this.closed || this.indexBroken || !this.isHealthy) return;
     const from = this.head;
     let writes = 0;
@@ -416,16 +483,7 @@ export class LmdbStore implements Store {
       if (!item || !item.committed) break;
       this.head++;
       const { key, batch } = item;
-      const creds = new Set<string>(), readers = new Set<string>();
-      for (const e of batch.e) {
-        if (e.cred !== undefined) creds.add(e.cred);
-        if (e.reader !== undefined) readers.add(e.reader);
-      }
-      for (const c of creds) this.icred.put([c, key], ONE).catch(noop);
-      for (const r of readers) this.ireader.put([r, key], ONE).catch(noop);
-      if (batch.n > 0) this.itime.put([batch.a0, key], ONE).catch(noop);
-      for (const [c, id] of batch.i ?? []) this.iidem.put([c, padId(id)], key).catch(noop);
-      writes += creds.size + readers.size + (batch.i?.length ?? 0) + 2;
+      try { writes += this.indexBatch(key, batch); } catch { this.skipped++; writes++; } // a malformed record: skip it
       end = batchEnd(batch);
     }
     if (this.head === from) return;
@@ -455,6 +513,21 @@ export class LmdbStore implements Store {
       }
     });
     this.scheduleIndex();
+  }
+
+  /** Issues the index writes of one batch; returns how many. */
+  private indexBatch(key: number, batch: Batch): number {
+    const { creds, readers, skipped } = indexNames(batch);
+    this.skipped += skipped;
+    for (const c of creds) this.indexPut(() => this.icred.put([c, key], ONE));
+    for (const r of readers) this.indexPut(() => this.ireader.put([r, key], ONE));
+    if (batch.n > 0) this.indexPut(() => this.itime.put([batch.a0, key], ONE));
+    const idem = Array.isArray(batch.i) ? batch.i : [];
+    for (const [c, id] of idem) {
+      if (indexable(c)) this.indexPut(() => this.iidem.put([c, padId(id)], key));
+      else this.skipped++;
+    }
+    return creds.size + readers.size + idem.length + 2;
   }
 
   /** Drops confirmed items from the front of the queue now and then (positions are kept via `shifted`). */
@@ -492,6 +565,7 @@ export class LmdbStore implements Store {
     const pid = padId(nid);
     const max = this.maxIdem.get(controller);
     if (max === undefined || pid > max) return undefined; // the usual case for a new message: no read at all
+    if (!indexable(controller)) return undefined;            // never indexed (its key would not fit)
     const key = this.iidem.get([controller, pid]);
     if (key === undefined) return undefined;
     const batch = this.log.get(key);
@@ -525,6 +599,7 @@ export class LmdbStore implements Store {
       if (!take(it.batch)) return out;
     }
     const name = (q.cred ?? q.reader)!;
+    if (!indexable(name)) return out; // never indexed: only the unindexed tail above can hold it
     const seen = new Set<number>();
     for (const { key } of index.getRange({ start: [name, Math.min(top, this.indexedSeq)], end: [name, 0], reverse: true })) {
       const bk = key[1] as number;
@@ -569,7 +644,7 @@ export class LmdbStore implements Store {
     const tmp = join(this.snapDir, file + '.tmp');
     try {
       // file first (fsynced, renamed into place), then its entry: a crash in between leaves an orphan file only
-      const fh = await fsOpen(tmp, 'w');
+      const fh = await fsOpen(tmp, 'w', 0o600);
       try { await fh.writeFile(engineBytes); await fh.sync(); } finally { await fh.close(); }
       await rename(tmp, join(this.snapDir, file));
       const dh = await fsOpen(this.snapDir, 'r');
@@ -622,6 +697,8 @@ export class LmdbStore implements Store {
 
   async saveConfig(text: string): Promise<void> {
     if (this.readOnly || this.closed) throw new ApbError('storage_unavailable', 'the store is closed or read-only');
+    // the server probes storage with saveConfig before it rebuilds its engine: refuse while the disk is full
+    if (!this.isHealthy && !hasHeadroom(this.dir, this.headroom)) throw this.lastError ?? new ApbError('storage_unavailable', 'storage is unavailable (disk full)');
     this.config = text;
     try { await this.track(this.meta.put('config', text)); } catch (err) { throw this.fail(err); }
     this.recovered(); // a write committed: storage works (the server uses saveConfig as its probe)
@@ -684,12 +761,13 @@ export class LmdbStore implements Store {
   }
 
   private removeBatch(key: number, b: Batch): Promise<boolean> {
-    const creds = new Set<string>(), readers = new Set<string>();
-    for (const e of b.e) { if (e.cred !== undefined) creds.add(e.cred); if (e.reader !== undefined) readers.add(e.reader); }
-    for (const c of creds) this.icred.remove([c, key]).catch(noop);
-    for (const r of readers) this.ireader.remove([r, key]).catch(noop);
-    if (b.n > 0) this.itime.remove([b.a0, key]).catch(noop);
-    for (const [c, id] of b.i ?? []) this.iidem.remove([c, padId(id)]).catch(noop);
+    // the same names the indexer wrote: an unindexable one has no entry (and its key would throw)
+    const { creds, readers } = indexNames(b);
+    const drop = (run: () => Promise<unknown>): void => { try { run().catch(noop); } catch { /* never written */ } };
+    for (const c of creds) drop(() => this.icred.remove([c, key]));
+    for (const r of readers) drop(() => this.ireader.remove([r, key]));
+    if (b.n > 0) drop(() => this.itime.remove([b.a0, key]));
+    for (const [c, id] of Array.isArray(b.i) ? b.i : []) if (indexable(c)) drop(() => this.iidem.remove([c, padId(id)]));
     return this.log.remove(key);
   }
 
@@ -718,7 +796,10 @@ export class LmdbStore implements Store {
     clearInterval(this.probeTimer);
     clearInterval(this.retentionTimer);
     await this.lastWrite.catch(noop);
-    await this.root.close();
+    try { await this.root.close(); } finally {
+      this.unrouteOutput?.();
+      await this.lock?.release(); // only once LMDB is closed: the next holder may open at once
+    }
   }
 }
 
@@ -735,4 +816,21 @@ function readWhole(path: string, size: number): Uint8Array {
     }
     return buf;
   } finally { closeSync(fd); }
+}
+
+/** The cred and reader names of a batch the indexer writes, and how many it skips (not a string, or too long). */
+function indexNames(b: Batch): { creds: Set<string>; readers: Set<string>; skipped: number } {
+  const creds = new Set<string>(), readers = new Set<string>();
+  let skipped = 0;
+  for (const e of Array.isArray(b.e) ? b.e : []) {
+    if (!e || typeof e !== 'object') continue;
+    if (e.cred !== undefined) { if (indexable(e.cred)) creds.add(e.cred); else skipped++; }
+    if (e.reader !== undefined) { if (indexable(e.reader)) readers.add(e.reader); else skipped++; }
+  }
+  return { creds, readers, skipped };
+}
+
+/** `--data ''` would put the store in the current directory. */
+export function checkDataPath(dir: unknown): void {
+  if (typeof dir !== 'string' || dir === '') throw new ApbError('usage', 'the data directory path is empty: give --data a directory (or :memory:)');
 }

@@ -15,7 +15,8 @@
  * live in the log beside their events (the store keeps them exact).
  */
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { loadSiteText } from '../config/load.js';
+import { isMap, isSeq, parseDocument } from 'yaml';
+import { loadSiteText, type Issue, type LoadedSite } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
 import { createEngine } from '../engine/engine.js';
 import { decodeMessage } from '../engine/messages.js';
@@ -61,7 +62,7 @@ export async function openDurableEngine(opts: {
   const timings = { read: performance.now() - t0, restore: 0, replay: 0 };
   if (snap) {
     text = snap.configText ?? store.configText() ?? opts.configText;
-    engine = createEngine(loadSiteText(text, 'configuration in force at the snapshot').site, { core });
+    engine = createEngine(loadJournaledSite(text, 'configuration in force at the snapshot').site, { core });
     try {
       const tr = performance.now();
       if ('bytes' in snap) engine.restore(snap.bytes);
@@ -91,7 +92,7 @@ export async function openDurableEngine(opts: {
     const cfg = configOf(rec);
     if (cfg !== undefined) {
       flush();
-      const site = loadSiteText(cfg, `configuration journaled at seq ${rec.seq}`).site;
+      const site = loadJournaledSite(cfg, `configuration journaled at seq ${rec.seq}`).site;
       if (!engine) engine = createEngine(site, { core });
       else engine.reconfigure(site);
       text = cfg;
@@ -101,7 +102,7 @@ export async function openDurableEngine(opts: {
     if (!engine) {
       // the journal starts without a config record (written by an older version or by hand)
       text = store.configText() ?? opts.configText;
-      engine = createEngine(loadSiteText(text).site, { core });
+      engine = createEngine(loadJournaledSite(text, 'configuration in force').site, { core });
     }
     let op: CoreOp | null;
     try {
@@ -134,6 +135,29 @@ export async function openDurableEngine(opts: {
   const ms = performance.now() - t0;
   log?.info({ fromSnapshot: from, replayed, skipped, configChanged, ms: Math.round(ms) }, 'engine recovered from the store');
   return { engine, site: engine.site, replayed, fromSnapshot: from, configChanged, ms, timings };
+}
+
+/**
+ * Loads a configuration from the journal or a snapshot. It was valid when it was put in force, but a
+ * later version may bound its fields more tightly (issue 10: tokens of at least 16 characters), and
+ * refusing history would make the data directory impossible to open. Those bounds guard new input:
+ * when the only problems are tokens, they are replaced by placeholders. The engine never uses tokens,
+ * and the configuration given at start-up (validated in full) is put in force at the end of recovery.
+ */
+function loadJournaledSite(text: string, name: string): LoadedSite {
+  try {
+    return loadSiteText(text, name);
+  } catch (e) {
+    const errors = (e as { detail?: { errors?: Issue[] } }).detail?.errors;
+    if (!(e instanceof ApbError) || e.code !== 'invalid_config' || !errors?.length || !errors.every((i) => /\.token$/.test(i.path))) throw e;
+    const doc = parseDocument(text, { intAsBigInt: true });
+    for (const list of ['controllers', 'users']) {
+      const items = doc.get(list);
+      if (!isSeq(items)) continue;
+      items.items.forEach((item, k) => { if (isMap(item) && item.has('token')) item.set('token', `journaled-${list}-${k}-token-placeholder`); });
+    }
+    return loadSiteText(doc.toString(), name);
+  }
 }
 
 /** engine.restore of a snapshot file, read directly into the engine when it can (no intermediate buffer) */

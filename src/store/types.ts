@@ -9,6 +9,8 @@
  * of the log records with seq > snapshot.seq through the same engine.
  */
 
+import type { DataLock } from './lock.js';
+
 export type EventKind = 'badge' | 'passage' | 'offline' | 'action' | 'rejected' | 'config';
 
 export interface EventRecord {
@@ -79,6 +81,13 @@ export interface StoreOptions {
   readOnly?: boolean;
   /** wall clock for retention (tests); default Date.now */
   now?: () => number;
+  /** after a storage failure, the free space (bytes) the disk must have again before the store turns
+   *  healthy; default HEADROOM_BYTES (4 MiB, headroom.ts); 0 = do not check */
+  headroomBytes?: number;
+  /** the data-directory lock (lock.ts) the store releases when it closes; openStore takes it */
+  lock?: DataLock;
+  /** what lmdb-js would print on the console (a failed commit's error), so the server logs it as JSON */
+  onLibraryOutput?: (level: 'error' | 'warn', text: string, err?: Error) => void;
 }
 
 export interface StoreStats {
@@ -119,6 +128,8 @@ export interface Store {
   readonly healthy: boolean;
   /** counts storage failures since open; an engine built before a failure may hold unpersisted effects */
   readonly failures: number;
+  /** index entries the store could not write (e.g. a name over its key limit) and skipped, since open */
+  readonly indexSkipped?: number;
   /** called on every change of `healthy`; returns an unsubscribe function */
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void;
   /** resolves once every append issued so far has committed or failed */

@@ -28,9 +28,9 @@ import { ROOT, STADIUM, engineState, rng } from './util.js';
 const MAIN = join(ROOT, 'build', 'src', 'cli', 'main.js');
 const CONFIG = join(ROOT, 'src', 'demo', 'stadium.yaml');
 const CTRLS: Record<string, { token: string; readers: string[] }> = {
-  'gate-north': { token: 'demo-gate-north', readers: ['gate-north-in', 'gate-north-out'] },
-  'gate-south': { token: 'demo-gate-south', readers: ['gate-south-in', 'gate-south-out'] },
-  turnstiles: { token: 'demo-turnstiles', readers: ['turnstile-1-in', 'turnstile-1-out', 'turnstile-2-in', 'turnstile-2-out'] },
+  'gate-north': { token: 'demo-gate-north-token', readers: ['gate-north-in', 'gate-north-out'] },
+  'gate-south': { token: 'demo-gate-south-token', readers: ['gate-south-in', 'gate-south-out'] },
+  turnstiles: { token: 'demo-turnstiles-token', readers: ['turnstile-1-in', 'turnstile-1-out', 'turnstile-2-in', 'turnstile-2-out'] },
 };
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });

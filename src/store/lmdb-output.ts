@@ -1,0 +1,63 @@
+/**
+ * lmdb-js reports a failed commit by `console.error(error)` (a multi-line
+ * stack on stderr) besides rejecting the writes, which breaks the server's
+ * JSON-lines log. While a store is open with `onLibraryOutput`, console
+ * errors and warnings whose caller is lmdb-js go to that callback (the
+ * server logs them as JSON); everything else reaches the console as before.
+ *
+ * LMDB's C code also prints one line of its own on a failed page write
+ * ("Write error: <errno text> position P, size S", on file descriptor 2,
+ * with no newline). JavaScript cannot intercept it; it is followed by the
+ * console error routed here, so a newline is written first: that raw line
+ * ends on its own line and the next JSON line stays intact.
+ */
+import { writeSync } from 'node:fs';
+import { format } from 'node:util';
+
+export type LibraryOutput = (level: 'error' | 'warn', text: string, err?: Error) => void;
+
+const sinks: LibraryOutput[] = [];
+let installed = false;
+const LMDB_FRAME = /[\\/]node_modules[\\/]lmdb[\\/]/;
+/** lmdb-js' text for a failed page write, the case where the C code printed its raw line */
+const NATIVE_WRITE_ERROR = /Attempting to write page/;
+
+/** Routes lmdb-js console output to `sink` (the newest one wins) until the returned function is called. */
+export function routeLibraryOutput(sink: LibraryOutput): () => void {
+  install();
+  sinks.push(sink);
+  return () => { const i = sinks.lastIndexOf(sink); if (i >= 0) sinks.splice(i, 1); };
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  for (const level of ['error', 'warn'] as const) {
+    const original = console[level];
+    const wrapper = (...args: unknown[]): void => {
+      const sink = sinks.at(-1);
+      if (sink && calledFromLmdb(wrapper)) {
+        try { deliver(sink, level, args); return; } catch { /* fall through to the console */ }
+      }
+      original.apply(console, args);
+    };
+    console[level] = wrapper;
+  }
+}
+
+function calledFromLmdb(wrapper: (...a: unknown[]) => void): boolean {
+  const probe: { stack?: string } = {};
+  Error.captureStackTrace(probe, wrapper); // the first frame is the caller of console.error
+  const frame = probe.stack?.split('\n', 3)[1] ?? '';
+  return LMDB_FRAME.test(frame);
+}
+
+function deliver(sink: LibraryOutput, level: 'error' | 'warn', args: unknown[]): void {
+  const err = args.find((a): a is Error => a instanceof Error);
+  const rest = args.filter((a) => a !== err);
+  const text = [rest.length ? format(...rest) : '', err ? err.message : ''].filter(Boolean).join(': ');
+  if (err && NATIVE_WRITE_ERROR.test(err.message)) {
+    try { writeSync(2, '\n'); } catch { /* stderr closed */ }
+  }
+  sink(level, text, err);
+}
