@@ -41,10 +41,21 @@ function utf8(s: string): Uint8Array {
   return enc.encode(s);
 }
 
+/** 2^53: the one integer beyond Number.MAX_SAFE_INTEGER a number holds exactly (msgpackr decodes a uint64 2^53 to it) */
+export const TWO_53 = 2 ** 53;
+
+/** false for a string holding a lone UTF-16 surrogate (JSON "\ud800"): it has no UTF-8 form, so no credential or id can be one */
+export function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
 /** Validates a decoded wire value (number, bigint, string, Uint8Array) into a Cred. */
 export function parseCred(v: unknown, field = 'cred'): Cred {
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v) || v < 0) throw new ApbError('bad_message', `${field}: must be an unsigned integer up to 2^64-1, a string or binary`);
+    if (!Number.isSafeInteger(v) || v < 0) {
+      if (v === TWO_53) return { kind: 'int', value: 1n << 53n };
+      throw new ApbError('bad_message', `${field}: must be an unsigned integer up to 2^64-1, a string or binary`);
+    }
     return { kind: 'int', value: BigInt(v) };
   }
   if (typeof v === 'bigint') {
@@ -52,8 +63,11 @@ export function parseCred(v: unknown, field = 'cred'): Cred {
     return { kind: 'int', value: v };
   }
   if (typeof v === 'string') {
-    const bytes = utf8(v);
-    if (bytes.length < 1 || bytes.length > MAX_STR_BYTES) throw new ApbError('bad_message', `${field}: string must be 1-${MAX_STR_BYTES} UTF-8 bytes`);
+    // more UTF-16 units than MAX_STR_BYTES is more UTF-8 bytes too: refused before any encoding
+    const bytes = v.length > MAX_STR_BYTES ? null : utf8(v);
+    if (bytes === null || bytes.length < 1 || bytes.length > MAX_STR_BYTES) throw new ApbError('bad_message', `${field}: string must be 1-${MAX_STR_BYTES} UTF-8 bytes`);
+    // TextEncoder turns a lone surrogate into U+FFFD: two strings would become one credential
+    if (bytes.length !== v.length && !wellFormed(v)) throw new ApbError('bad_message', `${field}: not valid Unicode (a lone UTF-16 surrogate)`);
     return { kind: 'str', value: v, bytes };
   }
   if (v instanceof Uint8Array) {

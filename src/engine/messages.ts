@@ -8,7 +8,8 @@
  */
 import { ApbError } from '../errors.js';
 import type { CompiledSite } from '../config/types.js';
-import { MAX_U64, credToWire, parseCred } from './cred.js';
+import { MAX_STR_BYTES, MAX_U64, TWO_53, credToWire, parseCred, wellFormed } from './cred.js';
+import { MAX_ID_BYTES } from '../limits.js';
 import type { Cred } from './cred.js';
 import type { CoreOp, CoreResult } from './types.js';
 import { MAX_TIME } from './types.js';
@@ -35,6 +36,7 @@ function bad(message: string): never {
 export function parseId(v: unknown): number | bigint {
   if (typeof v === 'number') {
     if (Number.isSafeInteger(v) && v >= 0) return v;
+    if (v === TWO_53) return 1n << 53n; // a uint64 2^53 decodes to this number; beyond 2^53-1 ids are bigint
     return bad('id: must be a non-negative integer up to 2^64-1');
   }
   if (typeof v === 'bigint') {
@@ -66,7 +68,46 @@ function readerIndex(msg: Record<string, unknown>, site: CompiledSite): number {
   const v = field(msg, 'reader');
   if (v === undefined) bad('reader: missing');
   if (typeof v !== 'string') bad('reader: must be a string (the reader id)');
+  checkReader(v);
   return site.readerIndex.get(v) ?? -1;
+}
+
+/** UTF-8 length of s, or more than `max` (exact up to max + 1) without encoding a long string. */
+function utf8Over(s: string, max: number): boolean {
+  if (s.length * 3 <= max) return false; // at most 3 bytes per UTF-16 unit
+  if (s.length > max) return true;       // at least 1 byte per unit
+  return Buffer.byteLength(s, 'utf8') > max;
+}
+
+/**
+ * A reader id from outside: it is looked up, recorded and indexed (an LMDB
+ * key), so it is bounded like every configured id and must have a UTF-8 form.
+ */
+export function checkReader(v: string): void {
+  if (utf8Over(v, MAX_ID_BYTES)) bad(`reader: must be at most ${MAX_ID_BYTES} UTF-8 bytes (got ${v.length > 1 << 20 ? 'more than 1 MiB' : Buffer.byteLength(v, 'utf8')})`);
+  if (!wellFormed(v)) bad('reader: not valid Unicode (a lone UTF-16 surrogate)');
+}
+
+/**
+ * The bounded strings of a message, checked before anything else reads
+ * them (the hub runs this ahead of the adapter and the id check, so even a
+ * message refused for another reason never carries an unbounded reader or
+ * credential into a record): bad_message naming the field.
+ */
+export function checkMessageStrings(msg: Record<string, unknown>, site: CompiledSite): void {
+  const r = msg.reader;
+  if (typeof r === 'string' && !site.readerIndex.has(r)) checkReader(r); // a configured id is bounded already
+  const c = msg.cred;
+  if (typeof c === 'string' && (c.length * 3 > MAX_STR_BYTES || !wellFormed(c))) parseCred(c, 'cred');
+}
+
+/** s cut to at most `max` UTF-8 bytes (on a character boundary), with "…" when cut: for logging text from outside. */
+export function clipText(s: string, max: number): string {
+  if (!utf8Over(s, max)) return s;
+  const b = Buffer.from(s.slice(0, max), 'utf8'); // max units hold at least max bytes
+  let end = max - 3; // room for the 3-byte ellipsis
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--; // back to the start of a character
+  return b.toString('utf8', 0, end) + '…';
 }
 
 function bool(msg: Record<string, unknown>, name: string): boolean {
@@ -105,7 +146,7 @@ export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, 
   const t = field(msg, 't');
   if (typeof t !== 'string') bad(t === undefined ? 't: missing' : 't: must be a string');
   const types = mode === 'wire' ? WIRE_TYPES : REPLAY_TYPES;
-  if (!types.has(t)) throw new ApbError('unknown_type', `t: unknown message type "${t}"`);
+  if (!types.has(t)) throw new ApbError('unknown_type', `t: unknown message type "${clipText(t, MAX_ID_BYTES)}"`);
   const out: Decoded = { t, op: null };
   const rawId = field(msg, 'id');
   if (mode === 'wire' || rawId !== undefined) out.id = parseId(rawId);
@@ -148,7 +189,12 @@ function decodeWireBadge(msg: Record<string, unknown>, site: CompiledSite): Deco
   else return null;
   const r = msg.reader;
   if (typeof r !== 'string' || !hasOwn.call(msg, 'reader')) return null;
-  const op: CoreOp = { op: 'badge', cred: c, reader: site.readerIndex.get(r) ?? -1 };
+  let ri = site.readerIndex.get(r);
+  if (ri === undefined) {
+    if (utf8Over(r, MAX_ID_BYTES) || !wellFormed(r)) return null; // the general path names the problem
+    ri = -1;
+  }
+  const op: CoreOp = { op: 'badge', cred: c, reader: ri };
   return ts === undefined ? { t: 'badge', op, id } : { t: 'badge', op, id, ts };
 }
 

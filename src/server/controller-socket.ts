@@ -6,22 +6,30 @@
  *     make uWS close the socket (1009) without reading them into memory.
  *   - batches of more than hub.maxBatch messages are answered `too_large`.
  *   - idleTimeout 120 s with automatic pings: a dead peer is dropped.
- *   - MAX_BACKPRESSURE (1 MiB) with closeOnBackpressureLimit: a controller
- *     that stops reading its replies is disconnected once 1 MiB is queued
- *     for it, so it can neither grow the server's memory without bound nor
- *     slow the others (sends never block). It reconnects and resends; ids
- *     make the resend safe (same replies, nothing applied twice).
- *   - per-controller rate limit (token bucket, `rateLimit` msgs/s) in the hub.
+ *   - MAX_BACKPRESSURE (1 MiB): a controller that stops reading its replies
+ *     is disconnected at once (a hard close: uWS's own closeOnBackpressureLimit
+ *     only stops reading, and the socket then sits on its queued replies until
+ *     the idle timeout) once 1 MiB is queued for it; frames it sent before
+ *     that are dropped unread. So it can neither grow the server's memory
+ *     without bound nor slow the others (sends never block). It reconnects
+ *     and resends; ids make the resend safe (same replies, nothing applied twice).
+ *   - per-controller rate limit (token bucket, `rateLimit` msgs/s) in the hub;
+ *     a frame of a controller whose bucket is empty is answered rate_limited
+ *     without being decoded (its message count read from the array header);
+ *     one that still sends with over half a second's worth owed is disconnected
+ *     (hard close, no close frame). The debt lives in the controller's bucket,
+ *     so reconnecting does not clear it.
  * The bearer token is checked at the upgrade: 401 before any frame.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import { ApbError, isApbError } from '../errors.js';
 import { Auth } from './auth.js';
-import type { Hub, Reply } from './hub.js';
+import type { ControllerCtx, Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
-import { concatArray, decodeFrame, encode } from './codec.js';
+import { concatArray, decodeFrame, encodeReply as encode, forgetFrame } from './codec.js';
 import { statusLine } from './http-util.js';
+import { AuthThrottle } from './auth-throttle.js';
 
 export const FRAME_LIMIT = 1 << 20;
 export const HARD_PAYLOAD_LIMIT = 4 << 20;
@@ -35,7 +43,7 @@ export class ControllerSocket {
   private sockets = new Set<WebSocket<Conn>>();
   private perController = new Map<string, number>();
 
-  constructor(app: TemplatedApp, private readonly deps: { hub: Hub; auth: () => Auth; metrics: Metrics; log: Logger; accepting: () => boolean }) {
+  constructor(app: TemplatedApp, private readonly deps: { hub: Hub; auth: () => Auth; metrics: Metrics; log: Logger; accepting: () => boolean; throttle?: AuthThrottle }) {
     app.ws<Conn>('/v1/controller', {
       maxPayloadLength: HARD_PAYLOAD_LIMIT,
       idleTimeout: IDLE_TIMEOUT_S,
@@ -45,7 +53,7 @@ export class ControllerSocket {
       upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
       open: (ws) => this.open(ws),
       message: (ws, msg) => this.message(ws, msg),
-      close: (ws, code) => this.close(ws, code),
+      close: (ws, code, reason) => this.close(ws, code, reason),
     });
   }
 
@@ -56,7 +64,8 @@ export class ControllerSocket {
     const token = Auth.bearer(req.getHeader('authorization'));
     try {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
-      const c = this.deps.auth().requireController(token);
+      const check = (): ReturnType<Auth['requireController']> => this.deps.auth().requireController(token);
+      const c = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
       res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, tail: null }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
@@ -73,9 +82,16 @@ export class ControllerSocket {
     this.deps.log.debug({ controller: c.controller }, 'controller connected');
   }
 
-  private close(ws: WebSocket<Conn>, code: number): void {
+  private close(ws: WebSocket<Conn>, code: number, reason?: ArrayBuffer): void {
     const c = ws.getUserData();
     c.closed = true;
+    if (code === 1006 && reason && reason.byteLength > 0) {
+      // uWS dropped the socket itself: a frame over HARD_PAYLOAD_LIMIT ("Received too big message"), or a
+      // protocol error. It sends no close frame (the peer sees 1006) and gives no hook before it: log why.
+      const why = Buffer.from(reason).toString('utf8');
+      if (/too big/i.test(why)) this.deps.metrics.inc(this.deps.metrics.errors, 'too_large');
+      this.deps.log.warn({ controller: c.controller, reason: why }, 'controller socket dropped by the WebSocket layer');
+    }
     this.sockets.delete(ws);
     const n = (this.perController.get(c.controller) ?? 1) - 1;
     if (n <= 0) this.perController.delete(c.controller); else this.perController.set(c.controller, n);
@@ -87,31 +103,65 @@ export class ControllerSocket {
     const conn = ws.getUserData();
     const { hub, metrics } = this.deps;
     metrics.frames++;
-    if (msg.byteLength > FRAME_LIMIT) {
-      metrics.inc(metrics.errors, 'too_large');
-      this.reply(ws, conn, encode({ t: 'error', code: 'too_large', message: `frame of ${msg.byteLength} bytes exceeds the limit of ${FRAME_LIMIT}` }), t0);
-      return;
-    }
+    // a socket that does not read its replies gets no more work (frames already read are dropped)
+    if (conn.closed) return;
+    if (ws.getBufferedAmount() > MAX_BACKPRESSURE) { this.dropSlowReader(ws, conn); return; }
     const ctrl = hub.controller(conn.controller);
     if (!ctrl) { ws.end(1008, 'controller removed from the configuration'); return; }
+    // over its rate limit: answered without decoding (O(1)); the frame's messages are still owed
+    if (!hub.admit(ctrl, messageCount(msg))) {
+      // still sending with half a second's worth owed: a flood, not a burst; it is dropped (it may reconnect)
+      if (ctrl.bucket.exhausted()) { this.dropFlooder(ws, conn); return; }
+      this.reply(ws, conn, hub.limitedReply(ctrl), t0);
+      return;
+    }
+    if (msg.byteLength > FRAME_LIMIT) {
+      this.refuse(ws, conn, ctrl, 'too_large', `frame of ${msg.byteLength} bytes exceeds the limit of ${FRAME_LIMIT}`, t0);
+      return;
+    }
     let value: unknown;
     try {
       value = decodeFrame(new Uint8Array(msg));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('bad_frame', String(e));
-      metrics.inc(metrics.errors, 'bad_frame');
-      this.reply(ws, conn, encode({ t: 'error', code: 'bad_frame', message: err.message }), t0);
+      this.refuse(ws, conn, ctrl, 'bad_frame', err.message, t0);
       return;
     }
     const batch = Array.isArray(value);
     if (batch && (value as unknown[]).length > hub.maxBatch) {
-      metrics.inc(metrics.errors, 'too_large');
-      this.reply(ws, conn, encode({ t: 'error', code: 'too_large', message: `batch of ${(value as unknown[]).length} messages exceeds the limit of ${hub.maxBatch}` }), t0);
+      forgetFrame();
+      this.refuse(ws, conn, ctrl, 'too_large', `batch of ${(value as unknown[]).length} messages exceeds the limit of ${hub.maxBatch}`, t0);
       return;
     }
-    const r = hub.handle(ctrl, value);
+    let r: Reply[] | Promise<Reply[]>;
+    try { r = hub.handle(ctrl, value); } finally { forgetFrame(); } // msg's memory is only valid in this callback
     if (Array.isArray(r)) this.reply(ws, conn, frameOf(r, batch), t0);
     else this.reply(ws, conn, r.then((rs) => frameOf(rs, batch)), t0);
+  }
+
+  /** A frame refused whole (no id): counted against the rate limit, logged (bounded), answered. */
+  private refuse(ws: WebSocket<Conn>, conn: Conn, ctrl: ControllerCtx, code: 'too_large' | 'bad_frame', message: string, t0: number): void {
+    const { hub, metrics } = this.deps;
+    metrics.inc(metrics.errors, code);
+    hub.refuseFrame(ctrl, code, message);
+    this.reply(ws, conn, encode({ t: 'error', code, message }), t0);
+  }
+
+  private dropFlooder(ws: WebSocket<Conn>, conn: Conn): void {
+    conn.closed = true;
+    this.deps.metrics.rateLimitCloses++;
+    this.deps.log.warn({ controller: conn.controller }, 'controller keeps sending past its rate limit: disconnected');
+    // a hard close: after end() uWS would keep reading (and discarding) whatever a flooder still sends
+    try { ws.close(); } catch { /* closed */ }
+  }
+
+  /** Hard close (no close frame: it could not be sent past the queued replies anyway). */
+  private dropSlowReader(ws: WebSocket<Conn>, conn: Conn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.deps.metrics.backpressureCloses++;
+    this.deps.log.debug({ controller: conn.controller }, 'controller does not read its replies: disconnected');
+    try { ws.close(); } catch { /* closed */ }
   }
 
   /** Sends a frame's reply, after the replies of every earlier frame of this socket. */
@@ -128,7 +178,7 @@ export class ControllerSocket {
     this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
     if (conn.closed) return; // the controller went away; it will resend and get the stored reply
     const status = ws.send(bytes, true);
-    if (status === 2) this.deps.metrics.backpressureCloses++;
+    if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
   }
 
   connected(id: string): boolean { return (this.perController.get(id) ?? 0) > 0; }
@@ -152,6 +202,17 @@ export class ControllerSocket {
   closeAll(): void {
     for (const ws of [...this.sockets]) { try { ws.end(1001, 'server shutting down'); } catch { /* closed */ } }
   }
+}
+
+/** How many messages a frame holds, from its first bytes (an array header; anything else counts as one). */
+function messageCount(msg: ArrayBuffer): number {
+  if (msg.byteLength === 0) return 1;
+  const b = new Uint8Array(msg, 0, Math.min(5, msg.byteLength));
+  const t = b[0]!;
+  if (t >= 0x90 && t <= 0x9f) return Math.max(1, t & 0x0f);
+  if (t === 0xdc && b.length >= 3) return Math.max(1, (b[1]! << 8) | b[2]!);
+  if (t === 0xdd && b.length >= 5) return Math.max(1, ((b[1]! << 24) | (b[2]! << 16) | (b[3]! << 8) | b[4]!) >>> 0);
+  return 1;
 }
 
 /** A single message's reply, or one array frame for a batch (elements already encoded). */

@@ -17,15 +17,16 @@
  * again (so memory never diverges from the journal).
  */
 import { ApbError, isApbError, type ErrorCode } from '../errors.js';
-import { MAX_U64, credToText, type Cred } from '../engine/cred.js';
+import { MAX_U64, TWO_53, credToText, type Cred } from '../engine/cred.js';
+import { DEFAULT_MAX_CLOCK_SKEW_S, MAX_ID_BYTES, MAX_REJECTED_RECORDS_PER_S, MAX_REJECTED_TEXT_BYTES } from '../limits.js';
 import type { CoreOp, CoreResult, Engine, ReloadReport, Violation } from '../engine/types.js';
 import type { CompiledSite } from '../config/types.js';
 import type { EventRecord, IdemRecord, Store } from '../store/types.js';
 import type { Adapter } from '../adapters/types.js';
-import { decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
+import { checkMessageStrings, clipText, decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
 import { adapterFor } from '../adapters/index.js';
-import { loadSiteText } from '../config/load.js';
-import { encode, isPlainMap, wireInt } from './codec.js';
+import { loadSiteTextAsync } from '../config/load.js';
+import { encodeReply as encode, frameHasInvalidUtf8, isPlainMap, wireInt } from './codec.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -40,6 +41,10 @@ export interface ControllerCtx {
   protocol: 'native' | 'wiegand' | 'osdp' | 'uhppote';
   adapter: Adapter | null;
   bucket: TokenBucket;
+  /** rejected-message records written in the current second (bounded: MAX_REJECTED_RECORDS_PER_S) */
+  rejects: { second: number; n: number };
+  /** the encoded frame-level rate_limited reply (no id): sent without decoding the frame */
+  limited?: Uint8Array;
 }
 
 /** Events for the live stream and webhooks (PROTOCOL of /v1/stream, see stream.ts). */
@@ -90,6 +95,9 @@ interface Slot extends Inflight {
   dupOf?: Slot;
 }
 
+/** Per frame: the decoded frame (to find its bytes) and, once looked at, whether any str in it is invalid UTF-8. */
+interface FrameCtx { frame: unknown; badUtf8: boolean | undefined }
+
 /** Rejections worth an event-log record (not floods of rate_limited / storage / shutdown refusals). */
 function recordable(code: ErrorCode | undefined): boolean {
   return code !== undefined && code !== 'rate_limited' && code !== 'storage_unavailable' && code !== 'not_ready';
@@ -104,9 +112,9 @@ function errorReply(code: ErrorCode, message: string, id?: number | bigint): Rep
   return { bytes: encode(m), code, message };
 }
 
-/** PROTOCOL: `id` is a non-negative integer up to 2^64-1. */
+/** PROTOCOL: `id` is a non-negative integer up to 2^64-1 (2^53 and beyond as bigint, whichever way it was decoded). */
 export function validId(v: unknown): number | bigint | undefined {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : v === TWO_53 ? 1n << 53n : undefined;
   if (typeof v === 'bigint') return v >= 0n && v <= MAX_U64 ? v : undefined;
   return undefined;
 }
@@ -164,6 +172,7 @@ export class Hub {
         protocol: c.protocol,
         adapter: c.protocol === 'native' ? null : adapterFor(c.protocol),
         bucket: old && old.bucket.rate === rate ? old.bucket : new TokenBucket(rate),
+        rejects: old?.rejects ?? { second: 0, n: 0 },
       };
       this.controllers.set(c.id, ctx);
     });
@@ -191,13 +200,49 @@ export class Hub {
       if (value.length > this.maxBatch) {
         return [errorReply('too_large', `batch of ${value.length} messages exceeds the limit of ${this.maxBatch}`)];
       }
-      return this.run(ctrl, value);
+      return this.run(ctrl, value, value);
     }
-    if (isPlainMap(value)) return this.run(ctrl, [value]);
-    return [errorReply('bad_frame', 'a frame must hold a map or an array of maps')];
+    if (isPlainMap(value)) return this.run(ctrl, [value], value);
+    this.take(ctrl, 1);
+    const reply = errorReply('bad_frame', 'a frame must hold a map or an array of maps');
+    this.rejectFrame(ctrl, reply);
+    return [reply];
   }
 
-  private run(ctrl: ControllerCtx, msgs: unknown[]): Reply[] | Promise<Reply[]> {
+  /** Takes the tokens of n messages refused as a whole (a bad frame is one message). */
+  private take(ctrl: ControllerCtx, n: number): void { ctrl.bucket.charge(n); }
+
+  /**
+   * Whether a frame of `ctrl` is worth decoding: false when its bucket is
+   * empty (or in debt). The socket then answers limitedReply without
+   * decoding anything: O(1) per frame for a controller over its limit.
+   * `n`: how many messages the frame holds (its header says), all owed.
+   */
+  admit(ctrl: ControllerCtx, n: number): boolean {
+    if (ctrl.bucket.admit()) return true;
+    ctrl.bucket.charge(n);
+    this.metrics.inc(this.metrics.errors, 'rate_limited', n);
+    return false;
+  }
+
+  /** The frame-level rate_limited error (no id: the frame was not decoded), encoded once per controller. */
+  limitedReply(ctrl: ControllerCtx): Uint8Array {
+    return ctrl.limited ??= encode({ t: 'error', code: 'rate_limited', message: `controller ${ctrl.id} exceeded its rate limit of ${ctrl.bucket.rate} messages/s; frame not read` });
+  }
+
+  /** A frame refused as a whole (bad_frame, too_large): counted against the rate limit and logged, bounded. */
+  rejectFrame(ctrl: ControllerCtx, reply: Reply): void {
+    const rec = this.rejected(ctrl, { reply }, Date.now());
+    if (rec) this.recordRejected([rec]);
+  }
+
+  /** A frame refused by the socket before the hub saw it (too large, not MessagePack): one message. */
+  refuseFrame(ctrl: ControllerCtx, code: ErrorCode, message: string): void {
+    this.take(ctrl, 1);
+    this.rejectFrame(ctrl, { bytes: new Uint8Array(0), code, message });
+  }
+
+  private run(ctrl: ControllerCtx, msgs: unknown[], frame: unknown): Reply[] | Promise<Reply[]> {
     const n = msgs.length;
     const slots: Slot[] = new Array(n);
     const ops: CoreOp[] = [];
@@ -207,7 +252,22 @@ export class Hub {
     const local = n > 1 ? new Map<number | string, Slot>() : null;
     let flying = this.inflight.get(ctrl.id);
     if (!flying) { flying = new Map(); this.inflight.set(ctrl.id, flying); }
-    for (let i = 0; i < n; i++) slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local, flying);
+    const fx: FrameCtx = { frame, badUtf8: undefined };
+    let i = 0;
+    // every message takes a token, whatever becomes of it; past the limit the rest are refused unread
+    for (; i < n; i++) {
+      if (!ctrl.bucket.take()) break;
+      slots[i] = this.prepare(ctrl, msgs[i], ops, site, now, local, flying, fx);
+    }
+    if (i < n) {
+      this.metrics.inc(this.metrics.errors, 'rate_limited', n - i);
+      ctrl.bucket.charge(n - i - 1);
+      const message = `controller ${ctrl.id} exceeded its rate limit of ${ctrl.bucket.rate} messages/s`;
+      for (; i < n; i++) {
+        const m = msgs[i];
+        slots[i] = { reply: errorReply('rate_limited', message, isPlainMap(m) ? validId(m.id) : undefined) };
+      }
+    }
     if (ops.length === 0) return this.finishWithoutOps(ctrl, slots, now);
 
     // ── the engine (WASM) call: one per frame ──
@@ -216,34 +276,54 @@ export class Hub {
     try {
       results = this.engine.apply(ops, now);
     } catch (e) {
-      this.log.error({ err: e }, 'engine.apply threw');
-      for (const s of slots) if (s.op) { s.reply = errorReply('internal', `engine error: ${(e as Error).message}`, s.id); s.op = undefined; }
-      return slots.map((s) => s.reply!);
+      // the core may have changed part of its state before throwing: rebuild it from the store
+      return this.brokenFrame(slots, e, 'engine.apply threw');
     }
     this.metrics.engineSeconds += (performance.now() - t0) / 1000;
     this.metrics.engineCalls++;
-    now = Math.max(now, this.engine.clock);
 
-    const nOps = ops.length;
-    const events: EventRecord[] = new Array(nOps);
-    const idem: IdemRecord[] = new Array(nOps);
-    const stream: HubEvent[] | null = this.sink.active() ? [] : null;
-    let k = 0;
-    for (let i = 0; i < n; i++) {
-      const s = slots[i]!;
-      if (!s.op) continue;
-      const result = results[s.opIndex!]!;
-      s.result = result;
-      const bytes = s.bytes = encode(this.replyBody(ctrl, s, result, site));
-      const rec = events[k] = this.record(ctrl, s, result, site, now);
-      idem[k++] = { controller: ctrl.id, id: s.key!, reply: bytes };
-      if (stream) this.streamEvents(ctrl, s, result, rec, site, now, stream);
+    // Nothing below may fail because of the input (it was all checked in prepare). If it fails anyway
+    // (a bug), memory is ahead of the journal: answer internal and rebuild from the store, as for a failed commit.
+    let events: EventRecord[];
+    let idem: IdemRecord[];
+    let stream: HubEvent[] | null;
+    try {
+      now = Math.max(now, this.engine.clock);
+      const nOps = ops.length;
+      events = new Array(nOps);
+      idem = new Array(nOps);
+      stream = this.sink.active() ? [] : null;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const s = slots[i]!;
+        if (!s.op) continue;
+        const result = results[s.opIndex!]!;
+        s.result = result;
+        const bytes = s.bytes = encode(this.replyBody(ctrl, s, result, site));
+        const rec = events[k] = this.record(ctrl, s, result, site, now);
+        idem[k++] = { controller: ctrl.id, id: s.key!, reply: bytes };
+        if (stream) this.streamEvents(ctrl, s, result, rec, site, now, stream);
+      }
+      for (let i = 0; i < n; i++) { const s = slots[i]!; if (recordable(s.reply?.code)) { const r = this.rejected(ctrl, s, now); if (r) events.push(r); } }
+    } catch (e) {
+      return this.brokenFrame(slots, e, 'building the replies and records of a decided frame failed');
     }
-    for (let i = 0; i < n; i++) { const s = slots[i]!; if (recordable(s.reply?.code)) events.push(this.rejected(ctrl, s, now)); }
 
     const commit = this.commit(events, idem);
     for (let i = 0; i < n; i++) { const s = slots[i]!; if (s.op) { s.commit = commit; flying.set(s.key!, s); } }
     return commit.then((ok) => this.settle(flying, slots, commit, ok, stream));
+  }
+
+  /**
+   * The engine may hold effects the journal will not: answer the frame's decided messages `internal`
+   * (nothing of them is kept), stop deciding and rebuild the engine from the store (fail → recover).
+   */
+  private brokenFrame(slots: Slot[], e: unknown, what: string): Reply[] | Promise<Reply[]> {
+    this.log.error({ err: e }, what);
+    this.fail(e, 'internal');
+    for (const s of slots) if (s.op) { s.reply = errorReply('internal', 'internal error after the decision; nothing was kept, the engine is rebuilt from the journal', s.id); s.op = undefined; }
+    if (slots.every((s) => !s.wait && !s.dupOf)) return slots.map((s) => s.reply!);
+    return this.collect(slots);
   }
 
   /** A frame's commit settled: release (or refuse) its decided replies. */
@@ -257,7 +337,7 @@ export class Hub {
       else s.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', s.id);
     }
     if (ok) {
-      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.sink.emit(ev); });
+      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
       this.sink.changed();
     }
     if (!waits) {
@@ -271,11 +351,8 @@ export class Hub {
   /** Frames with nothing to decide (errors, pings, resends): still wait for any in-flight resend. */
   private finishWithoutOps(ctrl: ControllerCtx, slots: Slot[], now: number): Reply[] | Promise<Reply[]> {
     const rejected: EventRecord[] = [];
-    for (const s of slots) if (recordable(s.reply?.code)) rejected.push(this.rejected(ctrl, s, now));
-    if (rejected.length) {
-      // not on the reply path: a rejected message changed nothing, its record is best effort
-      this.store.append(rejected, []).catch((e) => this.log.warn({ err: e }, 'could not record rejected messages'));
-    }
+    for (const s of slots) if (recordable(s.reply?.code)) { const r = this.rejected(ctrl, s, now); if (r) rejected.push(r); }
+    if (rejected.length) this.recordRejected(rejected);
     if (slots.every((s) => !s.wait && !s.dupOf)) return slots.map((s) => s.reply!);
     return this.collect(slots);
   }
@@ -294,7 +371,7 @@ export class Hub {
   }
 
   /** Validates one message and, when it is to be decided, appends its op. */
-  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<number | string, Slot> | null, inflight: Map<number | string, Inflight>): Slot {
+  private prepare(ctrl: ControllerCtx, m: unknown, ops: CoreOp[], site: CompiledSite, now: number, local: Map<number | string, Slot> | null, inflight: Map<number | string, Inflight>, fx: FrameCtx): Slot {
     const slot: Slot = {};
     if (!isPlainMap(m)) {
       slot.reply = errorReply('bad_message', 'each message must be a map');
@@ -309,11 +386,9 @@ export class Hub {
         : errorReply('storage_unavailable', `storage is unavailable (${this.reason}); nothing was decided`, id);
       return this.countError(slot);
     }
-    if (!ctrl.bucket.take()) {
-      slot.reply = errorReply('rate_limited', `controller ${ctrl.id} exceeded its rate limit of ${ctrl.bucket.rate} messages/s`, validId(msg.id));
-      return this.countError(slot);
-    }
     try {
+      // bounded strings first: nothing (adapter, error text, rejected record) may see an unbounded one
+      checkMessageStrings(msg, site);
       if (ctrl.adapter) msg = ctrl.adapter.toCanonical(msg, { site, controller: ctrl.id }) as unknown as Record<string, unknown>;
       const id = validId(msg.id);
       if (id === undefined) {
@@ -329,7 +404,13 @@ export class Hub {
       const d = decodeMessage(msg, site, { mode: 'wire' });
       slot.t = d.t;
       this.metrics.inc(this.metrics.messages, d.t);
-      if (d.ts !== undefined) slot.ts = d.ts;
+      if (d.ts !== undefined) {
+        // a controller clock far ahead would pin lastMoveAt in the future (later genuine uploads ignored)
+        const skew = site.config.maxClockSkew ?? DEFAULT_MAX_CLOCK_SKEW_S;
+        if (d.ts > now + skew * 1000) throw new ApbError('bad_message', `ts: ${d.ts} is more than ${skew} s ahead of the server clock (${now}); see maxClockSkew`);
+        slot.ts = d.ts;
+      }
+      if (d.op !== null) this.checkUtf8(msg, d.op, fx);
       if (d.op === null) {
         slot.reply = { bytes: encode({ t: 'pong', id: wireInt(id), now: BigInt(Date.now()) }) };
         return slot;
@@ -353,6 +434,18 @@ export class Hub {
       slot.reply = errorReply(err.code, err.message, slot.id ?? validId(msg.id));
       return this.countError(slot);
     }
+  }
+
+  /**
+   * MessagePack str values with invalid UTF-8 decode to U+FFFD: refuse such a credential or reader
+   * instead of merging byte strings. Only strings holding U+FFFD cost anything (one pass over the frame).
+   */
+  private checkUtf8(msg: Record<string, unknown>, op: CoreOp, fx: FrameCtx): void {
+    const cred = 'cred' in op && op.cred.kind === 'str' && op.cred.bytes.length !== op.cred.value.length && op.cred.value.includes('\uFFFD');
+    const reader = typeof msg.reader === 'string' && msg.reader.includes('\uFFFD');
+    if (!cred && !reader) return;
+    fx.badUtf8 ??= frameHasInvalidUtf8(fx.frame);
+    if (fx.badUtf8) throw new ApbError('bad_message', `${cred ? 'cred' : 'reader'}: not valid UTF-8`);
   }
 
   private countError(slot: Slot): Slot {
@@ -381,7 +474,9 @@ export class Hub {
   private record(ctrl: ControllerCtx, s: Slot, result: CoreResult, site: CompiledSite, at: number): EventRecord {
     const op = s.op!;
     // the wire credential as sent (an adapter may map the credential, so only for native controllers)
-    const raw = ctrl.adapter === null ? s.raw?.cred : undefined;
+    const wire = ctrl.adapter === null ? s.raw?.cred : undefined;
+    // a number is taken as is only up to 2^53-1 (2^53 itself goes the general way, as a bigint)
+    const raw = typeof wire === 'number' && wire > Number.MAX_SAFE_INTEGER ? undefined : wire;
     if (op.op === 'badge' && result.op === 'badge' && op.reader >= 0 && s.ts === undefined && typeof raw === 'number' && op.cred.kind === 'int') {
       return this.badgeRecord(ctrl, s, result, site, at, raw, op.reader);
     }
@@ -437,10 +532,19 @@ export class Hub {
     return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, op };
   }
 
-  private rejected(ctrl: ControllerCtx, s: Slot, at: number): EventRecord {
-    const rec: EventRecord = { at, kind: 'rejected', controller: ctrl.id, error: { code: s.reply!.code!, message: s.reply!.message ?? '' } };
+  /**
+   * The event-log record of a refused message, bounded: its text clipped, at most
+   * MAX_REJECTED_RECORDS_PER_S per controller per second (the rest only counted), or null.
+   */
+  private rejected(ctrl: ControllerCtx, s: Slot, at: number): EventRecord | null {
+    const second = Math.floor(at / 1000);
+    const w = ctrl.rejects;
+    if (w.second !== second) { w.second = second; w.n = 0; }
+    if (w.n >= MAX_REJECTED_RECORDS_PER_S) { this.metrics.rejectedDropped++; return null; }
+    w.n++;
+    const rec: EventRecord = { at, kind: 'rejected', controller: ctrl.id, error: { code: s.reply!.code!, message: clipText(s.reply!.message ?? '', MAX_REJECTED_TEXT_BYTES) } };
     if (s.id !== undefined) rec.id = storeId(s.id);
-    if (s.raw && typeof s.raw.reader === 'string') rec.reader = s.raw.reader;
+    if (s.raw && typeof s.raw.reader === 'string') rec.reader = clipText(s.raw.reader, MAX_ID_BYTES);
     return rec;
   }
 
@@ -476,21 +580,39 @@ export class Hub {
     }
   }
 
+  /** Records of refused messages: not on the reply path (they changed nothing), best effort, never throws. */
+  private recordRejected(recs: EventRecord[]): void {
+    try {
+      this.store.append(recs, []).catch((e) => this.log.warn({ err: e }, 'could not record rejected messages'));
+    } catch (e) { this.log.warn({ err: e }, 'could not record rejected messages'); }
+  }
+
+  /** Stream/webhook delivery runs outside any request: a failure there is logged, never fatal. */
+  private emit(ev: HubEvent): void {
+    try { this.sink.emit(ev); } catch (e) { this.log.error({ err: e }, 'delivering a stream event failed'); }
+  }
+
   /** store.append, turned into a boolean; a failure starts recovery. */
   private commit(events: EventRecord[], idem: IdemRecord[]): Promise<boolean> {
-    const p = this.store.append(events, idem).then(
+    let appended: Promise<void>;
+    try { appended = this.store.append(events, idem); } catch (e) { appended = Promise.reject(e); } // a store that throws at once failed too
+    const p = appended.then(
       () => { this.metrics.storageCommits++; return true; },
       (e: unknown) => { this.fail(e); return false; },
     );
     return this.track(p);
   }
 
-  /** A commit failed: stop deciding, rebuild the engine from the store, retry until it works. */
-  fail(e: unknown): void {
-    this.metrics.storageErrors++;
-    if (this.ready) this.log.error({ err: e }, 'storage commit failed: not ready until the engine is rebuilt from the store');
+  /**
+   * A commit failed (or, `internal`, something between engine.apply and the commit): memory may be
+   * ahead of the journal. Stop deciding, rebuild the engine from the store, retry until it works.
+   */
+  fail(e: unknown, why: 'storage' | 'internal' = 'storage'): void {
+    if (why === 'storage') this.metrics.storageErrors++;
+    const what = why === 'storage' ? 'storage commit failed' : 'internal error after a decision';
+    if (this.ready) this.log.error({ err: e }, `${what}: not ready until the engine is rebuilt from the store`);
     this.ready = false;
-    this.reason = `storage commit failed: ${(e as Error)?.message ?? String(e)}`;
+    this.reason = `${what}: ${clipText((e as Error)?.message ?? String(e), MAX_REJECTED_TEXT_BYTES)}`;
     this.scheduleRecovery(0);
   }
 
@@ -547,21 +669,29 @@ export class Hub {
     }
     const site = this.site;
     const t0 = performance.now();
-    const [result] = this.engine.apply([op], Date.now());
-    this.metrics.engineSeconds += (performance.now() - t0) / 1000;
-    const at = this.engine.clock;
-    const changed = (result as { changed?: number }).changed ?? 0;
-    const rec: EventRecord = { at, kind: 'action', controller: `http:${who}`, who, why, action: name, applied: changed > 0, op: toReplayObject(op, site, at) };
-    if (arg.cred) rec.cred = credToText(arg.cred);
-    if (arg.area !== undefined) rec.area = site.areaIds[arg.area]!;
-    if (arg.on !== undefined || name === 'exempt') rec.on = arg.on ?? true;
+    let at: number, changed: number, rec: EventRecord;
+    try {
+      const [result] = this.engine.apply([op], Date.now());
+      this.metrics.engineSeconds += (performance.now() - t0) / 1000;
+      at = this.engine.clock;
+      changed = (result as { changed?: number }).changed ?? 0;
+      rec = { at, kind: 'action', controller: `http:${who}`, who, why, action: name, applied: changed > 0, op: toReplayObject(op, site, at) };
+      if (arg.cred) rec.cred = credToText(arg.cred);
+      if (arg.area !== undefined) rec.area = site.areaIds[arg.area]!;
+      if (arg.on !== undefined || name === 'exempt') rec.on = arg.on ?? true;
+    } catch (e) {
+      // as in run(): the engine may be ahead of the journal, so it is rebuilt from the store
+      this.log.error({ err: e }, 'operator action failed after engine.apply');
+      this.fail(e, 'internal');
+      throw new ApbError('internal', 'internal error while applying the action; nothing was kept, the engine is rebuilt from the journal');
+    }
     const ok = await this.commit([rec], []);
     if (!ok) throw new ApbError('storage_unavailable', 'the action could not be persisted; nothing was changed');
     const ev: HubEvent = { kind: 'action', at, who, why, action: name, changed };
     if (rec.cred) ev.cred = rec.cred;
     if (rec.area) ev.area = rec.area;
     if (name === 'exempt') ev.on = rec.on;
-    setImmediate(() => this.sink.emit(ev));
+    setImmediate(() => this.emit(ev));
     this.sink.changed();
     return { changed, at };
   }
@@ -570,7 +700,7 @@ export class Hub {
 
   /** Validates `text`, swaps it in atomically, journals it; invalid_config (nothing changed) on a bad file. */
   async reconfigure(text: string, who: string): Promise<ReloadReport> {
-    const loaded = loadSiteText(text); // throws invalid_config with every error
+    const loaded = await loadSiteTextAsync(text); // throws invalid_config with every error; a large site is parsed off the main thread
     this.requireReady();
     const previous = this.configText;
     const report = this.engine.reconfigure(loaded.site);
@@ -588,7 +718,7 @@ export class Hub {
       throw new ApbError('storage_unavailable', 'the new configuration could not be persisted; the previous one will be restored');
     }
     this.log.info({ who, report }, 'configuration reloaded');
-    setImmediate(() => this.sink.emit({ kind: 'action', at: rec.at, who, why: 'configuration reload', action: 'config', changed: 1 }));
+    setImmediate(() => this.emit({ kind: 'action', at: rec.at, who, why: 'configuration reload', action: 'config', changed: 1 }));
     this.sink.changed();
     return report;
   }

@@ -26,11 +26,17 @@ export class Metrics {
   storageCommits = 0;
   uhppoteMalformed = 0;
   uhppoteEvents = 0;
+  /** UHPPOTE datagrams from a source other than their controller's `address` (dropped) */
+  uhppoteRejected = 0;
   webhookSent = 0;
   webhookFailed = 0;
   webhookDropped = 0;
   streamDropped = 0;
   backpressureCloses = 0;
+  /** controller sockets closed for flooding past their rate limit */
+  rateLimitCloses = 0;
+  /** rejected-message records not written (over MAX_REJECTED_RECORDS_PER_S for their controller) */
+  rejectedDropped = 0;
   /** recent latencies (µs) for the stream's 1 s stats; ring buffer */
   recent = new Float64Array(4096);
   recentN = 0;
@@ -56,7 +62,7 @@ export class Metrics {
     return { p50: q(0.5), p99: q(0.99), n };
   }
 
-  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number }): string {
+  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number; indexSkipped?: number }): string {
     const L: string[] = [];
     const head = (name: string, type: string, help: string): void => { L.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`); };
     head('apb_decisions_total', 'counter', 'badge decisions by reason');
@@ -95,14 +101,22 @@ export class Metrics {
     L.push(`apb_backpressure_bytes ${g.backpressure}`);
     head('apb_backpressure_closes_total', 'counter', 'controller sockets closed for exceeding the backpressure bound');
     L.push(`apb_backpressure_closes_total ${this.backpressureCloses}`);
+    head('apb_rate_limit_closes_total', 'counter', 'controller sockets closed for sending past their rate limit');
+    L.push(`apb_rate_limit_closes_total ${this.rateLimitCloses}`);
+    head('apb_rejected_dropped_total', 'counter', 'rejected-message event records not written (per-controller bound per second)');
+    L.push(`apb_rejected_dropped_total ${this.rejectedDropped}`);
     head('apb_storage_commits_total', 'counter', 'store appends committed');
     L.push(`apb_storage_commits_total ${this.storageCommits}`);
     head('apb_storage_errors_total', 'counter', 'store appends that failed');
     L.push(`apb_storage_errors_total ${this.storageErrors}`);
+    head('apb_store_index_skipped_total', 'counter', 'journal index entries skipped because they cannot be indexed (e.g. a name over the LMDB key limit); the records stay in the journal');
+    L.push(`apb_store_index_skipped_total ${g.indexSkipped ?? 0}`);
     head('apb_uhppote_events_total', 'counter', 'UHPPOTE events received');
     L.push(`apb_uhppote_events_total ${this.uhppoteEvents}`);
     head('apb_uhppote_malformed_total', 'counter', 'malformed UHPPOTE packets');
     L.push(`apb_uhppote_malformed_total ${this.uhppoteMalformed}`);
+    head('apb_uhppote_rejected_total', 'counter', 'UHPPOTE packets dropped: source is not the controller\'s address');
+    L.push(`apb_uhppote_rejected_total ${this.uhppoteRejected}`);
     head('apb_webhook_sent_total', 'counter', 'webhook deliveries that succeeded');
     L.push(`apb_webhook_sent_total ${this.webhookSent}`);
     head('apb_webhook_failures_total', 'counter', 'webhook attempts that failed');

@@ -20,6 +20,8 @@
  */
 import { ApbError } from '../../errors.js';
 import type { CompiledSite, WiegandFormatConfig } from '../../config/types.js';
+import { clipText } from '../../engine/messages.js';
+import { MAX_ID_BYTES } from '../../limits.js';
 
 export interface Field { readonly start: number; readonly length: number }
 export interface ParityRule {
@@ -209,6 +211,6 @@ export function formatTableFor(site: CompiledSite): FormatTable {
 
 export function findFormat(table: FormatTable, name: string): WiegandFormat {
   const f = table.byName.get(name.toLowerCase());
-  if (!f) throw new ApbError('unknown_format', `format: no Wiegand format named "${name}" (known: ${table.all.map((x) => x.name).join(', ')})`);
+  if (!f) throw new ApbError('unknown_format', `format: no Wiegand format named "${clipText(name, MAX_ID_BYTES)}" (known: ${table.all.map((x) => x.name).join(', ')})`);
   return f;
 }
