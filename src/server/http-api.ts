@@ -3,17 +3,19 @@
  * controllers use their own token on POST /v1/decide only. Errors are
  * {code, message} with the PROTOCOL.md statuses (errors.ts HTTP_STATUS).
  */
-import type { TemplatedApp } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { ApbError, HTTP_STATUS, isApbError } from '../errors.js';
 import { credFromText, credToText, type Cred } from '../engine/cred.js';
 import { parseReplayLine } from '../engine/messages.js';
-import type { Auth } from './auth.js';
+import type { Auth, Role } from './auth.js';
+import type { AuthThrottle } from './auth-throttle.js';
+import { MAX_ID_BYTES, MAX_REASON_BYTES } from '../limits.js';
 import type { Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { StaticFiles } from './static.js';
-import { decodeFrame, isPlainMap, toJson, unpackr } from './codec.js';
-import { copyRequest, errorBody, parseBody, readBody, route, send, sendError, MSGPACK_TYPE, type Out, type Req } from './http-util.js';
+import { decodeFrame, isPlainMap, jsonText, toJson, unpackr } from './codec.js';
+import { answerLater, deferred, endPaced, copyRequest, errorBody, parseBody, readBody, route, send, sendError, MSGPACK_TYPE, type Out, type Req } from './http-util.js';
 
 export const BODY_LIMIT = 1 << 20;        // /v1/decide and operator actions
 export const CONFIG_BODY_LIMIT = 4 << 20; // PUT /v1/config
@@ -24,6 +26,7 @@ export interface ApiDeps {
   metrics: Metrics;
   log: Logger;
   statics: StaticFiles;
+  throttle: AuthThrottle;
   health: () => { ready: boolean; body: Record<string, unknown> };
   metricsText: () => string;
   connected: (controller: string) => boolean;
@@ -31,14 +34,42 @@ export interface ApiDeps {
 
 const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation'> = { forgive: 'forgive', reset: 'reset', exempt: 'exempt', location: 'setLocation' };
 
+/**
+ * Headers of every dashboard file: no inline script or style, nothing from
+ * elsewhere, never framed (clickjacking), no MIME sniffing. The dashboard
+ * talks only to this origin (fetch, and its WebSocket: 'self' covers ws/wss
+ * of the same host in CSP level 3).
+ */
+export const DASHBOARD_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+  + "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+/** with the u flag, paired surrogates are one code point: only lone ones match */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+/** a URL or parameter echoed in an error message, cut short */
+const clip = (s: string, n = 100): string => (s.length > n ? s.slice(0, n) + '…' : s);
+
+/**
+ * An id-like string from outside (query or path parameter, body field):
+ * bounded, well-formed UTF-16 (a lone surrogate cannot be stored or echoed
+ * as the same text), else bad_message naming the parameter.
+ */
+export function boundedId(v: string, field: string, max = MAX_ID_BYTES): string {
+  if (v.length > max || utf8Bytes(v) > max) throw new ApbError('bad_message', `${field}: at most ${max} UTF-8 bytes`);
+  if (LONE_SURROGATE.test(v)) throw new ApbError('bad_message', `${field}: not valid Unicode (lone surrogate)`);
+  return v;
+}
+
 /** {reason, on?, area?} of an operator action; bad_message names the field. */
 function actionBody(req: Req): { reason: string; on?: boolean; area?: string } {
   const b = parseBody(req);
   if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new ApbError('bad_message', 'body: must be an object {reason, on?, area?}');
   const o = b as Record<string, unknown>;
   if (typeof o.reason !== 'string' || o.reason.trim() === '') throw new ApbError('bad_message', 'reason: required (a non-empty string saying why)');
+  boundedId(o.reason, 'reason', MAX_REASON_BYTES);
   if (o.on !== undefined && typeof o.on !== 'boolean') throw new ApbError('bad_message', 'on: must be a boolean');
   if (o.area !== undefined && typeof o.area !== 'string') throw new ApbError('bad_message', 'area: must be an area id (string)');
+  if (o.area !== undefined) boundedId(o.area as string, 'area');
   const out: { reason: string; on?: boolean; area?: string } = { reason: o.reason };
   if (o.on !== undefined) out.on = o.on as boolean;
   if (o.area !== undefined) out.area = o.area as string;
@@ -47,6 +78,9 @@ function actionBody(req: Req): { reason: string; on?: boolean; area?: string } {
 
 export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   const { hub, log } = d;
+  // token checks from the headers, before any body is read; wrong tokens count per address (auth-throttle.ts)
+  const asUser = (min: Role) => (req: Req): unknown => d.throttle.guard(req.addr, req.token, () => d.auth().requireUser(req.token, min));
+  const viewer = asUser('viewer'), operator = asUser('operator'), admin = asUser('admin');
   const areaIndex = (id: string, field = 'area'): number => {
     const i = hub.site.areaIndex.get(id);
     if (i === undefined) throw new ApbError('unknown_area', `${field}: unknown area "${id}"`);
@@ -59,14 +93,20 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     const t0 = performance.now();
     const req = copyRequest(res, rq, 0);
     d.metrics.frames++;
+    try { d.throttle.guard(req.addr, req.token, () => d.auth().requireController(req.token)); } catch (e) { answerLater(() => req.aborted, () => sendError(res, req, e, log)); return; }
     readBody(res, rq, BODY_LIMIT).then((body) => {
       req.body = body;
       const ctrlAuth = d.auth().requireController(req.token);
       const ctrl = hub.controller(ctrlAuth.id);
       if (!ctrl) throw new ApbError('unauthorized', 'controller no longer configured');
-      const msg = req.contentType.includes(MSGPACK_TYPE) ? decodeFrame(body) : parseJsonBody(body);
-      if (!isPlainMap(msg)) {
-        throw new ApbError('bad_frame', 'POST /v1/decide takes one message (a map)');
+      let msg: unknown;
+      try {
+        msg = req.contentType.includes(MSGPACK_TYPE) ? decodeFrame(body) : parseJsonBody(body);
+        if (!isPlainMap(msg)) throw new ApbError('bad_frame', 'POST /v1/decide takes one message (a map)');
+      } catch (e) {
+        // a body that is no message still counts against the controller's rate and is logged (bounded)
+        if (isApbError(e)) hub.refuseFrame(ctrl, e.code, e.message);
+        throw e;
       }
       const r = hub.handle(ctrl, msg);
       const finish = (rs: Reply[]): void => {
@@ -86,17 +126,17 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   });
 
   // ── reads (viewer) ──
-  route(app, 'get', '/v1/whoami', { log }, (req) => {
+  route(app, 'get', '/v1/whoami', { log, auth: viewer }, (req) => {
     const u = d.auth().requireUser(req.token, 'viewer');
     return { body: { name: u.name, role: u.role } };
   });
 
-  route(app, 'get', '/v1/controllers', { log }, (req) => {
+  route(app, 'get', '/v1/controllers', { log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
     return { body: hub.site.config.controllers.map((c) => ({ id: c.id, protocol: c.protocol, connected: d.connected(c.id) })) };
   });
 
-  route(app, 'get', '/v1/areas', { log }, (req) => {
+  route(app, 'get', '/v1/areas', { log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
     const site = hub.site;
     hub.engine.tick(Date.now()); // expiries and periodic resets up to now: occupancy is exact when read
@@ -110,7 +150,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     };
   });
 
-  route(app, 'get', '/v1/credentials/:cred', { params: 1, log }, (req) => {
+  route(app, 'get', '/v1/credentials/:cred', { params: 1, log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
     const cred = pathCred(req.params[0]!);
     hub.engine.tick(Date.now());
@@ -131,16 +171,16 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     };
   });
 
-  route(app, 'get', '/v1/events', { log }, (req) => {
+  route(app, 'get', '/v1/events', { log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
     const q: { cred?: string; reader?: string; since?: number; limit?: number } = {};
     const cred = req.query.get('cred');
     if (cred) q.cred = credToText(credFromText(cred, 'cred'));
     const reader = req.query.get('reader');
-    if (reader) q.reader = reader;
+    if (reader) q.reader = boundedId(reader, 'reader');
     const since = req.query.get('since');
     if (since) {
-      if (!/^\d+$/.test(since)) throw new ApbError('bad_message', 'since: must be milliseconds since the Unix epoch');
+      if (!/^\d{1,16}$/.test(since) || !Number.isSafeInteger(Number(since))) throw new ApbError('bad_message', 'since: must be milliseconds since the Unix epoch');
       q.since = Number(since);
     }
     const limit = req.query.get('limit');
@@ -153,10 +193,10 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   });
 
   // ── operator actions ──
-  route(app, 'post', '/v1/credentials/:cred/:action', { params: 2, withBody: true, bodyLimit: BODY_LIMIT, log }, async (req): Promise<Out> => {
+  route(app, 'post', '/v1/credentials/:cred/:action', { params: 2, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
-    const action = ACTIONS[req.params[1]!];
-    if (!action) throw new ApbError('not_found', `no credential action "${req.params[1]}" (forgive, reset, exempt, location)`);
+    const action = Object.hasOwn(ACTIONS, req.params[1]!) ? ACTIONS[req.params[1]!] : undefined;
+    if (!action) throw new ApbError('not_found', `no credential action "${clip(req.params[1]!)}" (forgive, reset, exempt, location)`);
     const cred = pathCred(req.params[0]!);
     const b = actionBody(req);
     const arg: { cred: Cred; area?: number; on?: boolean } = { cred };
@@ -172,10 +212,11 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     return { body };
   });
 
-  route(app, 'post', '/v1/areas/:area/reset', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log }, async (req): Promise<Out> => {
+  route(app, 'post', '/v1/areas/:area/reset', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
     let id: string;
     try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
+    boundedId(id, 'area');
     const area = areaIndex(id);
     const b = actionBody(req);
     const r = await hub.action(user.name, b.reason, 'resetArea', { area });
@@ -183,7 +224,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   });
 
   // ── configuration (admin) ──
-  route(app, 'put', '/v1/config', { withBody: true, bodyLimit: CONFIG_BODY_LIMIT, log }, async (req): Promise<Out> => {
+  route(app, 'put', '/v1/config', { withBody: true, bodyLimit: CONFIG_BODY_LIMIT, log, auth: admin }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'admin');
     const text = (req.body ?? Buffer.alloc(0)).toString('utf8');
     if (!text.trim()) throw new ApbError('bad_message', 'body: the site configuration text (YAML or JSON) is required');
@@ -192,39 +233,62 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     return { body: report };
   });
 
-  // ── health and metrics (anyone) ──
-  app.get('/healthz', (res) => {
+  // ── health and metrics (anyone); HEAD answers as GET without the body ──
+  const healthz = (res: HttpResponse, head: boolean): void => {
     const h = d.health();
-    res.cork(() => res.writeStatus(h.ready ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(h.body)));
-  });
-  app.get('/metrics', (res) => {
-    const text = d.metricsText();
-    res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(text));
-  });
+    reply(res, h.ready ? '200 OK' : '503 Service Unavailable', 'application/json', JSON.stringify(h.body), head, { 'cache-control': 'no-store' });
+  };
+  app.get('/healthz', deferred((res) => healthz(res, false)));
+  app.head('/healthz', deferred((res) => healthz(res, true)));
+  const metricsOut = (res: HttpResponse, head: boolean): void => reply(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', d.metricsText(), head);
+  app.get('/metrics', deferred((res) => metricsOut(res, false)));
+  app.head('/metrics', deferred((res) => metricsOut(res, true)));
 
   // ── dashboard, then 404 for everything else ──
-  app.get('/*', (res, rq) => {
-    const url = rq.getUrl();
+  const dashboard = (res: HttpResponse, url: string, head: boolean): void => {
     const f = d.statics.lookup(url);
     if (f) {
-      res.cork(() => res.writeHeader('content-type', f.type).writeHeader('cache-control', 'no-cache').end(f.data));
+      reply(res, '200 OK', f.type, f.data, head, DASHBOARD_HEADERS);
       return;
     }
-    notFound(res, url);
-  });
-  app.any('/*', (res, rq) => notFound(res, rq.getUrl(), rq.getMethod()));
+    // browsers ask for it on every page load; the dashboard has none
+    if (url === '/favicon.ico') { reply(res, '204 No Content', '', '', true, { 'cache-control': 'max-age=86400' }); return; }
+    notFound(res, url, head ? 'head' : 'get');
+  };
+  app.get('/*', deferred((res, url) => dashboard(res, url, false)));
+  app.head('/*', deferred((res, url) => dashboard(res, url, true)));
+  app.any('/*', (res, rq) => notFound(res, rq.getUrl(), rq.getMethod())); // closes the connection: nothing more is parsed
 }
 
-function notFound(res: import('uWebSockets.js').HttpResponse, url: string, method = 'get'): void {
-  const body = errorBody(new ApbError('not_found', `no route ${method.toUpperCase()} ${url}`));
+const DASHBOARD_HEADERS: Record<string, string> = {
+  'cache-control': 'no-cache', 'content-security-policy': DASHBOARD_CSP, 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer',
+};
+
+/** One plain response (paced: endPaced); `head`: the headers of the GET answer (its content-length included), no body. */
+function reply(res: HttpResponse, status: string, type: string, data: string | Buffer, head: boolean, headers: Record<string, string> = {}): void {
+  if (!head) { endPaced(res, status, { 'content-type': type || undefined, ...headers }, data); return; }
+  res.cork(() => {
+    res.writeStatus(status);
+    if (type) res.writeHeader('content-type', type);
+    res.writeHeader('x-content-type-options', 'nosniff');
+    for (const k in headers) res.writeHeader(k, headers[k]!);
+    // endWithoutBody(n) would wait for n bytes in this uWS: state the length ourselves
+    if (data.length) res.writeHeader('content-length', String(Buffer.byteLength(data)));
+    try { res.endWithoutBody(); } catch { res.end(); } // the JS fallback has none (node:http sends no body to HEAD)
+  });
+}
+
+function notFound(res: HttpResponse, url: string, method = 'get'): void {
+  const body = JSON.stringify(errorBody(new ApbError('not_found', `no route ${method.toUpperCase()} ${clip(url)}`)));
+  if (method === 'head' || method === 'get') { reply(res, '404 Not Found', 'application/json', body, method === 'head'); return; }
   // a body we do not read may still be arriving: close after answering
-  res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(JSON.stringify(body), method !== 'get'));
+  res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').writeHeader('x-content-type-options', 'nosniff').end(body, true));
 }
 
 /** JSON with integers beyond 2^53 kept exact (the replay parser, bigint-safe). */
 function parseJsonBody(body: Buffer): unknown {
   try {
-    return parseReplayLine(body.toString('utf8'));
+    return parseReplayLine(jsonText(body));
   } catch (e) {
     if (isApbError(e) && e.code !== 'bad_frame') throw e;
     throw new ApbError('bad_frame', `body is not JSON: ${(e as Error).message}`);

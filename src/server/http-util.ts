@@ -8,6 +8,7 @@ import { ApbError, isApbError } from '../errors.js';
 import { encode, decodeFrame, toJson } from './codec.js';
 import type { Logger } from './log.js';
 import { Auth } from './auth.js';
+import { AuthThrottle } from './auth-throttle.js';
 
 export const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
@@ -30,9 +31,11 @@ export interface Req {
   msgpack: boolean;   // reply in MessagePack
   body?: Buffer;
   aborted: boolean;
+  /** the client's throttling key (auth-throttle.ts); only valid before the first await */
+  addr: () => string;
 }
 
-export interface Out { status?: number; body: unknown; raw?: { data: string | Uint8Array; type: string } }
+export interface Out { status?: number; body: unknown; raw?: { data: string | Uint8Array; type: string }; headers?: Record<string, string> }
 
 export type Handler = (req: Req) => Out | Promise<Out>;
 
@@ -59,9 +62,36 @@ export function copyRequest(res: HttpResponse, req: HttpRequest, nParams: number
     contentType,
     msgpack: contentType.includes(MSGPACK_TYPE) || (!contentType && accept.includes(MSGPACK_TYPE)),
     aborted: false,
+    addr: () => AuthThrottle.addressOf(res), // computed only when a token fails or an address is throttled
   };
   res.onAborted(() => { r.aborted = true; });
   return r;
+}
+
+/**
+ * Answers on the next turn of the event loop, never inside the request
+ * handler. uWS keeps parsing pipelined requests of a connection while their
+ * answers are written synchronously, queueing every answer whatever the
+ * client reads: one anonymous connection pipelining GET /metrics without
+ * reading grew the server by ~140 MiB/s. While an answer is pending uWS
+ * parses nothing more of that connection (and closes it if the client
+ * floods it), so the memory per connection is one answer. The cost is one
+ * event-loop turn per request outside the hot path (POST bodies are
+ * asynchronous anyway); HTTP pipelining is therefore not supported.
+ */
+export function answerLater(aborted: () => boolean, f: () => void): void {
+  setImmediate(() => { if (!aborted()) f(); });
+}
+
+/** A handler of its own (no Req) answered on the next turn; onAborted is registered here. */
+export function deferred(h: (res: HttpResponse, url: string, method: string) => void): (res: HttpResponse, rq: HttpRequest) => void {
+  return (res, rq) => {
+    const url = rq.getUrl();
+    const method = rq.getMethod();
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    answerLater(() => aborted, () => h(res, url, method));
+  };
 }
 
 /** Reads the body up to `limit` bytes; too_large beyond (checked on content-length first). */
@@ -106,8 +136,35 @@ export function send(res: HttpResponse, req: Req, out: Out, closeConnection = fa
   if (out.raw) { data = out.raw.data; type = out.raw.type; }
   else if (req.msgpack) { data = encode(out.body); type = MSGPACK_TYPE; }
   else { data = toJson(out.body); type = JSON_TYPE; }
+  endPaced(res, statusLine(status), { 'content-type': type, ...out.headers }, data, closeConnection);
+}
+
+/**
+ * Writes a whole answer as fast as the client reads it (tryEnd +
+ * onWritable) instead of res.end(), which queues all of it in uWS whatever
+ * the client does. While the answer is unfinished uWS parses nothing more of
+ * the connection (see answerLater), so a client that stops reading holds at
+ * most one answer in the server, and it is one we already built.
+ * `headers` gets x-content-type-options: nosniff; `close`: close the
+ * connection after the answer (the whole answer is then queued: used for
+ * refusals, whose answers are small).
+ */
+export function endPaced(res: HttpResponse, status: string, headers: Record<string, string | undefined>, body: string | Uint8Array, close = false): void {
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  let done = false;
+  res.onAborted(() => { done = true; });
   res.cork(() => {
-    res.writeStatus(statusLine(status)).writeHeader('content-type', type).end(data, closeConnection);
+    res.writeStatus(status).writeHeader('x-content-type-options', 'nosniff');
+    for (const k in headers) if (headers[k] !== undefined) res.writeHeader(k, headers[k]!);
+    if (close) { res.end(data, true); done = true; return; }
+    try { done = res.tryEnd(data, data.length)[1]; } catch { res.end(data); done = true; } // the JS fallback has no tryEnd (node:http paces itself)
+  });
+  if (done) return;
+  res.onWritable((offset) => {
+    if (done) return true;
+    const [ok, finished] = res.tryEnd(data.subarray(offset), data.length);
+    done = finished;
+    return ok;
   });
 }
 
@@ -116,16 +173,25 @@ export function sendError(res: HttpResponse, req: Req, err: unknown, log?: Logge
   if (!isApbError(err)) log?.error({ err }, 'unexpected error in an HTTP handler');
   // errors in JSON when the request could not be decoded (PROTOCOL.md)
   if (e.code === 'bad_frame') req.msgpack = false;
-  send(res, req, { status: e.status, body: errorBody(e) }, e.code === 'too_large');
+  const out: Out = { status: e.status, body: errorBody(e) };
+  const retry = (e.detail as { retryAfterS?: number } | undefined)?.retryAfterS;
+  if (e.code === 'rate_limited' && retry) out.headers = { 'retry-after': String(retry) };
+  send(res, req, out, e.code === 'too_large');
 }
 
 /**
- * Registers a route. `withBody` reads the body (bounded) before the handler;
- * the handler's result or ApbError becomes the response.
+ * Registers a route. `auth` checks the token from the headers first: when it
+ * throws, the error is the answer and the body is never read (uWS discards
+ * what arrives of it without buffering). `withBody` then reads the body
+ * (bounded) before the handler; the handler's result or ApbError becomes
+ * the response.
  */
-export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any', pattern: string, opts: { params?: number; withBody?: boolean; bodyLimit?: number; log?: Logger }, h: Handler): void {
+export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any', pattern: string, opts: { params?: number; withBody?: boolean; bodyLimit?: number; log?: Logger; auth?: (req: Req) => unknown }, h: Handler): void {
   app[method](pattern, (res, rq) => {
     const req = copyRequest(res, rq, opts.params ?? 0);
+    if (opts.auth) {
+      try { opts.auth(req); } catch (e) { answerLater(() => req.aborted, () => sendError(res, req, e, opts.log)); return; }
+    }
     const run = (): void => {
       try {
         const out = h(req);
@@ -133,7 +199,7 @@ export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any',
         else send(res, req, out);
       } catch (e) { sendError(res, req, e, opts.log); }
     };
-    if (!opts.withBody) { run(); return; }
+    if (!opts.withBody) { answerLater(() => req.aborted, run); return; }
     readBody(res, rq, opts.bodyLimit ?? 1 << 20).then((b) => { req.body = b; run(); }, (e) => sendError(res, req, e, opts.log));
   });
 }

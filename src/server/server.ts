@@ -13,15 +13,14 @@
  * answer every frame already being decided, flush the store, close.
  */
 import { readFileSync } from 'node:fs';
-import type { us_listen_socket } from 'uWebSockets.js';
 import { ApbError } from '../errors.js';
-import { loadSiteFile, loadSiteText } from '../config/load.js';
+import { loadSiteText, readSiteFile } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
 import type { Engine, ReloadReport } from '../engine/types.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { openDurableEngine, startSnapshotter } from '../store/recovery.js';
-import { startUhppoteListener } from '../adapters/uhppote-listener.js';
+import { UhppoteService } from './uhppote-service.js';
 import { loadUws } from './uws.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -32,6 +31,8 @@ import { Stream } from './stream.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { registerHttpApi } from './http-api.js';
 import { StaticFiles } from './static.js';
+import { listenExclusive } from './listen.js';
+import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.js';
 
 export interface ServerOptions {
   configPath?: string;
@@ -46,6 +47,8 @@ export interface ServerOptions {
   /** test knobs */
   webhooks?: WebhookOptions;
   dashboardDir?: string;
+  /** failed-token throttling (defaults in auth-throttle.ts) */
+  authThrottle?: AuthThrottleOptions;
   logger?: Logger;
   /** ms between storage recovery attempts (default 1000) */
   retryMs?: number;
@@ -59,6 +62,8 @@ export interface RunningServer {
   native: boolean;
   /** re-reads the configuration file (SIGHUP); resolves with what changed */
   reload(who?: string): Promise<ReloadReport>;
+  /** the UHPPOTE listener's UDP port, undefined when not listening */
+  uhppotePort(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -73,7 +78,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const text = opts.configText ?? readFileSync(opts.configPath!, 'utf8');
   loadSiteText(text, opts.configPath ?? 'site file'); // refuse to start on an invalid file, before touching the store
 
-  const store: Store = opts.store ?? await openStore(opts.data);
+  // openStore takes the data directory's lock (data_locked if another apb holds it); close() releases it.
+  // lmdb-js' console errors (a failed commit) go into the JSON log instead of raw stderr lines.
+  const store: Store = opts.store ?? await openStore(opts.data, {
+    onLibraryOutput: (level, text, err) => log[level]({ err: err ? { message: err.message, code: (err as { code?: unknown }).code } : undefined }, `lmdb: ${text}`),
+  });
   let engine: Engine;
   try {
     engine = (await openDurableEngine({ store, configText: text, core: opts.core ?? 'wasm', log })).engine;
@@ -90,7 +99,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let accepting = true;
   let occupancyDirty = true;
 
-  const stream = new Stream(app, { auth: () => auth, site: () => hub.site, metrics, accepting: () => accepting });
+  const throttle = new AuthThrottle(opts.authThrottle);
+  const stream = new Stream(app, { auth: () => auth, site: () => hub.site, metrics, accepting: () => accepting, throttle });
   const sink = {
     active: (): boolean => stream.wants('decision') || stream.wants('violation') || webhooks.wants('violation') || webhooks.wants('decision'),
     emit: (ev: HubEvent): void => { stream.publish(ev); webhooks.enqueue(ev); },
@@ -119,11 +129,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       auth = new Auth(site);
       webhooks.setTargets(site.config.webhooks ?? []);
       controllers.revalidate(auth);
+      void uhppote.reconfigure(site.config.uhppote);
+      stream.revalidate(auth);
     },
   });
   const unsubscribeHealth = store.onHealthChange((healthy) => { if (healthy) hub.retryNow(); });
 
-  const controllers = new ControllerSocket(app, { hub, auth: () => auth, metrics, log, accepting: () => accepting });
+  const controllers = new ControllerSocket(app, { hub, auth: () => auth, metrics, log, accepting: () => accepting, throttle });
   const statics = new StaticFiles(opts.dashboardDir);
 
   const health = (): { ready: boolean; body: Record<string, unknown> } => {
@@ -140,8 +152,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metricsText = (): string => metrics.render({
     native, ready: hub.ready && store.healthy, connected: controllers.count, backpressure: controllers.backpressure(),
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
+    indexSkipped: store.indexSkipped ?? 0,
   });
-  registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, health, metricsText, connected: (id) => controllers.connected(id) });
+  registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
 
   // ── occupancy (coalesced, ≤ 4/s, on change) and stats (1/s) for the stream ──
   let lastOcc = '';
@@ -178,28 +191,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // ── snapshots off the hot path ──
   const snapshotter = startSnapshotter(store, () => hub.engine, { log });
 
-  // ── UHPPOTE events arrive as that controller's offline messages ──
-  let uhppote: { close(): Promise<void> } | undefined;
-  const up = engine.site.config.uhppote;
-  if (up) {
-    uhppote = await startUhppoteListener({
-      host: up.host, port: up.port, site: () => hub.site,
-      onEvent: (controller, msg) => {
-        metrics.uhppoteEvents++;
-        const ctx = hub.controller(controller);
-        if (!ctx) { log.warn({ controller }, 'UHPPOTE event for an unknown controller'); return; }
-        const r = hub.handle(ctx, msg); // replies are discarded: UHPPOTE does not expect one
-        if (!Array.isArray(r)) r.catch((e) => log.warn({ err: e }, 'UHPPOTE event failed'));
-      },
-      onMalformed: (err, from) => { metrics.uhppoteMalformed++; log.debug({ from, code: err.code, msg: err.message }, 'malformed UHPPOTE packet'); },
-    });
-  }
+  // ── UHPPOTE events arrive as that controller's offline messages (restarted by reloads) ──
+  const uhppote = new UhppoteService({ hub: () => hub, metrics, log });
+  await uhppote.start(engine.site.config.uhppote).catch(async (e) => { await snapshotter.stop(); await store.close().catch(() => undefined); throw e; });
 
   // ── listen ──
   const host = opts.host ?? '127.0.0.1';
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(host, opts.port ?? 8080, (s) => (s ? resolve(s) : reject(new ApbError('internal', `cannot listen on ${host}:${opts.port ?? 8080}`))));
-  }).catch(async (e) => { await uhppote?.close(); await store.close().catch(() => undefined); throw e; });
+  // exclusive: a port held by another process is address_in_use, never shared (listen.ts)
+  const listenSocket = await listenExclusive(app, host, opts.port ?? 8080).catch(async (e) => { await uhppote.close(); await store.close().catch(() => undefined); throw e; });
   const port = uws.us_socket_local_port(listenSocket as unknown as import('uWebSockets.js').us_socket);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, native, core: hub.engine.core.kind, site: hub.site.config.site, data: opts.data }, 'apb serving');
@@ -219,7 +218,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       stream.closeAll();
       clearInterval(occTimer); clearInterval(statsTimer); clearInterval(expiryTimer);
       webhooks.close();
-      await uhppote?.close();
+      await uhppote.close();
       await snapshotter.stop();
       unsubscribeHealth();
       await store.close();
@@ -231,11 +230,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const reload = async (who = 'sighup'): Promise<ReloadReport> => {
     if (!opts.configPath) throw new ApbError('bad_message', 'reload: the server was started from text, not a file');
-    const loaded = loadSiteFile(opts.configPath); // invalid_config before anything changes
-    return hub.reconfigure(loaded.text, who);
+    // read here, checked by hub.reconfigure (off the main thread for a large site): invalid_config before anything changes
+    const report = await hub.reconfigure(readSiteFile(opts.configPath), who);
+    await uhppote.reconfigure(hub.site.config.uhppote); // the listener is on its new address when reload() resolves
+    return report;
   };
 
-  return { port, url, native, reload, close };
+  return { port, url, native, reload, close, uhppotePort: () => uhppote.port };
 }
 
 function safeSize(e: Engine): number {

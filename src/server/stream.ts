@@ -23,6 +23,8 @@ import type { HubEvent } from './hub.js';
 import type { Metrics } from './metrics.js';
 import { toJson } from './codec.js';
 import { queryOf, statusLine } from './http-util.js';
+import { AuthThrottle } from './auth-throttle.js';
+import { MAX_ID_BYTES } from '../limits.js';
 
 export const STREAM_KINDS = ['decision', 'violation', 'occupancy', 'action', 'stats'] as const;
 export const STREAM_MAX_BACKPRESSURE = 1 << 20;
@@ -30,7 +32,7 @@ export const STREAM_MAX_BACKPRESSURE = 1 << 20;
 /** the fields of an event that name an area (matched against a viewer's area filter) */
 const AREA_FIELDS = ['area', 'from', 'to'] as const;
 
-interface Viewer { kinds: Set<string>; areas: Set<string> | null; user: string; closed: boolean }
+interface Viewer { kinds: Set<string>; areas: Set<string> | null; user: string; token: string; closed: boolean }
 
 export class Stream {
   private filtered = new Set<WebSocket<Viewer>>();
@@ -41,7 +43,7 @@ export class Stream {
   /** the last occupancy frame, sent to each new viewer at once */
   lastOccupancy: HubEvent | null = null;
 
-  constructor(private readonly app: TemplatedApp, private readonly deps: { auth: () => Auth; site: () => CompiledSite; metrics: Metrics; accepting: () => boolean }) {
+  constructor(private readonly app: TemplatedApp, private readonly deps: { auth: () => Auth; site: () => CompiledSite; metrics: Metrics; accepting: () => boolean; throttle?: AuthThrottle }) {
     app.ws<Viewer>('/v1/stream', {
       maxPayloadLength: 4096,
       idleTimeout: 120,
@@ -63,21 +65,27 @@ export class Stream {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const q = new URLSearchParams(queryOf(req));
       const token = q.get('token') || Auth.bearer(req.getHeader('authorization'));
-      const user = this.deps.auth().requireUser(token, 'viewer');
+      const check = (): { name: string } => this.deps.auth().requireUser(token, 'viewer');
+      const user = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
       const kindsQ = q.get('kinds');
       const kinds = new Set<string>(kindsQ ? kindsQ.split(',').filter(Boolean) : STREAM_KINDS);
-      for (const k of kinds) if (!(STREAM_KINDS as readonly string[]).includes(k)) throw new ApbError('bad_message', `kinds: unknown kind "${k}" (known: ${STREAM_KINDS.join(', ')})`);
+      for (const k of kinds) if (!(STREAM_KINDS as readonly string[]).includes(k)) throw new ApbError('bad_message', `kinds: unknown kind "${k.slice(0, MAX_ID_BYTES)}" (known: ${STREAM_KINDS.join(', ')})`);
       const areasQ = q.get('areas');
       let areas: Set<string> | null = null;
       if (areasQ) {
         areas = new Set(areasQ.split(',').filter(Boolean));
         const site = this.deps.site();
-        for (const a of areas) if (!site.areaIndex.has(a)) throw new ApbError('unknown_area', `areas: unknown area "${a}"`);
+        for (const a of areas) if (!site.areaIndex.has(a)) throw new ApbError('unknown_area', `areas: unknown area "${a.slice(0, MAX_ID_BYTES)}"`);
       }
-      res.cork(() => res.upgrade<Viewer>({ kinds, areas, user: user.name, closed: false }, key, proto, ext, context));
+      res.cork(() => res.upgrade<Viewer>({ kinds, areas, user: user.name, token, closed: false }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
-      res.cork(() => res.writeStatus(statusLine(err.status)).writeHeader('content-type', 'application/json').end(JSON.stringify({ code: err.code, message: err.message }), true));
+      const retry = (err.detail as { retryAfterS?: number } | undefined)?.retryAfterS;
+      res.cork(() => {
+        res.writeStatus(statusLine(err.status)).writeHeader('content-type', 'application/json');
+        if (err.code === 'rate_limited' && retry) res.writeHeader('retry-after', String(retry));
+        res.end(JSON.stringify({ code: err.code, message: err.message }), true);
+      });
     }
   }
 
@@ -99,6 +107,16 @@ export class Stream {
     for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 1) - 1);
     this.filtered.delete(ws);
     this.all.delete(ws);
+  }
+
+  /** After a reload: close viewers whose user was removed or whose token changed (1008), as for controllers. */
+  revalidate(auth: Auth): void {
+    for (const ws of [...this.all]) {
+      const v = ws.getUserData();
+      let name: string | undefined;
+      try { name = auth.requireUser(v.token, 'viewer').name; } catch { name = undefined; }
+      if (name !== v.user) { try { ws.end(1008, 'user removed or token changed'); } catch { /* closed */ } }
+    }
   }
 
   /** Closes every viewer (shutdown). */

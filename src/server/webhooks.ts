@@ -4,6 +4,12 @@
  * here after the reply was released (setImmediate in the hub), the queue is
  * bounded (drop-oldest, counted) and failed deliveries are retried with
  * exponential backoff.
+ *
+ * A target without `kinds` gets violations only (DEFAULT_KINDS). Redirects
+ * are never followed (a 3xx is a failed delivery: a redirect must not move
+ * events to a URL nobody configured), the receiver's response body is never
+ * read, and URLs are logged without userinfo, query or fragment (they often
+ * carry secrets).
  */
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -11,6 +17,19 @@ import type { HubEvent } from './hub.js';
 import { toJson } from './codec.js';
 
 export interface WebhookTarget { url: string; kinds?: string[] }
+
+/** what a target without `kinds` receives */
+export const DEFAULT_KINDS: readonly string[] = ['violation'];
+
+/** A URL as it may appear in a log: scheme, host and path only. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
 
 export interface WebhookOptions {
   maxQueue?: number;      // deliveries waiting, default 10000
@@ -22,6 +41,22 @@ export interface WebhookOptions {
 }
 
 interface Delivery { url: string; body: string; attempt: number; notBefore: number }
+
+/**
+ * fetch refuses URLs with userinfo: `https://user:pass@host/…` is sent to
+ * the URL without it and an Authorization: Basic header instead.
+ */
+export function requestOf(url: string): { url: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  let u: URL;
+  try { u = new URL(url); } catch { return { url, headers }; }
+  if (!u.username && !u.password) return { url, headers };
+  const cred = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+  headers.authorization = 'Basic ' + Buffer.from(cred, 'utf8').toString('base64');
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), headers };
+}
 
 export class Webhooks {
   private targets: WebhookTarget[] = [];
@@ -40,14 +75,14 @@ export class Webhooks {
   get size(): number { return this.queue.length + this.inFlight; }
 
   wants(kind: string): boolean {
-    return this.targets.some((t) => (t.kinds && t.kinds.length ? t.kinds : ['violation']).includes(kind));
+    return this.targets.some((t) => (t.kinds && t.kinds.length ? t.kinds : DEFAULT_KINDS).includes(kind));
   }
 
   enqueue(ev: HubEvent): void {
     if (this.closed) return;
     let body: string | undefined;
     for (const t of this.targets) {
-      const kinds = t.kinds && t.kinds.length ? t.kinds : ['violation'];
+      const kinds = t.kinds && t.kinds.length ? t.kinds : DEFAULT_KINDS;
       if (!kinds.includes(ev.kind)) continue;
       body ??= toJson(ev);
       if (this.queue.length >= this.o.maxQueue) { this.queue.shift(); this.metrics.webhookDropped++; }
@@ -73,9 +108,11 @@ export class Webhooks {
   private send(d: Delivery): void {
     this.inFlight++;
     d.attempt++;
-    fetch(d.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: d.body, signal: AbortSignal.timeout(this.o.timeoutMs) })
+    const rq = requestOf(d.url);
+    fetch(rq.url, { method: 'POST', headers: rq.headers, body: d.body, redirect: 'manual', signal: AbortSignal.timeout(this.o.timeoutMs) })
       .then(async (r) => {
-        await r.arrayBuffer().catch(() => undefined);
+        await r.body?.cancel().catch(() => undefined); // whatever it says, it could be large: not read
+        if (r.status >= 300 && r.status < 400) throw new Error(`HTTP ${r.status}: redirects are not followed`);
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
         this.metrics.webhookSent++;
       })
@@ -83,7 +120,7 @@ export class Webhooks {
         this.metrics.webhookFailed++;
         if (d.attempt >= this.o.maxAttempts || this.closed) {
           this.metrics.webhookDropped++;
-          this.log.warn({ url: d.url, attempts: d.attempt, err: (e as Error).message }, 'webhook dropped after retries');
+          this.log.warn({ url: redactUrl(d.url), attempts: d.attempt, err: String((e as Error)?.message).split(d.url).join(redactUrl(d.url)).split(rq.url).join(redactUrl(d.url)) }, 'webhook dropped after retries');
           return;
         }
         d.notBefore = Date.now() + Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** (d.attempt - 1));

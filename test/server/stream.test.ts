@@ -120,7 +120,7 @@ test('UHPPOTE listener: malformed packets counted and ignored; a swipe is applie
   const udpPort = probe.address().port;
   probe.close();
   const yaml = siteYaml(`uhppote: { host: 127.0.0.1, port: ${udpPort} }\n`)
-    .replace('controllers:\n', 'controllers:\n  - { id: up, token: tok-up, protocol: uhppote, serial: 423187757 }\n')
+    .replace('controllers:\n', 'controllers:\n  - { id: up, token: tok-up-long-test-token, protocol: uhppote, serial: 423187757 }\n')
     .replace('readers:\n', 'readers:\n  - { id: u-in, from: outside, to: stadium, controller: up, uhppote: { door: 1, direction: in } }\n');
   const srv = await start({ configText: yaml });
   try {

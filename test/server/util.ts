@@ -12,8 +12,8 @@ import { decode, encode } from '@msgpack/msgpack';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/server.js';
 
 export const TOKENS = {
-  c1: 'tok-c1', c2: 'tok-c2', limited: 'tok-limited', slow: 'tok-slow', wiegand: 'tok-wg',
-  viewer: 'tok-viewer', operator: 'tok-operator', admin: 'tok-admin',
+  c1: 'tok-c1-long-test-token', c2: 'tok-c2-long-test-token', limited: 'tok-limited-long-test-token', slow: 'tok-slow-long-test-token', wiegand: 'tok-wg-long-test-token',
+  viewer: 'tok-viewer-long-test-token', operator: 'tok-operator-long-test-token', admin: 'tok-admin-long-test-token',
 } as const;
 
 /** outside > stadium > vip (vip strict, max 2); c1 owns the gates, c2 the VIP doors. */
