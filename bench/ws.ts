@@ -7,6 +7,7 @@
  *    one-message-per-frame peak): p50/p99/p99.9 from intended send times.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { siteYaml, benchSite, simToken } from '../src/sim/sites.js';
 import type { SwarmOptions, SwarmResult } from '../src/sim/swarm.js';
@@ -34,6 +35,18 @@ export function runSwarmChild(o: SwarmOptions, timeoutMs = 120_000): Promise<Swa
 
 const ms = (us: number) => us / 1000;
 
+/** What a server child has written to disk (/proc/PID/io write_bytes) and how many journal syncs it made (/metrics). */
+async function diskCounters(child: Child): Promise<{ bytes: number; syncs: number | null }> {
+  let bytes = NaN;
+  try { bytes = Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${child.pid}/io`, 'utf8'))?.[1] ?? NaN); } catch { /* not Linux */ }
+  let syncs: number | null = null;
+  try {
+    const m = /^apb_storage_syncs_total (\d+)$/m.exec(await (await fetch(`${child.url}/metrics`)).text());
+    if (m) syncs = Number(m[1]);
+  } catch { /* older server */ }
+  return { bytes, syncs };
+}
+
 export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const q = opts.quick;
   const N = q ? 4 : 16;                      // connections (one controller each)
@@ -48,6 +61,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   if (!q) targets.push({ name: 'apb :memory:', start: () => startServerChild(site, ':memory:'), echo: false });
 
   const closed = new Map<string, SwarmResult>();
+  const disk: (string | number)[][] = [];
   const open: { target: string; r: SwarmResult }[] = [];
   const problems: string[] = [];
   let peak1 = 0;
@@ -57,8 +71,18 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     try {
       for (const b of batches) {
         opts.log(`${t.name}: closed loop, ${N} connections, ${b} msg/frame`);
+        const before = t.echo ? null : await diskCounters(child);
+        const w0 = performance.now();
         const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
         closed.set(`${t.name}|${b}`, r);
+        if (before) {
+          const after = await diskCounters(child);
+          // the swarm's warm-up runs at about the measured rate too: messages ≈ rate × the whole run
+          const seconds = (performance.now() - w0) / 1000;
+          const msgs = r.msgsPerSec * seconds;
+          const syncs = after.syncs !== null && before.syncs !== null ? after.syncs - before.syncs : NaN;
+          disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, msgs / syncs]);
+        }
         if (Object.keys(r.errors).length) problems.push(`${t.name} batch ${b}: error replies ${JSON.stringify(r.errors)} in ${r.checkedFrames} checked frames`);
       }
       if (t.name.startsWith('apb durable')) peak1 = closed.get(`${t.name}|1`)!.msgsPerSec;
@@ -98,6 +122,11 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     rows: open.map(({ target, r }) => [target, r.offeredPerSec ?? 0, r.msgsPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), ms(r.latencyUs.p999), ms(r.latencyUs.max), r.unanswered]),
   };
 
+  const diskTable: BenchTable = {
+    title: 'Disk writes per decided message (server process /proc/PID/io write_bytes; syncs = journal transactions, each one fsync)',
+    headers: ['target', 'msgs/frame', 'bytes written per message', 'syncs/s', 'messages per sync'],
+    rows: disk,
+  };
   const dur1 = closed.get('apb durable (LMDB)|1'), dur64 = closed.get('apb durable (LMDB)|64');
   const half = open.filter((o) => o.target.startsWith('apb durable')).sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
   const notes: string[] = [];
@@ -140,7 +169,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       }),
     },
   ];
-  const section: BenchSection = { name: 'ws', tables: [tput, lat], notes, svgs };
+  const section: BenchSection = { name: 'ws', tables: [tput, lat, diskTable], notes, svgs };
   if (problems.length) throw new BenchFailure(`error replies during the WebSocket runs:\n${problems.join('\n')}`, section);
   return section;
 }
