@@ -128,7 +128,7 @@ export const siteSchema = obj({
     url: str({ desc: 'http(s) URL that receives a POST per event', format: 'uri', rules: [(u) => {
       try { const p = new URL(u).protocol; return p === 'http:' || p === 'https:' ? null : `must be an http or https URL, got "${u}"`; } catch { return `must be a URL, got "${u}"`; }
     }] }),
-    kinds: opt(arr(enumOf(STREAM_KINDS, 'event kind'), { minItems: 1, unique: (k) => k, desc: 'kinds to send (default all)' })),
+    kinds: opt(arr(enumOf(STREAM_KINDS, 'event kind'), { minItems: 1, unique: (k) => k, desc: 'kinds to send (default [violation])' })),
   }, 'an HTTP endpoint notified of events'), { desc: 'HTTP endpoints that receive events' }), []),
 }, 'apb site configuration (SPEC 10)');
 

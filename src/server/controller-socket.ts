@@ -3,7 +3,8 @@
  * explicitly:
  *   - FRAME_LIMIT (1 MiB): a larger frame is answered `too_large` (no id)
  *     and nothing in it is decided; frames beyond HARD_PAYLOAD_LIMIT (4 MiB)
- *     make uWS close the socket (1009) without reading them into memory.
+ *     make uWS drop the connection without a close frame (the client sees
+ *     1006) and without reading them into memory.
  *   - batches of more than hub.maxBatch messages are answered `too_large`.
  *   - idleTimeout 120 s with automatic pings: a dead peer is dropped.
  *   - MAX_BACKPRESSURE (1 MiB): a controller that stops reading its replies
