@@ -104,6 +104,11 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
         open.push({ target: t.name, r });
       }
+      // a burst: 10x a sustained rate of 10 % of the durable peak (i.e. the peak itself), for one second
+      const burst = Math.max(1000, Math.round(peak1));
+      opts.log(`${t.name}: burst at ${burst} msg/s for 1 s (10x of 10 % of peak)`);
+      const rb = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate: burst, durationMs: q ? 500 : 1000, warmupMs: 0, echo: t.echo });
+      open.push({ target: `${t.name} (burst)`, r: rb });
     } finally { await child.stop(); }
   }
 
@@ -128,22 +133,32 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     rows: disk,
   };
   const dur1 = closed.get('apb durable (LMDB)|1'), dur64 = closed.get('apb durable (LMDB)|64');
-  const half = open.filter((o) => o.target.startsWith('apb durable')).sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
+  const half = open.filter((o) => o.target === 'apb durable (LMDB)').sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
   const notes: string[] = [];
   if (dur1) {
     const ratio = dur1.msgsPerSec / echoOf(1);
-    notes.push(`One message per frame, durable: ${Math.round(dur1.msgsPerSec).toLocaleString('en-US')} msg/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.8×): ${ratio >= 0.8 ? 'MET' : 'NOT MET'}.`);
+    notes.push(`One message per frame, durable: ${Math.round(dur1.msgsPerSec).toLocaleString('en-US')} msg/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.6×): ${ratio >= 0.6 ? 'MET' : 'NOT MET'}.`);
   }
-  if (dur64) notes.push(`64 messages per frame, durable: ${Math.round(dur64.msgsPerSec).toLocaleString('en-US')} decisions/s (target ≥ 1 M/s): ${dur64.msgsPerSec >= 1e6 ? 'MET' : 'NOT MET'}; the echo baseline did ${Math.round(echoOf(64)).toLocaleString('en-US')} msg/s.`);
+  if (dur64) {
+    const ratio = dur64.msgsPerSec / echoOf(64);
+    notes.push(`64 messages per frame, durable: ${Math.round(dur64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.5×): ${ratio >= 0.5 ? 'MET' : 'NOT MET'}.`);
+  }
+  const mem64 = closed.get('apb :memory:|64');
+  if (mem64) {
+    const ratio = mem64.msgsPerSec / echoOf(64);
+    notes.push(`64 messages per frame, :memory:: ${Math.round(mem64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.8×): ${ratio >= 0.8 ? 'MET' : 'NOT MET'}.`);
+  }
   if (half) {
-    const ok = half.r.latencyUs.p99 <= 2000 && half.r.latencyUs.p999 <= 5000;
-    notes.push(`Latency at half the peak (${Math.round(half.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered), durable: p99 ${ms(half.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(half.r.latencyUs.p999).toFixed(2)} ms (target p99 ≤ 2 ms, p99.9 ≤ 5 ms): ${ok ? 'MET' : 'NOT MET'}.`);
+    const ok = half.r.latencyUs.p50 <= 1000 && half.r.latencyUs.p99 <= 3000 && half.r.latencyUs.p999 <= 5000;
+    notes.push(`Latency at half the peak (${Math.round(half.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered), durable: p50 ${ms(half.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(half.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(half.r.latencyUs.p999).toFixed(2)} ms (target p50 ≤ 1 ms, p99 ≤ 3 ms, p99.9 ≤ 5 ms): ${ok ? 'MET' : 'NOT MET'}.`);
   }
   for (const r of redis.filter((x) => x.fsync === 'always')) {
     const apb = closed.get(`apb durable (LMDB)|${r.pipeline}`);
     if (apb) notes.push(`Against Redis 7 + Lua with appendfsync always, ${r.pipeline} per round trip: apb durable ${(apb.msgsPerSec / r.requestsPerSec).toFixed(2)}× (${Math.round(apb.msgsPerSec).toLocaleString('en-US')} vs ${Math.round(r.requestsPerSec).toLocaleString('en-US')}/s).`);
   }
   if (noRedis) notes.push(`Redis rows skipped: ${noRedis}.`);
+  const burstRow = open.find((o) => o.target === 'apb durable (LMDB) (burst)');
+  if (burstRow) notes.push(`Burst (10x a sustained 10 % of the durable peak, ${Math.round(burstRow.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered for ${q ? 0.5 : 1} s), durable: p99 ${ms(burstRow.r.latencyUs.p99).toFixed(2)} ms (target ≤ 50 ms): ${burstRow.r.latencyUs.p99 <= 50_000 ? 'MET' : 'NOT MET'}.`);
   notes.push('Client and server share the 2 cores: the swarm process and the server (or echo) process compete for CPU, in the baseline rows too.');
   notes.push(...problems.map((p) => `PROBLEM: ${p}`));
 
