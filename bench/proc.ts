@@ -60,12 +60,18 @@ function spawnChild(args: string[], cleanup: () => void, env: NodeJS.ProcessEnv 
 }
 
 /** `apb serve` on the given site text; data in a fresh temp dir (durable) or ':memory:'. */
-export async function startServerChild(configText: string, data: 'durable' | ':memory:'): Promise<Child> {
+export async function startServerChild(configText: string, data: 'durable' | ':memory:', dataDir?: string): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'apb-bench-'));
   const cfg = join(dir, 'site.yaml');
   writeFileSync(cfg, configText);
-  const args = [MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'];
+  const args = [MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? dataDir ?? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'];
   return spawnChild(args, () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** A temporary data directory a benchmark fills before it starts a server on it. */
+export function benchDataDir(): { dir: string; cleanup(): void } {
+  const root = mkdtempSync(join(tmpdir(), 'apb-bench-data-'));
+  return { dir: join(root, 'data'), cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 /** The bare uWS baseline (echo + fixed-decision HTTP handler). */
