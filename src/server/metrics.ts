@@ -35,6 +35,8 @@ export class Metrics {
   backpressureCloses = 0;
   /** controller sockets closed for flooding past their rate limit */
   rateLimitCloses = 0;
+  /** messages answered by the hub's fast path (native badge/passage frames decided from their bytes) */
+  fastPathMessages = 0;
   /** rejected-message records not written (over MAX_REJECTED_RECORDS_PER_S for their controller) */
   rejectedDropped = 0;
   /** recent latencies (µs) for the stream's 1 s stats; ring buffer */
@@ -62,7 +64,7 @@ export class Metrics {
     return { p50: q(0.5), p99: q(0.99), n };
   }
 
-  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number; indexSkipped?: number }): string {
+  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number; indexSkipped?: number; syncs?: number }): string {
     const L: string[] = [];
     const head = (name: string, type: string, help: string): void => { L.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`); };
     head('apb_decisions_total', 'counter', 'badge decisions by reason');
@@ -89,6 +91,8 @@ export class Metrics {
     L.push(`apb_decision_latency_seconds_sum ${this.latencySum}`, `apb_decision_latency_seconds_count ${this.latencyCount}`);
     head('apb_engine_seconds_total', 'counter', 'time spent inside the engine core (WASM or reference)');
     L.push(`apb_engine_seconds_total{core="${g.engineKind}"} ${this.engineSeconds}`);
+    head('apb_fast_path_messages_total', 'counter', 'controller messages decided on the fast path (native badge/passage frames read from their bytes)');
+    L.push(`apb_fast_path_messages_total ${this.fastPathMessages}`);
     head('apb_engine_calls_total', 'counter', 'engine apply calls (one per frame)');
     L.push(`apb_engine_calls_total ${this.engineCalls}`);
     head('apb_credentials', 'gauge', 'credentials stored in the engine');
@@ -107,6 +111,8 @@ export class Metrics {
     L.push(`apb_rejected_dropped_total ${this.rejectedDropped}`);
     head('apb_storage_commits_total', 'counter', 'store appends committed');
     L.push(`apb_storage_commits_total ${this.storageCommits}`);
+    head('apb_storage_syncs_total', 'counter', 'journal transactions committed (each one fsync; one per group commit), 0 for :memory:');
+    L.push(`apb_storage_syncs_total ${g.syncs ?? 0}`);
     head('apb_storage_errors_total', 'counter', 'store appends that failed');
     L.push(`apb_storage_errors_total ${this.storageErrors}`);
     head('apb_store_index_skipped_total', 'counter', 'journal index entries skipped because they cannot be indexed (e.g. a name over the LMDB key limit); the records stay in the journal');

@@ -1,64 +1,62 @@
 /**
- * The durable Store on lmdb-js (SPEC 9, issue 4).
+ * The durable Store on lmdb-js (SPEC 9, issue 4; journal-only commits: issue 12).
  *
  * Data directory (`--data D`, any directory path, dots in its name included):
- *   D/data.mdb, D/lock.mdb     one LMDB environment holding the sub-databases below
+ *   D/data.mdb, D/lock.mdb     the JOURNAL: one LMDB environment, the sub-databases below
+ *   D/index/                   derived indexes (derived-index.ts): their own LMDB environment,
+ *                              written by a background indexer, rebuilt from the journal when lost
  *   D/snapshots/<seq>.snap     engine snapshots (raw engine bytes), the newest 2 kept
- * It holds every bearer token (journaled site files): D and snapshots/ are created 0700,
+ * It holds every bearer token (journaled site files): D, index/ and snapshots/ are created 0700,
  * files 0600, and a writable open takes group/other permissions off existing ones.
  *
- * Sub-databases (keys in lmdb-js ordered-binary, values msgpack unless noted):
- *   log      batchKey → Batch          one entry per append() call; batchKey = seq of its first record
- *   icred    [cred, batchKey] → 0x01   binary; "cred appears in that batch"
- *   ireader  [reader, batchKey] → 0x01 binary
- *   itime    [firstAt, batchKey] → 0x01 binary; where an export `--since T` starts
- *   iidem    [controller, id] → batchKey         ids zero-padded to 20 digits so they sort as numbers
+ * Journal sub-databases (keys in lmdb-js ordered-binary, values msgpack):
+ *   log      batchKey → Batch          (journal-batch.ts) one value per append() turn or appendCompact()
+ *                                      call; batchKey = seq of its first record: appends at the right edge
  *   snaps    seq → { seq, at, file, size, configText }
- *   meta     'config' → text in force; 'indexed' → last seq covered by the indexes
+ *   meta     'config' → text in force; 'journalId' → this journal's id (D/index must name it);
+ *            'idmax' → { s, m: [controller, max numeric id, max string id | null][] }: the idempotency
+ *            high-water marks of every batch up to seq s (a checkpoint written now and then in a journal
+ *            commit, so an open reads only the journal after it)
+ * (Directories of the previous layout also had icred/ireader/itime/iidem here: they are dropped at the
+ * first writable open, in one journal transaction that frees their pages, and D/index is built from
+ * the journal instead.)
  *
- * Hot path = ONE put per append (the whole frame's records and idempotency replies
- * in one msgpack value). lmdb-js batches every write issued in the same event-loop
- * turn into one write transaction (eventTurnBatching, on by default) committed on its
- * writer thread: that is the group commit. The put's promise resolves when that
- * transaction has committed; append() resolves then (durability 'commit') or after
- * the following fsync (durability 'flush'). noSync stays off; overlappingSync (lmdb-js
- * default on Linux) moves the fsync out of the write lock.
+ * Reply path = the journal only: ONE put per append turn (the whole turn's records and replies in one
+ * msgpack value) or per compact group, nothing else. lmdb-js batches every write issued while the
+ * previous transaction commits into the next one (eventTurnBatching; one transaction at a time, each one
+ * fsync with overlappingSync, the Linux default): that is the continuous group commit, counted in
+ * `syncs`. The put's promise resolves when its transaction has committed; append() resolves then
+ * (durability 'commit') or after the following fsync (durability 'flush').
  *
- * The indexes are written off the hot path by an indexer that runs after commits,
- * a few thousand entries per event-loop turn. Until a batch is indexed, its
- * idempotency replies stay in memory (`pending`) and cred/reader queries scan it
- * from memory; on open, the unindexed tail is re-read from the log.
+ * Idempotency: per controller a window of its last ids with their batch keys and its high-water
+ * mark (id-window.ts); older ids: D/index's idem index, then the unindexed journal tail.
+ * Queries: D/index for the indexed prefix + a range scan of the journal after it (never held in memory).
  */
 import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { ApbError } from '../errors.js';
 import {
-  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, padId, storageError,
+  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, storageError,
   validateAppend,
 } from './common.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { routeLibraryOutput } from './lmdb-output.js';
+import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
+import { IdWindow } from './id-window.js';
+import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
+import { Indexer } from './indexer.js';
 
-/** One append() call as stored in `log`. */
-interface Batch {
-  s: number;                 // seq of the first record (= the key)
-  n: number;                 // number of records
-  a0: number;                // `at` of the first record (0 when none)
-  a1: number;                // largest `at` in the batch
-  z?: number;                // seq of the last record (a batch of replies only: its own seq)
-  e: EventRecord[];          // records, seq included
-  i?: [string, number | string, Uint8Array][]; // idempotency: controller, id, reply bytes
-}
+export { MAX_INDEXED_NAME_BYTES } from './derived-index.js';
 
 interface SnapMeta { seq: number; at: number; file: string; size: number; configText?: string }
+interface IdCheckpoint { s: number; m: [string, number, string | null][] }
 
-interface QueueItem { key: number; batch: Batch; committed: boolean }
-
-const ONE = Buffer.from([1]);
 /** lmdb-js rejects every write of a failed commit with an error whose `commitError` is one more
  *  (shared) rejected promise; it must be handled or Node reports an unhandled rejection. */
 function absorb(err: unknown): void {
@@ -84,61 +82,49 @@ function installRejectionFilter(): void {
   });
 }
 const MAX_KEY = Number.MAX_SAFE_INTEGER;
-/** index entries written per indexer turn */
-const INDEX_CHUNK = 2000;
 /** records per log value; more appends in the same turn start another value (same transaction) */
 const BATCH_EVENTS = 256;
-/** index chunks whose commit may be outstanding at once */
-const MAX_INDEX_CHUNKS = 4;
-/**
- * LMDB refuses keys over 1,978 bytes (a synchronous throw from put/getRange). Index keys are
- * [name, number] or [name, 20-digit id]: a name up to this many UTF-8 bytes always fits, with room
- * for the second element and ordered-binary's separators. Longer names are never indexed
- * (the record stays in the journal, counted in indexSkipped) and find nothing when queried.
- */
-export const MAX_INDEXED_NAME_BYTES = 1900;
-function indexable(name: unknown): name is string {
-  return typeof name === 'string' && (name.length <= MAX_INDEXED_NAME_BYTES / 3 || Buffer.byteLength(name) <= MAX_INDEXED_NAME_BYTES);
-}
+/** an idempotency checkpoint (meta 'idmax') is written after this many seqs, or this long, whichever first */
+const CHECKPOINT_SEQS = 65_536;
+const CHECKPOINT_MS = 5_000;
+/** sub-databases of the previous layout (indexes inside the journal), dropped on a writable open */
+const OLD_INDEXES = ['icred', 'ireader', 'itime', 'iidem'];
 /** `mode` without group/other bits, for files that hold tokens */
 function tighten(path: string, mode: number): void {
   try { if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, mode); } catch { /* not ours or gone: leave it */ }
 }
 
-function batchEnd(b: Batch): number { return b.z ?? b.s + Math.max(b.n, 1) - 1; }
+/** A batch written in the current turn or in flight: its promise settles when its put commits (or fails). */
+interface Pending { batch: Batch; cfg?: string; promise: Promise<void>; resolve(): void; reject(e: unknown): void }
 
 export class LmdbStore implements Store {
   readonly kind = 'lmdb' as const;
   private readonly root: RootDatabase;
   private readonly log: Database<Batch, number>;
-  private readonly icred: Database<Buffer, (string | number)[]>;
-  private readonly ireader: Database<Buffer, (string | number)[]>;
-  private readonly itime: Database<Buffer, number[]>;
-  private readonly iidem: Database<number, string[]>;
   private readonly snaps: Database<SnapMeta, number>;
   private readonly meta: Database<unknown, string>;
   private readonly snapDir: string;
+  private readonly indexDir: string;
+  /** D/index, read by this thread (written by the indexer); null: none usable (read-only opens) */
+  private ix: DerivedIndex | null = null;
+  private indexer: Indexer | undefined;
+  private journalId = '';
 
   private seq = 0;
-  private indexedSeq = 0;
+  /** end seq of the newest committed batch */
+  private committedSeq = 0;
   private config: string | undefined;
-  /** batches appended but not yet indexed, oldest first; positions below are logical (array index + shifted) */
-  private queue: QueueItem[] = [];
-  private shifted = 0;
-  private done = 0;
-  private head = 0;
-  private indexedWritten = 0;
-  private indexing = false;
-  private chunksInFlight = 0;
-  private indexBroken = false;
-  /** index entries the indexer could not write (over-long key, or any other throw), since open */
-  private skipped = 0;
+  /** batches whose put has not committed yet (the current turn's included), by key */
+  private readonly inflight = new Map<number, Batch>();
+  /** per controller: recent ids → batch keys, and the high-water mark */
+  private readonly windows = new Map<string, IdWindow>();
+  /** ids of batches up to this key were not loaded into the windows at open (the checkpoint's seq) */
+  private cold = 0;
+  private checkpointSeq = 0;
+  private checkpointAt = 0;
   private readonly lock: DataLock | undefined;
   private unrouteOutput: (() => void) | undefined;
-  /** idempotency replies of unindexed batches: controller\0id → reply, batchKey */
-  private readonly pending = new Map<string, Map<number | string, { reply: Uint8Array; key: number }>>();
-  /** per controller, the largest id (zero-padded) ever stored: a lookup above it is a miss without a read */
-  private readonly maxIdem = new Map<string, string>();
+  private syncCount = 0;
 
   private isHealthy = true;
   private failureCount = 0;
@@ -147,8 +133,8 @@ export class LmdbStore implements Store {
   private retentionTimer: NodeJS.Timeout | undefined;
   private compacting: Promise<number> | undefined;
   private closed = false;
-  /** the batch collecting this event-loop turn's appends */
-  private turn: { item: QueueItem; cfg?: string; promise: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
+  /** the general batch collecting this event-loop turn's appends */
+  private turn: Pending | undefined;
   private inflightCount = 0;
   private lastWrite: Promise<unknown> = Promise.resolve();
   private readonly listeners = new HealthListeners();
@@ -158,6 +144,7 @@ export class LmdbStore implements Store {
   private readonly probeMs: number;
   private readonly readOnly: boolean;
   private readonly headroom: number;
+  private readonly onOutput: StoreOptions['onLibraryOutput'];
 
   constructor(readonly dir: string, opts: StoreOptions = {}) {
     this.retention = { ...RETENTION_DEFAULTS, ...opts.retention };
@@ -167,9 +154,12 @@ export class LmdbStore implements Store {
     this.readOnly = opts.readOnly === true;
     this.headroom = opts.headroomBytes ?? HEADROOM_BYTES;
     this.snapDir = join(dir, 'snapshots');
+    this.indexDir = join(dir, 'index');
     this.lock = opts.lock;
+    this.onOutput = opts.onLibraryOutput;
     checkDataPath(dir);
     installRejectionFilter();
+    let dropOld: string[] = [];
     try {
       if (this.readOnly) {
         if (!existsSync(join(dir, 'data.mdb'))) throw new ApbError('not_found', `no apb data directory at ${dir} (no data.mdb)`);
@@ -190,7 +180,7 @@ export class LmdbStore implements Store {
         maxDbs: 16,
         readOnly: this.readOnly,
         noSync: false,          // durability: never skip the fsync
-        eventTurnBatching: true, // one transaction per event-loop turn = group commit
+        eventTurnBatching: true, // writes issued while a commit is in flight go into the next one: group commit
       } as never);
       const ob = { keyEncoding: 'ordered-binary' as const };
       this.log = this.root.openDB<Batch, number>('log', {
@@ -198,26 +188,29 @@ export class LmdbStore implements Store {
         // bigints beyond 2^53 (u64 credentials and ids) must come back exact
         encoder: { int64AsType: 'auto' },
       } as never);
-      this.icred = this.root.openDB('icred', { ...ob, encoding: 'binary' });
-      this.ireader = this.root.openDB('ireader', { ...ob, encoding: 'binary' });
-      this.itime = this.root.openDB('itime', { ...ob, encoding: 'binary' });
-      this.iidem = this.root.openDB('iidem', { ...ob, encoding: 'msgpack' });
       this.snaps = this.root.openDB('snaps', { ...ob, encoding: 'msgpack' });
       this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
+      if (!this.readOnly) {
+        // the root database lists the named ones
+        const names = new Set<unknown>(this.root.getKeys() as Iterable<unknown>);
+        dropOld = OLD_INDEXES.filter((name) => names.has(name));
+      }
     } catch (err) {
       this.unrouteOutput?.();
       if (err instanceof ApbError) throw err;
       throw new ApbError('storage_unavailable', `cannot open the data directory ${dir}: ${(err as Error).message}`);
     }
+    this.root.on('aftercommit', () => { this.syncCount++; });
     this.loadState();
     if (!this.readOnly) {
+      if (dropOld.length > 0) this.dropOldIndexes(dropOld);
       this.cleanSnapshotFiles();
       if (this.retention.intervalMs > 0) {
         this.retentionTimer = setInterval(() => { void this.compact().catch(() => undefined); }, this.retention.intervalMs);
         this.retentionTimer.unref();
       }
-      this.scheduleIndex();
     }
+    this.openIndex(opts);
   }
 
   // ---- open ---------------------------------------------------------------------------------
@@ -226,40 +219,70 @@ export class LmdbStore implements Store {
     const last = this.lastBatch();
     const snap = this.snapMetas().at(-1);
     this.seq = Math.max(last ? batchEnd(last) : 0, snap?.seq ?? 0);
-    this.indexedSeq = (this.meta.get('indexed') as number | undefined) ?? 0;
+    this.committedSeq = last ? batchEnd(last) : 0;
     this.config = this.meta.get('config') as string | undefined;
-    // largest indexed id of every controller: one reverse seek per controller
-    let from: string[] = [''];
-    for (;;) {
-      let c: string | undefined;
-      for (const k of this.iidem.getKeys({ start: from, limit: 1 })) c = k[0];
-      if (c === undefined) break;
-      for (const k of this.iidem.getKeys({ start: [c, '\uffff'], end: [c, ''], reverse: true, limit: 1 })) this.maxIdem.set(c, k[1]!);
-      from = [c + '\u0000'];
+    let id = this.meta.get('journalId') as string | undefined;
+    if (typeof id !== 'string') {
+      id = randomUUID();
+      // created once; a crash before this commits just makes another id (D/index is then rebuilt once more)
+      if (!this.readOnly) this.meta.putSync('journalId', id);
     }
-    // the unindexed tail: back into the indexer's queue, its idempotency replies into `pending`
-    for (const { key, value } of this.log.getRange({ start: this.indexedSeq + 1, end: MAX_KEY })) {
-      this.queue.push({ key, batch: value, committed: true });
-      for (const [c, id, reply] of value.i ?? []) { this.pendingSet(c, id, reply, key); this.noteId(c, id); }
+    this.journalId = id;
+    // idempotency high-water marks: the checkpoint, then every batch after it (normally a few seconds'
+    // worth; the whole journal once, for a directory of the previous layout)
+    const ck = this.meta.get('idmax') as IdCheckpoint | undefined;
+    const from = ck && typeof ck.s === 'number' && Array.isArray(ck.m) ? ck.s : 0;
+    this.cold = this.checkpointSeq = from;
+    this.checkpointAt = this.now();
+    if (from > 0) {
+      for (const [c, num, big] of ck!.m) {
+        const w = this.window(c);
+        if (num >= 0) w.raise(num);
+        if (big !== null) w.raise(big);
+      }
+    }
+    for (const { key, value } of this.log.getRange({ start: from + 1, end: MAX_KEY })) {
+      forEachId(value, (c, bid) => this.window(c).note(bid, key));
     }
   }
 
-  private pendingSet(controller: string, id: number | string, reply: Uint8Array, key: number): void {
-    let m = this.pending.get(controller);
-    if (!m) this.pending.set(controller, (m = new Map()));
-    m.set(id, { reply, key });
+  private window(controller: string): IdWindow {
+    let w = this.windows.get(controller);
+    if (!w) this.windows.set(controller, (w = new IdWindow(this.cold)));
+    return w;
   }
 
-  /** forgets a pending reply, unless a later batch has replaced it */
-  private pendingDelete(controller: string, id: number | string, key: number): void {
-    const m = this.pending.get(controller);
-    if (m && m.get(id)?.key === key) m.delete(id);
+  /** D/index: validated (rebuilt when missing, damaged or another journal's), then the indexer started. */
+  private openIndex(opts: StoreOptions): void {
+    if (this.readOnly) {
+      try { this.ix = DerivedIndex.open(this.indexDir, this.journalId, true)?.ix ?? null; } catch { this.ix = null; }
+      return;
+    }
+    // meta 'indexed' in the journal is the previous layout's high-water mark of its in-journal indexes:
+    // present (a directory of that layout, or someone asking for a re-index by rewinding it), D/index is
+    // rebuilt from the start of the journal, and the key removed
+    const reindex = this.meta.get('indexed') !== undefined;
+    try {
+      this.ix = DerivedIndex.open(this.indexDir, this.journalId, false, reindex)!.ix;
+      if (reindex) for (const k of ['indexed', 'indexIssued']) this.meta.remove(k).catch(noop);
+      this.indexer = new Indexer({
+        dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix,
+        onError: (m) => { if (this.onOutput) this.onOutput('warn', m); else process.emitWarning(m, 'ApbIndexer'); },
+      });
+      this.indexer.committedUpTo(this.committedSeq);
+    } catch (err) {
+      // no index: queries and idempotency read the journal (exact, slower); the journal is unaffected
+      this.ix = null;
+      this.onOutput?.('warn', `the derived index ${this.indexDir} cannot be opened (${(err as Error).message}): queries scan the journal`);
+    }
   }
 
-  private noteId(controller: string, id: number | string): void {
-    const p = padId(id);
-    const m = this.maxIdem.get(controller);
-    if (m === undefined || p > m) this.maxIdem.set(controller, p);
+  /** The previous layout's index sub-databases: dropped in one journal transaction (their pages freed). */
+  private dropOldIndexes(names: string[]): void {
+    const ob = { keyEncoding: 'ordered-binary' as const };
+    for (const name of names) {
+      try { this.track(this.root.openDB(name, ob).drop()).catch(noop); } catch (err) { absorb(err); }
+    }
   }
 
   private lastBatch(): Batch | undefined {
@@ -285,8 +308,10 @@ export class LmdbStore implements Store {
   get lastSeq(): number { return this.seq; }
   get healthy(): boolean { return this.isHealthy && !this.closed; }
   get failures(): number { return this.failureCount; }
-  /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES, or any throw) */
-  get indexSkipped(): number { return this.skipped; }
+  /** journal transactions committed since open (each one fsync): apb_storage_syncs_total */
+  get syncs(): number { return this.syncCount; }
+  /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES) */
+  get indexSkipped(): number { return this.indexer?.skipped ?? 0; }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
   private fail(err: unknown): ApbError {
@@ -332,9 +357,8 @@ export class LmdbStore implements Store {
     clearInterval(this.probeTimer); this.probeTimer = undefined;
     this.isHealthy = true;
     this.lastError = undefined;
-    this.indexBroken = false;
     this.listeners.emit(true);
-    this.scheduleIndex();
+    this.indexer?.committedUpTo(this.committedSeq);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -348,45 +372,54 @@ export class LmdbStore implements Store {
 
   // ---- append (hot path) --------------------------------------------------------------------
 
+  private refusal(): ApbError | undefined {
+    if (this.readOnly) return new ApbError('storage_unavailable', 'the store is open read-only');
+    if (this.closed) return new ApbError('storage_unavailable', 'the store is closed');
+    if (!this.isHealthy) return this.lastError instanceof ApbError ? this.lastError : new ApbError('storage_unavailable', 'storage is unavailable');
+    return undefined;
+  }
+
+  private pending(batch: Batch): Pending {
+    let resolve!: () => void, reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+    promise.catch(noop); // every caller gets (and handles) this promise; this only keeps Node quiet
+    this.inflight.set(batch.s, batch);
+    return { batch, promise, resolve, reject };
+  }
+
   /**
    * Appends of one event-loop turn go into ONE log value (one put), flushed by setImmediate:
-   * seqs and idempotency replies are assigned at once, the put follows at the end of the turn,
-   * and every append of the turn resolves with that put's commit.
+   * seqs are assigned at once, the put follows at the end of the turn, and every append of the turn
+   * resolves with that put's commit.
    */
   append(events: EventRecord[], idem: IdemRecord[]): Promise<void> {
-    if (this.readOnly) return Promise.reject(new ApbError('storage_unavailable', 'the store is open read-only'));
-    if (this.closed) return Promise.reject(new ApbError('storage_unavailable', 'the store is closed'));
-    if (!this.isHealthy) return Promise.reject(this.lastError ?? new ApbError('storage_unavailable', 'storage is unavailable'));
+    const no = this.refusal();
+    if (no) return Promise.reject(no);
     try { validateAppend(events, idem); } catch (e) { return Promise.reject(e); }
     if (events.length === 0 && idem.length === 0) return Promise.resolve();
     let t = this.turn;
     if (!t) {
       const key = this.seq + 1;
-      const item: QueueItem = { key, batch: { s: key, n: 0, a0: 0, a1: 0, e: [] }, committed: false };
-      this.queue.push(item);
-      let resolve!: () => void, reject!: (e: unknown) => void;
-      const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
-      promise.catch(noop); // every caller gets (and handles) this promise; this only keeps Node quiet
-      t = this.turn = { item, promise, resolve, reject };
+      t = this.turn = this.pending({ s: key, n: 0, a0: 0, a1: 0, e: [] });
       setImmediate(() => this.flushTurn());
     }
-    const b = t.item.batch;
+    const b = t.batch;
+    const list = b.e!;
     for (const e of events) {
       e.seq = ++this.seq;
       if (b.n === 0) b.a0 = e.at;
       if (e.at > b.a1) b.a1 = e.at;
-      b.e.push(e);
+      list.push(e);
       b.n++;
       const text = configOf(e);
       if (text !== undefined) { t.cfg = text; this.config = text; }
     }
     if (idem.length > 0) {
-      const list = (b.i ??= []);
+      const ids = (b.i ??= []);
       for (const r of idem) {
         const id = normalizeId(r.id);
-        list.push([r.controller, id, r.reply]);
-        this.pendingSet(r.controller, id, r.reply, b.s);
-        this.noteId(r.controller, id);
+        ids.push([r.controller, id, r.reply]);
+        this.window(r.controller).note(id, b.s);
       }
     }
     const p = t.promise;
@@ -396,15 +429,51 @@ export class LmdbStore implements Store {
     return p;
   }
 
+  /**
+   * One compact group (compact-journal.ts) as its own log value, put at once: its records take the
+   * next seqs, in order, after everything appended before (this turn's general batch is put first,
+   * so the journal keeps the order of the calls).
+   */
+  appendCompact(g: CompactGroup): Promise<void> {
+    const no = this.refusal();
+    if (no) return Promise.reject(no);
+    const bad = checkGroup(g);
+    if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
+    if (g.n === 0) return Promise.resolve();
+    this.flushTurn();
+    const key = this.seq + 1;
+    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    const w = this.window(g.c);
+    let a1 = 0, off = 0;
+    for (let k = 0; k < g.n; k++) {
+      const at = dv.getFloat64(off, true);
+      if (at > a1) a1 = at;
+      w.note(dv.getFloat64(off + 8, true), key);
+      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+    }
+    this.seq += g.n;
+    const p = this.pending({ s: key, n: g.n, a0: dv.getFloat64(0, true), a1, k: g });
+    this.write(p);
+    return p.promise;
+  }
+
+  maxId(controller: string): number { return this.windows.get(controller)?.max ?? -1; }
+
   private flushTurn(): void {
     const t = this.turn;
     if (!t) return;
     this.turn = undefined;
-    const b = t.item.batch;
+    const b = t.batch;
     if (this.seq < b.s) this.seq = b.s; // a batch of replies only still takes a seq (keys stay unique)
     b.z = this.seq;
+    this.write(t);
+  }
+
+  /** Puts a batch (and, now and then, the idempotency checkpoint in the same transaction). */
+  private write(t: Pending): void {
+    const b = t.batch;
     if (this.closed || !this.isHealthy) {
-      this.dropBatch(t.item);
+      this.inflight.delete(b.s);
       t.reject(this.lastError ?? new ApbError('storage_unavailable', 'storage is unavailable'));
       return;
     }
@@ -413,130 +482,37 @@ export class LmdbStore implements Store {
       written = this.log.put(b.s, b);
       // the configuration in force is kept beside the log, in the same transaction
       if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
+      if (this.seq - this.checkpointSeq >= CHECKPOINT_SEQS || (this.seq > this.checkpointSeq && this.now() - this.checkpointAt >= CHECKPOINT_MS)) this.checkpoint();
     } catch (err) {
       // encoding or a synchronous lmdb-js error: nothing was written for this batch
-      this.dropBatch(t.item);
+      this.inflight.delete(b.s);
       t.reject(this.fail(err));
       return;
     }
+    const end = batchEnd(b);
     this.track(this.afterWrite(written)).then(
-      () => { t.item.committed = true; t.resolve(); this.scheduleIndex(); },
-      (err: unknown) => { this.dropBatch(t.item); t.reject(this.fail(err)); },
+      () => {
+        this.inflight.delete(b.s);
+        if (end > this.committedSeq) this.committedSeq = end;
+        t.resolve();
+        this.indexer?.committedUpTo(end);
+      },
+      (err: unknown) => { this.inflight.delete(b.s); t.reject(this.fail(err)); },
     );
+  }
+
+  /** meta 'idmax': every controller's high-water mark, covering every batch put so far (same transaction) */
+  private checkpoint(): void {
+    const m: IdCheckpoint['m'] = [];
+    for (const [c, w] of this.windows) m.push([c, w.maxNum, w.maxBig ?? null]);
+    this.checkpointSeq = this.seq;
+    this.checkpointAt = this.now();
+    this.meta.put('idmax', { s: this.seq, m } satisfies IdCheckpoint).catch(noop);
   }
 
   private async afterWrite(p: Promise<boolean>): Promise<void> {
     await p;
     if (this.flush) await this.root.flushed;
-  }
-
-  /** A batch that did not commit: forget its idempotency replies and take it out of the indexer queue. */
-  private dropBatch(item: QueueItem): void {
-    for (const [c, id] of item.batch.i ?? []) {
-      this.pendingDelete(c, id, item.key);
-    }
-    const at = this.queue.indexOf(item, Math.max(0, this.head - this.shifted));
-    if (at >= 0) this.queue.splice(at, 1);
-  }
-
-  // ---- indexer (off the hot path) -----------------------------------------------------------
-
-  /*
-   * Indexer pipeline over `queue`:
-   *   [0, done)        indexed and confirmed committed (indexedSeq = end of queue[done-1])
-   *   [done, head)     index writes issued, commit not yet confirmed (at most MAX_INDEX_CHUNKS chunks)
-   *   [head, ...)      committed batches waiting (or still in flight themselves: committed=false)
-   * A chunk's writes share one transaction. meta 'indexed' only ever records what is confirmed
-   * (it is written with the next chunk), so after a crash the tail is re-read from a safe point.
-   */
-  private scheduleIndex(): void {
-    if (this.indexing || this.closed || this.readOnly || !this.isHealthy || this.indexBroken) return;
-    if (this.chunksInFlight >= MAX_INDEX_CHUNKS || !this.queue[this.head - this.shifted]?.committed) return;
-    this.indexing = true;
-    setImmediate(() => { this.indexing = false; this.indexStep(); });
-  }
-
-  /**
-   * Runs in a setImmediate callback: nothing in a journal record may make it throw (an uncaught
-   * throw here ends the process, and every restart would index the same batch again). An entry
-   * that cannot be written is skipped and counted; anything else that throws is a storage failure.
-   */
-  private indexStep(): void {
-    try { this.indexChunk(); } catch (err) {
-      absorb(err);
-      if (!this.indexBroken && !this.closed) { this.indexBroken = true; this.head = this.done; this.fail(err); }
-    }
-  }
-
-  /** one index write; a synchronous throw (the key cannot be written) is counted and skipped */
-  private indexPut(run: () => Promise<unknown>): void {
-    try { run().catch(noop); } catch { this.skipped++; }
-  }
-
-  private indexChunk(): void {
-    if (this.closed || this.indexBroken || !this.isHealthy) return;
-    const from = this.head;
-    let writes = 0;
-    let end = 0;
-    while (writes < INDEX_CHUNK) {
-      const item = this.queue[this.head - this.shifted];
-      if (!item || !item.committed) break;
-      this.head++;
-      const { key, batch } = item;
-      try { writes += this.indexBatch(key, batch); } catch { this.skipped++; writes++; } // a malformed record: skip it
-      end = batchEnd(batch);
-    }
-    if (this.head === from) return;
-    if (this.indexedSeq !== this.indexedWritten) { this.indexedWritten = this.indexedSeq; this.meta.put('indexed', this.indexedSeq).catch(noop); }
-    // the last write of this turn resolves when the whole chunk's transaction commits
-    const last = this.meta.put('indexIssued', end);
-    this.chunksInFlight++;
-    const to = this.head;
-    this.track(last).then(() => {
-      this.chunksInFlight--;
-      if (this.indexBroken) return;
-      for (let k = from; k < to; k++) {
-        const { key, batch } = this.queue[k - this.shifted]!;
-        for (const [c, id] of batch.i ?? []) this.pendingDelete(c, id, key);
-      }
-      this.done = to;
-      this.indexedSeq = end;
-      this.compactQueue();
-      this.scheduleIndex();
-    }, (err: unknown) => {
-      this.chunksInFlight--;
-      absorb(err);
-      if (!this.indexBroken) {
-        this.indexBroken = true;
-        this.head = this.done; // re-index from the last confirmed point once storage works (puts are idempotent)
-        if (!this.closed) this.fail(err);
-      }
-    });
-    this.scheduleIndex();
-  }
-
-  /** Issues the index writes of one batch; returns how many. */
-  private indexBatch(key: number, batch: Batch): number {
-    const { creds, readers, skipped } = indexNames(batch);
-    this.skipped += skipped;
-    for (const c of creds) this.indexPut(() => this.icred.put([c, key], ONE));
-    for (const r of readers) this.indexPut(() => this.ireader.put([r, key], ONE));
-    if (batch.n > 0) this.indexPut(() => this.itime.put([batch.a0, key], ONE));
-    const idem = Array.isArray(batch.i) ? batch.i : [];
-    for (const [c, id] of idem) {
-      if (indexable(c)) this.indexPut(() => this.iidem.put([c, padId(id)], key));
-      else this.skipped++;
-    }
-    return creds.size + readers.size + idem.length + 2;
-  }
-
-  /** Drops confirmed items from the front of the queue now and then (positions are kept via `shifted`). */
-  private compactQueue(): void {
-    const d = this.done - this.shifted;
-    if (d > 1024 && d * 2 > this.queue.length) {
-      this.queue = this.queue.slice(d);
-      this.shifted += d;
-    }
   }
 
   async whenCommitted(): Promise<void> {
@@ -546,30 +522,45 @@ export class LmdbStore implements Store {
 
   /** Resolves once everything appended so far is committed and indexed (tests, close, benchmarks). */
   async settle(maxMs = 30_000): Promise<void> {
-    // bounded: close() must finish even if the indexer cannot progress (what is not
-    // indexed yet is indexed again from meta 'indexed' on the next open)
+    // bounded: close() must finish even if the indexer cannot progress (what is not indexed yet is
+    // indexed from D/index's meta 'indexed' on the next open)
     const deadline = Date.now() + maxMs;
-    while (Date.now() < deadline && (this.turn !== undefined || this.inflightCount > 0 || this.indexing || this.chunksInFlight > 0 || (this.isHealthy && !this.indexBroken && this.queue[this.head - this.shifted]?.committed))) {
+    while (this.turn !== undefined || this.inflightCount > 0) {
+      if (Date.now() > deadline) return;
       if (this.turn) await this.turn.promise.catch(noop);
       await this.lastWrite.catch(noop);
       await new Promise((r) => setImmediate(r));
     }
+    if (this.indexer && this.isHealthy) await this.indexer.whenIndexed(this.committedSeq, Math.max(0, deadline - Date.now()));
   }
 
   // ---- idempotency --------------------------------------------------------------------------
 
+  /** a batch by key: in flight (not committed yet) or from the journal */
+  private batchAt(key: number): Batch | undefined {
+    return this.inflight.get(key) ?? this.log.get(key);
+  }
+
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined {
     const nid = normalizeId(id);
-    const p = this.pending.get(controller)?.get(nid);
-    if (p) return p.reply;
-    const pid = padId(nid);
-    const max = this.maxIdem.get(controller);
-    if (max === undefined || pid > max) return undefined; // the usual case for a new message: no read at all
-    if (!indexable(controller)) return undefined;            // never indexed (its key would not fit)
-    const key = this.iidem.get([controller, pid]);
-    if (key === undefined) return undefined;
-    const batch = this.log.get(key);
-    for (const [c, bid, reply] of batch?.i ?? []) if (c === controller && bid === nid) return reply;
+    const w = this.windows.get(controller);
+    if (!w || w.above(nid)) return undefined; // the usual case for a new message: no read at all
+    for (const key of w.keysOf(nid)) {
+      const r = replyIn(this.batchAt(key), controller, nid);
+      if (r) return r;
+    }
+    // older than the window: the derived index, then what neither it nor the window covers
+    const ixSeq = this.ix ? this.ix.indexedSeq : 0;
+    if (this.ix) {
+      const key = this.ix.idemBatch(controller, nid);
+      if (key !== undefined) { const r = replyIn(this.log.get(key), controller, nid); if (r) return r; }
+    }
+    if (w.evicted > ixSeq) {
+      for (const { value } of this.log.getRange({ start: w.evicted, end: ixSeq, reverse: true })) {
+        const r = replyIn(value, controller, nid);
+        if (r) return r;
+      }
+    }
     return undefined;
   }
 
@@ -579,33 +570,31 @@ export class LmdbStore implements Store {
     const limit = clampLimit(q);
     const out: EventRecord[] = [];
     const take = (b: Batch): boolean => {
-      for (let k = b.e.length - 1; k >= 0; k--) {
-        const e = b.e[k]!;
+      const evs = batchEvents(b);
+      for (let k = evs.length - 1; k >= 0; k--) {
+        const e = evs[k]!;
         if (matches(e, q)) { out.push(redact(e)); if (out.length >= limit) return false; }
       }
       // `at` is the engine clock, non-decreasing with seq: older batches cannot match `since`
       return !(q.since !== undefined && b.a1 < q.since);
     };
     const top = q.beforeSeq !== undefined ? q.beforeSeq - 1 : MAX_KEY;
-    const index = q.cred !== undefined ? this.icred : q.reader !== undefined ? this.ireader : undefined;
-    if (!index) {
+    const kind = q.cred !== undefined ? 'cred' : q.reader !== undefined ? 'reader' : undefined;
+    if (!kind) {
       for (const { value } of this.log.getRange({ start: top, end: 0, reverse: true })) if (!take(value)) break;
       return out;
     }
-    // committed but not yet indexed batches, from memory, newest first
-    for (let k = this.queue.length - 1; k >= this.done - this.shifted; k--) {
-      const it = this.queue[k]!;
-      if (!it.committed || it.key > top) continue;
-      if (!take(it.batch)) return out;
-    }
+    // the indexed prefix (read in this turn's D/index read transaction) ...
+    const ixSeq = this.ix ? this.ix.indexedSeq : 0;
+    // ... and the journal after it, newest first, straight from the journal (nothing held in memory)
+    for (const { value } of this.log.getRange({ start: top, end: ixSeq, reverse: true })) if (!take(value)) return out;
     const name = (q.cred ?? q.reader)!;
-    if (!indexable(name)) return out; // never indexed: only the unindexed tail above can hold it
-    const seen = new Set<number>();
-    for (const { key } of index.getRange({ start: [name, Math.min(top, this.indexedSeq)], end: [name, 0], reverse: true })) {
-      const bk = key[1] as number;
-      if (seen.has(bk)) continue;
-      seen.add(bk);
-      const b = this.log.get(bk);
+    if (!this.ix || !indexable(name)) return out; // never indexed: only the scanned tail can hold it
+    let prev = -1;
+    for (const bk of this.ix.keysOf(kind, name, Math.min(top, ixSeq))) {
+      if (bk === prev) continue;
+      prev = bk;
+      const b = this.log.get(bk); // undefined: deleted by retention, its entries not removed yet
       if (b && !take(b)) break;
     }
     return out;
@@ -615,19 +604,21 @@ export class LmdbStore implements Store {
     let start = 1;
     for (const { key } of this.log.getRange({ start: afterSeq + 1, end: 0, reverse: true, limit: 1 })) start = key;
     for (const { value } of this.log.getRange({ start, end: MAX_KEY })) {
-      for (const e of value.e) if (e.seq! > afterSeq) yield e;
+      if (batchEnd(value) <= afterSeq) continue;
+      for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
     }
   }
 
   *range(sinceAt?: number, untilAt?: number): Iterable<EventRecord> {
     let start = 1;
-    if (sinceAt !== undefined) {
+    if (sinceAt !== undefined && this.ix) {
       // the last batch that starts before sinceAt may still hold events at or after it
-      for (const { key } of this.itime.getRange({ start: [sinceAt, 0], end: [0, 0], reverse: true, limit: 1 })) start = key[1]!;
+      start = this.ix.timeStart(sinceAt) ?? 1;
     }
     for (const { value } of this.log.getRange({ start, end: MAX_KEY })) {
       if (untilAt !== undefined && value.n > 0 && value.a0 > untilAt) break;
-      for (const e of value.e) {
+      if (sinceAt !== undefined && value.n > 0 && value.a1 < sinceAt) continue;
+      for (const e of batchEvents(value)) {
         if (sinceAt !== undefined && e.at < sinceAt) continue;
         if (untilAt !== undefined && e.at > untilAt) continue;
         yield e;
@@ -661,6 +652,28 @@ export class LmdbStore implements Store {
     for (const old of all.slice(0, Math.max(0, all.length - 2))) {
       await this.track(this.snaps.remove(old.seq));
       await unlink(join(this.snapDir, old.file)).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Records a snapshot file written by someone else (the snapshot worker, snapshot-worker.ts):
+   * `file` is a name inside D/snapshots, already fsynced and renamed into place. Puts its `snaps`
+   * entry and keeps the newest two, as saveSnapshot does after writing the file itself.
+   */
+  async recordSnapshot(entry: SnapshotEntry): Promise<void> {
+    if (this.readOnly || this.closed) throw new ApbError('storage_unavailable', 'the store is closed or read-only');
+    if (!this.isHealthy) throw this.lastError ?? new ApbError('storage_unavailable', 'storage is unavailable');
+    const { seq, at, file, size, configText } = entry;
+    if (!/^[0-9]{16}\.snap$/.test(file) || statSync(join(this.snapDir, file), { throwIfNoEntry: false })?.size !== size) {
+      throw new ApbError('internal', `snapshot file ${file} is not in ${this.snapDir} with ${size} bytes`);
+    }
+    const meta: SnapMeta = { seq, at, file, size };
+    if (configText !== undefined) meta.configText = configText;
+    try { await this.track(this.snaps.put(seq, meta)); } catch (err) { throw this.fail(err); }
+    const all = this.snapMetas();
+    for (const old of all.slice(0, Math.max(0, all.length - 2))) {
+      await this.track(this.snaps.remove(old.seq));
+      if (old.file !== file) await unlink(join(this.snapDir, old.file)).catch(() => undefined);
     }
   }
 
@@ -708,14 +721,12 @@ export class LmdbStore implements Store {
 
   // ---- retention ----------------------------------------------------------------------------
 
+  /** bytes in use by the journal's log and the derived indexes */
   private usedBytes(): number {
-    let pages = 0, pageSize = 4096;
-    for (const db of [this.log, this.icred, this.ireader, this.itime, this.iidem]) {
-      const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
-      pageSize = s.pageSize;
-      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
-    }
-    return pages * pageSize;
+    const s = this.log.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    let bytes = (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages) * s.pageSize;
+    try { if (this.ix) bytes += this.ix.bytes(); } catch { /* an unreadable index counts nothing */ }
+    return bytes;
   }
 
   compact(): Promise<number> {
@@ -726,13 +737,14 @@ export class LmdbStore implements Store {
 
   /**
    * Deletes the oldest batches while they are older than maxAgeMs or the log is larger than
-   * maxBytes, never one that recovery could still need (newer than the older kept snapshot,
-   * or not yet indexed), `chunk` deletions per event-loop turn.
+   * maxBytes, never one that recovery could still need (newer than the older kept snapshot),
+   * nor one not indexed yet, `chunk` deletions per event-loop turn. The index entries of deleted
+   * batches are removed by the indexer afterwards (until then queries skip them: their batch is gone).
    */
   private async compactPass(): Promise<number> {
     const metas = this.snapMetas();
     if (metas.length === 0 || !this.isHealthy) return 0;
-    const limitSeq = Math.min(metas[0]!.seq, this.indexedSeq);
+    const limitSeq = Math.min(metas[0]!.seq, this.indexer ? this.indexer.indexedSeq : Infinity);
     const ageCutoff = this.now() - this.retention.maxAgeMs;
     const used = this.usedBytes();
     const batches = (this.log.getStats() as { entryCount: number }).entryCount || 1;
@@ -743,44 +755,37 @@ export class LmdbStore implements Store {
       let ops = 0;
       let last: Promise<boolean> | undefined;
       let more = false;
+      const gone: BatchEntries[] = [];
       for (const { key, value: b } of this.log.getRange({ start: 1, end: MAX_KEY, snapshot: false })) {
         if (batchEnd(b) > limitSeq) break;
         if (!(b.a1 < ageCutoff || overBytes > 0)) break;
         if (ops >= this.retention.chunk) { more = true; break; }
-        last = this.removeBatch(key, b);
-        ops += 2 + b.e.length * 2 + (b.i?.length ?? 0);
+        try { gone.push(entriesOf(key, b).entries); } catch { /* a malformed value: it has no entries */ }
+        last = this.log.remove(key);
+        ops += 2 + Math.max(b.n, 1) * 2;
         deleted += b.n;
         overBytes -= perBatch;
       }
       if (last) {
         try { await this.track(last); } catch (err) { this.fail(err); return deleted; }
+        this.indexer?.remove(gone);
       }
       if (!more || this.closed) return deleted;
       await new Promise((r) => setImmediate(r)); // let decisions run between chunks
     }
   }
 
-  private removeBatch(key: number, b: Batch): Promise<boolean> {
-    // the same names the indexer wrote: an unindexable one has no entry (and its key would throw)
-    const { creds, readers } = indexNames(b);
-    const drop = (run: () => Promise<unknown>): void => { try { run().catch(noop); } catch { /* never written */ } };
-    for (const c of creds) drop(() => this.icred.remove([c, key]));
-    for (const r of readers) drop(() => this.ireader.remove([r, key]));
-    if (b.n > 0) drop(() => this.itime.remove([b.a0, key]));
-    for (const [c, id] of Array.isArray(b.i) ? b.i : []) if (indexable(c)) drop(() => this.iidem.remove([c, padId(id)]));
-    return this.log.remove(key);
-  }
-
   stats(): StoreStats {
     let firstSeq = 0, events = 0;
     for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY, limit: 1 })) firstSeq = value.s;
-    // event count: exact would need a full scan; batches × mean batch size of the newest batch is not
-    // reliable, so count records by scanning only when the log is small
+    // event count: exact would need a full scan, so records are counted only when the log is small
     const batches = (this.log.getStats() as { entryCount: number }).entryCount;
     if (batches <= 100_000) for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY })) events += value.n;
     else events = -1;
+    let indexedSeq = 0;
+    try { indexedSeq = this.ix ? this.ix.indexedSeq : 0; } catch { /* unreadable: nothing indexed */ }
     return {
-      events, firstSeq, lastSeq: this.seq, bytes: this.usedBytes(), indexedSeq: this.indexedSeq,
+      events, firstSeq, lastSeq: this.seq, bytes: this.usedBytes(), indexedSeq,
       snapshots: this.snapMetas().map((m) => m.seq),
     };
   }
@@ -790,17 +795,38 @@ export class LmdbStore implements Store {
     if (!this.readOnly) {
       this.flushTurn(); // appends of this turn are written (or refused) now, not after close
       await this.compacting?.catch(() => undefined);
-      if (this.isHealthy) await this.settle().catch(() => undefined);
+      if (this.isHealthy) {
+        await this.settle(5_000).catch(() => undefined);
+        if (this.seq > this.checkpointSeq) { this.checkpoint(); } // the next open reads no tail
+      }
     }
     this.closed = true;
     clearInterval(this.probeTimer);
     clearInterval(this.retentionTimer);
+    await this.indexer?.close().catch(() => undefined);
     await this.lastWrite.catch(noop);
-    try { await this.root.close(); } finally {
+    await this.root.committed;
+    try {
+      await this.ix?.close().catch(() => undefined);
+      await this.root.close();
+    } finally {
       this.unrouteOutput?.();
       await this.lock?.release(); // only once LMDB is closed: the next holder may open at once
     }
   }
+}
+
+/** What is wrong with a compact group handed to appendCompact (undefined: nothing). */
+function checkGroup(g: CompactGroup): string | undefined {
+  if (!g || typeof g !== 'object' || typeof g.c !== 'string' || !Array.isArray(g.r) || !Array.isArray(g.a) || !(g.b instanceof Uint8Array)) return 'a group needs c, r, a and b';
+  if (!Number.isInteger(g.n) || g.n < 0) return 'n must be a record count';
+  let off = 0;
+  for (let k = 0; k < g.n; k++) {
+    if (off + RECORD_BYTES > g.b.length) return `record ${k} is past the end of b`;
+    off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+  }
+  if (off !== g.b.length) return `b holds ${g.b.length} bytes, its ${g.n} records ${off}`;
+  return undefined;
 }
 
 /** Reads a file into one uninitialised buffer in 64 MiB steps (faster than readFileSync for snapshots of hundreds of MB). */
@@ -816,18 +842,6 @@ function readWhole(path: string, size: number): Uint8Array {
     }
     return buf;
   } finally { closeSync(fd); }
-}
-
-/** The cred and reader names of a batch the indexer writes, and how many it skips (not a string, or too long). */
-function indexNames(b: Batch): { creds: Set<string>; readers: Set<string>; skipped: number } {
-  const creds = new Set<string>(), readers = new Set<string>();
-  let skipped = 0;
-  for (const e of Array.isArray(b.e) ? b.e : []) {
-    if (!e || typeof e !== 'object') continue;
-    if (e.cred !== undefined) { if (indexable(e.cred)) creds.add(e.cred); else skipped++; }
-    if (e.reader !== undefined) { if (indexable(e.reader)) readers.add(e.reader); else skipped++; }
-  }
-  return { creds, readers, skipped };
 }
 
 /** `--data ''` would put the store in the current directory. */

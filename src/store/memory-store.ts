@@ -3,31 +3,51 @@
  * durable-vs-memory benchmark. Same behaviour as the LMDB store (the contract
  * suite runs over both) except that nothing survives the process, and
  * append() resolves at once (there is nothing to commit).
+ *
+ * The log is one array of entries: a general event record (one seq) or a
+ * compact group (appendCompact: n seqs, its records materialised only when
+ * read, so the fast path allocates nothing per record here either).
  */
 import { ApbError } from '../errors.js';
 import {
-  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, validateAppend,
+  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, padId, validateAppend,
 } from './common.js';
 import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactReply } from '../engine/wire-reply.js';
 
 /** rough per-event size, for the size-based retention of the memory log */
 const EVENT_BYTES = 160;
 
+/** A compact group in the log: its records take seqs s .. s+n-1. */
+interface GroupEntry { s: number; n: number; a0: number; a1: number; g: CompactGroup }
+type Entry = EventRecord | GroupEntry;
+const isGroup = (x: Entry): x is GroupEntry => (x as GroupEntry).g !== undefined;
+const firstSeq = (x: Entry): number => (isGroup(x) ? x.s : x.seq!);
+const endSeq = (x: Entry): number => (isGroup(x) ? x.s + x.n - 1 : x.seq!);
+const entryEvents = (x: Entry): EventRecord[] => (isGroup(x) ? [...groupEvents(x.g, x.s)] : [x]);
+
+/** a reply: the bytes (general path), or the seq of the compact record it is re-encoded from */
+type Reply = Uint8Array | number;
+
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
-  private events: EventRecord[] = [];
+  private log: Entry[] = [];
+  private eventCount = 0;
   /**
-   * idempotency replies: controller → normalized id → reply bytes (number ids hash cheaply, no key
-   * string per message). Retention order in three parallel arrays (no object per entry): the
-   * controller, id and seq of each entry as appended; idemReply keeps the bytes so compaction only
-   * deletes an entry that was not replaced since.
+   * idempotency replies: controller → normalized id → reply (number ids hash cheaply, no key
+   * string per message). Retention order in parallel arrays (no object per entry): the controller,
+   * id and seq of each entry as appended; idemReply keeps the value so compaction only deletes an
+   * entry that was not replaced since.
    */
-  private idem = new Map<string, Map<number | string, Uint8Array>>();
+  private idem = new Map<string, Map<number | string, Reply>>();
   private idemCtl: string[] = [];
   private idemId: (number | string)[] = [];
   private idemSeq: number[] = [];
-  private idemReply: Uint8Array[] = [];
+  private idemReply: Reply[] = [];
   private idemHead = 0;
+  /** per controller: largest numeric id (-1 none) and largest string id, zero-padded */
+  private high = new Map<string, { num: number; big: string | undefined }>();
   private snaps: SnapshotInfo[] = [];
   private config: string | undefined;
   private seq = 0;
@@ -51,56 +71,124 @@ export class MemoryStore implements Store {
   get failures(): number { return 0; }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
+  private noteId(ctl: string, id: number | string): void {
+    let h = this.high.get(ctl);
+    if (!h) this.high.set(ctl, (h = { num: -1, big: undefined }));
+    if (typeof id === 'number') { if (id > h.num) h.num = id; } else { const p = padId(id); if (h.big === undefined || p > h.big) h.big = p; }
+  }
+
+  private idemMap(ctl: string): Map<number | string, Reply> {
+    let m = this.idem.get(ctl);
+    if (!m) { m = new Map(); this.idem.set(ctl, m); }
+    return m;
+  }
+
   append(events: EventRecord[], idem: IdemRecord[]): Promise<void> {
     if (this.closed) return Promise.reject(new ApbError('storage_unavailable', 'the store is closed'));
     try { validateAppend(events, idem); } catch (e) { return Promise.reject(e); }
     for (const e of events) {
       e.seq = ++this.seq;
-      this.events.push(e);
+      this.log.push(e);
       const text = configOf(e);
       if (text !== undefined) this.config = text;
     }
+    this.eventCount += events.length;
     if (events.length === 0 && idem.length > 0) this.seq++; // an idem-only append consumes a seq, as in LMDB
-    let ctl = '', m: Map<number | string, Uint8Array> | undefined;
+    let ctl = '', m: Map<number | string, Reply> | undefined;
     for (const r of idem) {
-      if (m === undefined || r.controller !== ctl) {
-        ctl = r.controller;
-        m = this.idem.get(ctl);
-        if (!m) { m = new Map(); this.idem.set(ctl, m); }
-      }
+      if (m === undefined || r.controller !== ctl) { ctl = r.controller; m = this.idemMap(ctl); }
       const id = typeof r.id === 'number' ? r.id : normalizeId(r.id);
       m.set(id, r.reply);
+      this.noteId(ctl, id);
       this.idemCtl.push(ctl); this.idemId.push(id); this.idemSeq.push(this.seq); this.idemReply.push(r.reply);
     }
     return Promise.resolve();
   }
 
+  appendCompact(g: CompactGroup): Promise<void> {
+    if (this.closed) return Promise.reject(new ApbError('storage_unavailable', 'the store is closed'));
+    if (!g || typeof g.c !== 'string' || !(g.b instanceof Uint8Array) || !Number.isInteger(g.n) || g.n < 0) {
+      return Promise.reject(new ApbError('internal', 'store.appendCompact: a group needs c, n and b'));
+    }
+    if (g.n === 0) return Promise.resolve();
+    const s = this.seq + 1;
+    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    const m = this.idemMap(g.c);
+    let a1 = 0, off = 0;
+    for (let k = 0; k < g.n; k++) {
+      if (off + RECORD_BYTES > g.b.length) return Promise.reject(new ApbError('internal', 'store.appendCompact: records past the end of b'));
+      const at = dv.getFloat64(off, true), id = dv.getFloat64(off + 8, true);
+      if (at > a1) a1 = at;
+      m.set(id, s + k);
+      this.noteId(g.c, id);
+      this.idemCtl.push(g.c); this.idemId.push(id); this.idemSeq.push(s + k); this.idemReply.push(s + k);
+      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+    }
+    this.seq += g.n;
+    this.eventCount += g.n;
+    this.log.push({ s, n: g.n, a0: dv.getFloat64(0, true), a1, g });
+    return Promise.resolve();
+  }
+
+  maxId(controller: string): number {
+    const h = this.high.get(controller);
+    if (!h) return -1;
+    return h.big !== undefined ? Infinity : h.num;
+  }
+
+  /** index of the first entry whose last seq is > afterSeq */
+  private after(afterSeq: number): number {
+    let lo = 0, hi = this.log.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (endSeq(this.log[mid]!) <= afterSeq) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined {
-    return this.idem.get(controller)?.get(typeof id === 'number' ? id : normalizeId(id));
+    const r = this.idem.get(controller)?.get(typeof id === 'number' ? id : normalizeId(id));
+    if (r === undefined || r instanceof Uint8Array) return r;
+    // a compact record: re-encoded from the journal entry at seq r
+    const e = this.log[this.after(r - 1)];
+    if (!e || !isGroup(e) || r < e.s || r >= e.s + e.n) return undefined;
+    let k = e.s;
+    for (const rec of compactRecords(e.g)) if (k++ === r) return compactReply(rec);
+    return undefined;
   }
 
   query(q: EventQuery): EventRecord[] {
     const limit = clampLimit(q);
     const out: EventRecord[] = [];
-    for (let i = this.events.length - 1; i >= 0 && out.length < limit; i--) {
-      const e = this.events[i]!;
-      if (q.since !== undefined && e.at < q.since) break; // `at` is the engine clock: non-decreasing with seq
-      if (matches(e, q)) out.push(redact(e));
+    for (let i = this.log.length - 1; i >= 0 && out.length < limit; i--) {
+      const x = this.log[i]!;
+      if (isGroup(x)) {
+        if (q.since !== undefined && x.a1 < q.since) break;
+        if (q.controller !== undefined && x.g.c !== q.controller) continue;
+        if (q.beforeSeq !== undefined && x.s >= q.beforeSeq) continue;
+        const evs = entryEvents(x);
+        for (let k = evs.length - 1; k >= 0 && out.length < limit; k--) if (matches(evs[k]!, q)) out.push(evs[k]!);
+        continue;
+      }
+      if (q.since !== undefined && x.at < q.since) break; // `at` is the engine clock: non-decreasing with seq
+      if (matches(x, q)) out.push(redact(x));
     }
     return out;
   }
 
   *since(afterSeq: number): Iterable<EventRecord> {
-    let lo = 0, hi = this.events.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.events[mid]!.seq! <= afterSeq) lo = mid + 1; else hi = mid; }
-    for (let i = lo; i < this.events.length; i++) yield this.events[i]!;
+    for (let i = this.after(afterSeq); i < this.log.length; i++) {
+      const x = this.log[i]!;
+      if (!isGroup(x)) { yield x; continue; }
+      for (const e of groupEvents(x.g, x.s)) if (e.seq! > afterSeq) yield e;
+    }
   }
 
   *range(sinceAt?: number, untilAt?: number): Iterable<EventRecord> {
-    for (const e of this.events) {
-      if (sinceAt !== undefined && e.at < sinceAt) continue;
-      if (untilAt !== undefined && e.at > untilAt) continue;
-      yield e;
+    for (const x of this.log) {
+      if (isGroup(x) && sinceAt !== undefined && x.a1 < sinceAt) continue;
+      for (const e of isGroup(x) ? groupEvents(x.g, x.s) : [x]) {
+        if (sinceAt !== undefined && e.at < sinceAt) continue;
+        if (untilAt !== undefined && e.at > untilAt) continue;
+        yield e;
+      }
     }
   }
 
@@ -125,16 +213,19 @@ export class MemoryStore implements Store {
     if (!snap) return 0;
     const cutoffAt = this.now() - this.retention.maxAgeMs;
     const maxEvents = Math.floor(this.retention.maxBytes / EVENT_BYTES);
-    let n = 0;
-    while (n < this.events.length) {
-      const e = this.events[n]!;
-      if (e.seq! > snap.seq) break; // never what recovery replays
-      if (e.at >= cutoffAt && this.events.length - n <= maxEvents) break;
+    let n = 0, gone = 0;
+    while (n < this.log.length) {
+      const x = this.log[n]!;
+      if (endSeq(x) > snap.seq) break; // never what recovery replays
+      const newest = isGroup(x) ? x.a1 : x.at;
+      if (newest >= cutoffAt && this.eventCount - gone <= maxEvents) break;
+      gone += isGroup(x) ? x.n : 1;
       n++;
     }
     if (n === 0) return 0;
-    const lastDeleted = this.events[n - 1]!.seq!;
-    this.events.splice(0, n);
+    const lastDeleted = endSeq(this.log[n - 1]!);
+    this.log.splice(0, n);
+    this.eventCount -= gone;
     while (this.idemHead < this.idemSeq.length && this.idemSeq[this.idemHead]! <= lastDeleted) {
       const h = this.idemHead++;
       const m = this.idem.get(this.idemCtl[h]!);
@@ -145,15 +236,15 @@ export class MemoryStore implements Store {
       this.idemCtl = this.idemCtl.slice(h); this.idemId = this.idemId.slice(h); this.idemSeq = this.idemSeq.slice(h); this.idemReply = this.idemReply.slice(h);
       this.idemHead = 0;
     }
-    return n;
+    return gone;
   }
 
   stats(): StoreStats {
     return {
-      events: this.events.length,
-      firstSeq: this.events[0]?.seq ?? 0,
+      events: this.eventCount,
+      firstSeq: this.log[0] ? firstSeq(this.log[0]) : 0,
       lastSeq: this.seq,
-      bytes: this.events.length * EVENT_BYTES,
+      bytes: this.eventCount * EVENT_BYTES,
       indexedSeq: this.seq,
       snapshots: this.snaps.map((s) => s.seq),
     };

@@ -10,6 +10,8 @@
  */
 
 import type { DataLock } from './lock.js';
+import type { CompactGroup } from './compact-journal.js';
+import type { IndexerKnobs } from './indexer.js';
 
 export type EventKind = 'badge' | 'passage' | 'offline' | 'action' | 'rejected' | 'config';
 
@@ -57,6 +59,9 @@ export interface SnapshotInfo { seq: number; at: number; bytes: Uint8Array; conf
 /** The same snapshot as a file (`size` bytes of engine snapshot at `path`), for restoring without reading it into a buffer first. */
 export interface SnapshotFileInfo { seq: number; at: number; path: string; size: number; configText?: string }
 
+/** A snapshot file `file` (a name in D/snapshots) of `size` bytes, holding the engine at `seq`. */
+export interface SnapshotEntry { seq: number; at: number; file: string; size: number; configText?: string }
+
 export interface RetentionOptions {
   /** delete events older than this (by `at`); default 30 days */
   maxAgeMs?: number;
@@ -86,6 +91,8 @@ export interface StoreOptions {
   headroomBytes?: number;
   /** the data-directory lock (lock.ts) the store releases when it closes; openStore takes it */
   lock?: DataLock;
+  /** the background indexer of D/index (indexer.ts): a worker thread by default; test and benchmark knobs */
+  indexer?: IndexerKnobs;
   /** what lmdb-js would print on the console (a failed commit's error), so the server logs it as JSON */
   onLibraryOutput?: (level: 'error' | 'warn', text: string, err?: Error) => void;
 }
@@ -95,7 +102,7 @@ export interface StoreStats {
   firstSeq: number;           // oldest seq still in the log (0 if empty)
   lastSeq: number;
   bytes: number;              // approximate bytes used by the log and its indexes
-  indexedSeq: number;         // events with seq <= this are in the on-disk indexes
+  indexedSeq: number;         // events with seq <= this are in the derived indexes (D/index; may lag)
   snapshots: number[];        // seqs of the stored snapshots, oldest first
 }
 
@@ -107,6 +114,18 @@ export interface Store {
    * Rejects with ApbError('storage_unavailable') on failure (and at once while `healthy` is false).
    */
   append(events: EventRecord[], idem: IdemRecord[]): Promise<void>;
+  /**
+   * Persist one compact group (compact-journal.ts): seqs assigned synchronously, one per record, in
+   * order, after everything appended before; same group commit, failure and health semantics as
+   * append(), and the order of append()/appendCompact() calls of one turn is kept in the journal.
+   * since()/range()/query() give its records as toEventRecord does; getIdem re-encodes their replies.
+   */
+  appendCompact(g: CompactGroup): Promise<void>;
+  /**
+   * The largest id `controller` has in the journal (appended-but-uncommitted ones included), -1 if
+   * none, Infinity if it ever used an id above 2^53-1.
+   */
+  maxId(controller: string): number;
   /** An already-committed (or in-flight) reply for (controller, id). */
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined;
   /** newest first */
@@ -120,6 +139,13 @@ export interface Store {
   latestSnapshot(): SnapshotInfo | undefined;
   /** Optional (stores that keep snapshots in files): the snapshot latestSnapshot() would return, as its file. */
   latestSnapshotFile?(): SnapshotFileInfo | undefined;
+  /**
+   * Optional (stores that keep snapshots in files, in `dir`/snapshots): records a snapshot file
+   * another thread wrote and fsynced there (the snapshot worker), keeping the newest two.
+   */
+  recordSnapshot?(entry: SnapshotEntry): Promise<void>;
+  /** the data directory (file-backed stores) */
+  readonly dir?: string;
   saveConfig(text: string): Promise<void>;
   /** The configuration text in force after the last appended record (a 'config' record's op.text, or saveConfig). */
   configText(): string | undefined;
@@ -128,6 +154,8 @@ export interface Store {
   readonly healthy: boolean;
   /** counts storage failures since open; an engine built before a failure may hold unpersisted effects */
   readonly failures: number;
+  /** journal transactions committed since open (each one fsync; durable stores only) */
+  readonly syncs?: number;
   /** index entries the store could not write (e.g. a name over its key limit) and skipped, since open */
   readonly indexSkipped?: number;
   /** called on every change of `healthy`; returns an unsubscribe function */

@@ -8,6 +8,7 @@
 import { ApbError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreStats } from '../../src/store/types.js';
+import type { CompactGroup } from '../../src/store/compact-journal.js';
 
 export class FailingStore implements Store {
   readonly kind = 'memory' as const;
@@ -31,6 +32,13 @@ export class FailingStore implements Store {
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     return p;
   }
+  async appendCompact(g: CompactGroup): Promise<void> {
+    if (this.broken) { await Promise.resolve(); this.check(); }
+    const p = this.inner.appendCompact(g);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    return p;
+  }
+  maxId(c: string): number { return this.inner.maxId(c); }
   getIdem(c: string, id: number | string | bigint): Uint8Array | undefined { return this.inner.getIdem(c, id); }
   query(q: EventQuery): EventRecord[] { return this.inner.query(q); }
   since(after: number): Iterable<EventRecord> { return this.inner.since(after); }

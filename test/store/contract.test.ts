@@ -10,6 +10,18 @@ import { join } from 'node:path';
 import { openStore } from '../../src/store/index.js';
 import { ApbError } from '../../src/errors.js';
 import type { EventRecord, Store, StoreOptions } from '../../src/store/types.js';
+import { CompactWriter, compactRecords, toEventRecord, type CompactGroup } from '../../src/store/compact-journal.js';
+import { compactReply } from '../../src/engine/wire-reply.js';
+
+/** a compact group of `n` badge records of `controller`, ids from `firstId`, at T0 + at0 + k s */
+function compact(controller: string, firstId: number, n: number, at0: number): CompactGroup {
+  const w = new CompactWriter(controller);
+  for (let k = 0; k < n; k++) {
+    const granted = (firstId + k) % 3 !== 0;
+    w.add(T0 + at0 + k * 1000, firstId + k, 1000 + ((firstId + k) % 5), 0, w.readerIndex(`r${k % 2}`), granted, granted ? 0 : 7, granted ? w.areaIndex('stadium') : -1, 0, []);
+  }
+  return w.finish();
+}
 
 const T0 = 1_767_261_600_000;
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -187,6 +199,85 @@ for (const kind of kinds) {
       await t.close();
       assert.equal(t.healthy, false);
       await assert.rejects(t.append([badge(1)], []), (e: unknown) => e instanceof ApbError && e.code === 'storage_unavailable');
+    });
+  });
+
+  describe(`store contract (compact groups, maxId): ${kind.name}`, () => {
+    it('appendCompact takes seqs synchronously, in order with append() of the same turn', async () => {
+      const s = await kind.open({ retention: { intervalMs: 0 } });
+      try {
+        assert.equal(s.maxId('gate-north'), -1);
+        const a = [badge(1), badge(2)];
+        const g = compact('gate-north', 10, 3, 3000);
+        const b = [badge(6)];
+        const ps = [s.append(a, [{ controller: 'gate-north', id: 1, reply: bytes('one') }]), s.appendCompact(g), s.append(b, [])];
+        assert.deepEqual(a.map((e) => e.seq), [1, 2]);
+        assert.equal(s.lastSeq, 6);
+        assert.equal(b[0]!.seq, 6);
+        assert.equal(s.maxId('gate-north'), 12, 'appended but not yet committed ids count');
+        // a resend of a compact record before its commit gets its reply (the hub waits for the commit)
+        const recs = [...compactRecords(g)];
+        assert.deepEqual(Buffer.from(s.getIdem('gate-north', 11)!), Buffer.from(compactReply(recs[1]!)));
+        await Promise.all(ps);
+        const all = [...s.since(0)];
+        assert.deepEqual(all.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+        assert.deepEqual(all.slice(2, 5), recs.map((r, k) => toEventRecord(g, r, 3 + k)));
+        assert.deepEqual([...s.since(3)].map((e) => e.seq), [4, 5, 6]);
+        for (const r of recs) assert.deepEqual(Buffer.from(s.getIdem('gate-north', r.id)!), Buffer.from(compactReply(r)));
+        assert.equal(Buffer.from(s.getIdem('gate-north', 1)!).toString(), 'one');
+        assert.equal(s.getIdem('gate-south', 11), undefined);
+        assert.equal(s.getIdem('gate-north', 13), undefined);
+        await settled(s);
+        assert.deepEqual(s.query({ controller: 'gate-north', limit: 10 }).map((e) => e.seq), [5, 4, 3, 1].filter((q) => all[q - 1]!.controller === 'gate-north'));
+        const c = recs[0]!.cred;
+        assert.deepEqual(s.query({ cred: String(c), limit: 10 }).map((e) => e.seq), all.filter((e) => e.cred === String(c)).map((e) => e.seq).reverse());
+        assert.deepEqual(s.query({ reader: 'r1', limit: 10 }).map((e) => e.seq), all.filter((e) => e.reader === 'r1').map((e) => e.seq).reverse());
+        assert.deepEqual([...s.range(T0 + 4000, T0 + 5000)].map((e) => e.seq), [4, 5]);
+        assert.equal(s.stats().lastSeq, 6);
+        assert.equal(s.stats().events, 6);
+      } finally { await s.close(); }
+    });
+
+    it('maxId: per controller, general and compact ids, Infinity after an id above 2^53-1', async () => {
+      const s = await kind.open({ retention: { intervalMs: 0 } });
+      try {
+        await s.appendCompact(compact('c', 5, 2, 0));
+        await s.append([badge(1, { controller: 'c' })], [{ controller: 'c', id: 3, reply: bytes('3') }]);
+        assert.equal(s.maxId('c'), 6);
+        await s.append([badge(2, { controller: 'c' })], [{ controller: 'c', id: 100, reply: bytes('100') }]);
+        assert.equal(s.maxId('c'), 100);
+        assert.equal(s.maxId('d'), -1);
+        await s.append([badge(3, { controller: 'd' })], [{ controller: 'd', id: '18446744073709551615', reply: bytes('big') }]);
+        assert.equal(s.maxId('d'), Infinity);
+        assert.equal(s.maxId('c'), 100);
+      } finally { await s.close(); }
+    });
+
+    it('a malformed group is refused without a seq; an empty one is a no-op', async () => {
+      const s = await kind.open({ retention: { intervalMs: 0 } });
+      try {
+        await assert.rejects(s.appendCompact({ c: 'x' } as unknown as CompactGroup), (e: unknown) => e instanceof ApbError && e.code === 'internal');
+        assert.equal(s.lastSeq, 0);
+        await s.appendCompact(new CompactWriter('x').finish());
+        assert.equal(s.lastSeq, 0);
+      } finally { await s.close(); }
+    });
+
+    it('retention deletes compact groups whole, with their idempotency', async () => {
+      let now = T0;
+      const s = await kind.open({ now: () => now, retention: { intervalMs: 0, maxAgeMs: 60_000 } });
+      try {
+        for (let i = 0; i < 10; i++) { await s.appendCompact(compact('k', 1 + i * 4, 4, i * 10_000)); await turn(); }
+        await settled(s);
+        now = T0 + 10_000_000;
+        await s.saveSnapshot(20, Uint8Array.from([1]), 'cfg');
+        await s.saveSnapshot(22, Uint8Array.from([2]), 'cfg');
+        assert.equal(await s.compact(), 20, 'the groups wholly at or before the older snapshot');
+        assert.equal([...s.since(0)][0]!.seq, 21);
+        assert.equal(s.getIdem('k', 20), undefined);
+        assert.ok(s.getIdem('k', 21));
+        assert.equal(s.maxId('k'), 40);
+      } finally { await s.close(); }
     });
   });
 

@@ -1,0 +1,255 @@
+/**
+ * The derived indexes of the event log, in an LMDB environment of their own
+ * (D/index/), so that nothing but the journal's sequential appends is ever
+ * on the reply path.
+ *
+ * Why a second environment: LMDB commits a whole environment at once. When
+ * index entries at random B-tree positions (by credential, by reader) share
+ * the journal's transaction, every commit copies and writes scattered pages
+ * and the reply waits for all of them. In an environment of its own the
+ * indexer (index-worker.ts, a worker thread) commits in large sorted
+ * batches, never blocks a journal commit, and may lag: queries read the
+ * indexed part here plus the journal's not-yet-indexed tail, so they stay
+ * exact.
+ *
+ * The environment is opened with noSync: it is rebuilt from the journal
+ * whenever it is missing, damaged, or was built from another journal (meta
+ * 'journal' must equal the journal's own id, meta 'journalId' of D/data.mdb),
+ * so losing it loses nothing. D/index is created 0700, its files 0600 (it
+ * names every credential).
+ *
+ * Sub-databases (keys ordered-binary):
+ *   cred    [cred, batchKey]        → 0x01   the batch holds an event of that credential
+ *   reader  [reader, batchKey]      → 0x01
+ *   time    [firstAt, batchKey]     → 0x01   where an export `--since T` starts
+ *   idem    [controller, paddedId]  → batchKey (msgpack number)
+ *   meta    'indexed' → seq covered (every batch with key <= it is indexed);
+ *           'journal' → the journal id this index belongs to
+ * Entries of one transaction are sorted, and meta 'indexed' moves in the same
+ * transaction, so a reader sees a consistent indexed prefix.
+ */
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { padId } from './common.js';
+import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+
+/** What the indexer needs of a journal batch (journal-batch.ts Batch). */
+export interface IndexableBatch {
+  s: number;
+  n: number;
+  a0: number;
+  z?: number;
+  e?: { cred?: unknown; reader?: unknown }[];
+  i?: [string, number | string, Uint8Array][];
+  k?: CompactGroup;
+}
+
+/** The entries one batch contributes (what retention must remove again). */
+export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
+
+const ONE = Buffer.from([1]);
+const noop = (): void => undefined;
+/**
+ * LMDB refuses keys over 1,978 bytes. Index keys are [name, number] or [name, 20-digit id]: a name up to
+ * this many UTF-8 bytes always fits. Longer names are never indexed (the record stays in the journal,
+ * counted as skipped) and find nothing when queried.
+ */
+export const MAX_INDEXED_NAME_BYTES = 1900;
+export function indexable(name: unknown): name is string {
+  return typeof name === 'string' && (name.length <= MAX_INDEXED_NAME_BYTES / 3 || Buffer.byteLength(name) <= MAX_INDEXED_NAME_BYTES);
+}
+
+export function batchEndOf(b: IndexableBatch): number { return b.z ?? b.s + Math.max(b.n, 1) - 1; }
+
+/** The index entries of a batch; `skipped` counts names that cannot be keys (or are not strings). */
+export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntries; skipped: number } {
+  const creds = new Set<string>(), readers = new Set<string>();
+  const ids: [string, number | string][] = [];
+  let skipped = 0;
+  if (b.k) {
+    const g = b.k;
+    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    let off = 0;
+    for (let r = 0; r < g.n; r++) {
+      creds.add(String(dv.getFloat64(off + 16, true)));
+      const reader = g.r[g.b[off + 25]!];
+      if (indexable(reader)) readers.add(reader); else skipped++;
+      ids.push([g.c, dv.getFloat64(off + 8, true)]);
+      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+    }
+    if (!indexable(g.c)) { skipped += ids.length; ids.length = 0; }
+  } else {
+    for (const e of Array.isArray(b.e) ? b.e : []) {
+      if (!e || typeof e !== 'object') continue;
+      if (e.cred !== undefined) { if (indexable(e.cred)) creds.add(e.cred); else skipped++; }
+      if (e.reader !== undefined) { if (indexable(e.reader)) readers.add(e.reader); else skipped++; }
+    }
+    for (const x of Array.isArray(b.i) ? b.i : []) {
+      if (Array.isArray(x) && indexable(x[0]) && (typeof x[1] === 'number' || typeof x[1] === 'string')) ids.push([x[0], x[1]]);
+      else skipped++;
+    }
+  }
+  return { entries: { key, creds: [...creds], readers: [...readers], a0: b.n > 0 ? b.a0 : null, ids }, skipped };
+}
+
+type Pair = [string, number];
+const byPair = (a: Pair, b: Pair): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
+const byIdem = (a: [string, string, number], b: [string, string, number]): number =>
+  (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+
+/** `mode` without group/other bits */
+function tighten(path: string, mode: number): void {
+  try { if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, mode); } catch { /* gone: leave it */ }
+}
+
+/**
+ * Whether `dir`/data.mdb looks like an LMDB environment (its first meta page carries LMDB's magic).
+ * LMDB trusts its files: opening a truncated or overwritten one can abort the process, so a file
+ * that fails this check is removed, never opened. (Subtler page damage is not detected: a D/index
+ * suspected of it is simply deleted; it is rebuilt.)
+ */
+function looksLikeLmdb(dir: string): boolean {
+  const path = join(dir, 'data.mdb');
+  let fd: number | undefined;
+  try {
+    if (statSync(path).size < 2 * 4096) return false;
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(32);
+    if (readSync(fd, head, 0, 32, 0) !== 32) return false;
+    return head.readUInt32LE(24) === 0xbeefc0de || head.readUInt32LE(16) === 0xbeefc0de;
+  } catch { return false; } finally { if (fd !== undefined) closeSync(fd); }
+}
+
+export class DerivedIndex {
+  private readonly root: RootDatabase;
+  private readonly cred: Database<Buffer, (string | number)[]>;
+  private readonly reader: Database<Buffer, (string | number)[]>;
+  private readonly time: Database<Buffer, number[]>;
+  private readonly idem: Database<number, string[]>;
+  private readonly meta: Database<unknown, string>;
+
+  private constructor(readonly dir: string, readOnly: boolean) {
+    if (!readOnly) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      tighten(dir, 0o700);
+      for (const f of ['data.mdb', 'lock.mdb']) tighten(join(dir, f), 0o600);
+    }
+    this.root = open({ path: dir, noSubdir: false, maxDbs: 8, readOnly, noSync: true, permissionsMode: 0o600, mapSize: 2 ** 28 } as never);
+    const ob = { keyEncoding: 'ordered-binary' as const };
+    this.cred = this.root.openDB('cred', { ...ob, encoding: 'binary' });
+    this.reader = this.root.openDB('reader', { ...ob, encoding: 'binary' });
+    this.time = this.root.openDB('time', { ...ob, encoding: 'binary' });
+    this.idem = this.root.openDB('idem', { ...ob, encoding: 'msgpack' });
+    this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
+  }
+
+  /**
+   * Opens D/index for the journal `journalId`, starting afresh (the directory removed and created
+   * again) when it belongs to another journal or cannot be opened. `rebuilt` says it did.
+   * Read-only: null when there is no usable index (callers scan the journal).
+   */
+  static open(dir: string, journalId: string, readOnly = false, rebuild = false): { ix: DerivedIndex; rebuilt: boolean } | null {
+    if (readOnly && !existsSync(join(dir, 'data.mdb'))) return null;
+    let ix: DerivedIndex | null = null;
+    if (existsSync(join(dir, 'data.mdb')) && !looksLikeLmdb(dir)) {
+      if (readOnly) return null;
+      rmSync(dir, { recursive: true, force: true }); // not an LMDB file: rebuilt below
+    }
+    try {
+      ix = new DerivedIndex(dir, readOnly);
+      if (ix.meta.get('journal') === journalId && !rebuild) return { ix, rebuilt: false };
+      if (readOnly) { void ix.close().catch(noop); return null; }
+      // another journal's index (or a new one): start over
+      for (const db of [ix.cred, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
+      ix.meta.putSync('indexed', 0);
+      ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
+      return { ix, rebuilt: true };
+    } catch {
+      if (readOnly) { if (ix) void ix.close().catch(noop); return null; }
+    }
+    // a damaged index: start over (closed first, then removed)
+    if (ix) { try { ix.closeSync(); } catch { /* already unusable */ } }
+    rmSync(dir, { recursive: true, force: true });
+    const fresh = new DerivedIndex(dir, false);
+    fresh.meta.putSync('journal', journalId);
+    fresh.meta.putSync('indexed', 0);
+    return { ix: fresh, rebuilt: true };
+  }
+
+  /** Opens an index some other thread of this process validated (DerivedIndex.open) already. */
+  static attach(dir: string): DerivedIndex { return new DerivedIndex(dir, false); }
+
+  /** every batch with key <= this is indexed (read in the caller's current read transaction) */
+  get indexedSeq(): number { return (this.meta.get('indexed') as number | undefined) ?? 0; }
+
+  /**
+   * Indexes batches (ascending keys, nothing between them missing) up to seq `end`, entries sorted so
+   * the transaction touches neighbouring pages; resolves when that transaction has committed.
+   */
+  add(batches: BatchEntries[], end: number): Promise<void> {
+    const creds: Pair[] = [], readers: Pair[] = [], times: [number, number][] = [], ids: [string, string, number][] = [];
+    for (const b of batches) {
+      for (const c of b.creds) creds.push([c, b.key]);
+      for (const r of b.readers) readers.push([r, b.key]);
+      if (b.a0 !== null) times.push([b.a0, b.key]); // `at` does not decrease with the key: already sorted
+      for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
+    }
+    creds.sort(byPair); readers.sort(byPair); ids.sort(byIdem);
+    return this.root.transaction(() => {
+      for (const [c, k] of creds) this.cred.put([c, k], ONE);
+      for (const [r, k] of readers) this.reader.put([r, k], ONE);
+      for (const [a0, k] of times) this.time.put([a0, k], ONE);
+      for (const [c, p, k] of ids) this.idem.put([c, p], k);
+      this.meta.put('indexed', end);
+    }).then(noop);
+  }
+
+  /** Removes the entries of batches retention deleted from the journal. */
+  remove(batches: BatchEntries[]): Promise<void> {
+    return this.root.transaction(() => {
+      for (const b of batches) {
+        for (const c of b.creds) this.cred.remove([c, b.key]);
+        for (const r of b.readers) this.reader.remove([r, b.key]);
+        if (b.a0 !== null) this.time.remove([b.a0, b.key]);
+        for (const [c, id] of b.ids) {
+          // only if it still names this batch (a later batch may hold the same id)
+          if (this.idem.get([c, padId(id)]) === b.key) this.idem.remove([c, padId(id)]);
+        }
+      }
+    }).then(noop);
+  }
+
+  /** Batch keys holding `name`'s events, newest first, from `top` down. */
+  *keysOf(kind: 'cred' | 'reader', name: string, top: number): Iterable<number> {
+    if (!indexable(name)) return;
+    const db = kind === 'cred' ? this.cred : this.reader;
+    for (const { key } of db.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
+  }
+
+  /** The key of the last batch that starts before `sinceAt` (an export starts there), or undefined. */
+  timeStart(sinceAt: number): number | undefined {
+    for (const { key } of this.time.getRange({ start: [sinceAt, 0], end: [0, 0], reverse: true, limit: 1 })) return key[1]!;
+    return undefined;
+  }
+
+  /** The batch that holds (controller, id)'s reply, if indexed. */
+  idemBatch(controller: string, id: number | string): number | undefined {
+    if (!indexable(controller)) return undefined;
+    return this.idem.get([controller, padId(id)]);
+  }
+
+  /** bytes in use (stats) */
+  bytes(): number {
+    let pages = 0, pageSize = 4096;
+    for (const db of [this.cred, this.reader, this.time, this.idem]) {
+      const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      pageSize = s.pageSize;
+      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    }
+    return pages * pageSize;
+  }
+
+  close(): Promise<void> { return this.root.close(); }
+  private closeSync(): void { void this.root.close().catch(noop); }
+}

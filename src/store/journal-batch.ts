@@ -1,0 +1,58 @@
+/**
+ * The values of the journal (`log` sub-database of D/data.mdb), shared by the
+ * store (main thread) and the indexer (index-worker.ts).
+ *
+ * One value per append() turn (`e`: event records with their seqs, `i`: the
+ * idempotency replies the general path sends, adapters' decorations
+ * included) or per appendCompact() call (`k`: one compact group,
+ * compact-journal.ts; its records take seqs s .. s+n-1 by position and carry
+ * no reply bytes: compactReply re-encodes them). Keys are the seq of the
+ * first record, so the journal only ever grows at its right edge.
+ */
+import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactReply } from '../engine/wire-reply.js';
+import type { EventRecord } from './types.js';
+
+export interface Batch {
+  s: number;                 // seq of the first record (= the key)
+  n: number;                 // number of records
+  a0: number;                // `at` of the first record (0 when none)
+  a1: number;                // largest `at` in the batch
+  z?: number;                // seq of the last record (a batch of replies only: its own seq)
+  e?: EventRecord[];         // general records, seq included
+  i?: [string, number | string, Uint8Array][]; // idempotency: controller, id, reply bytes
+  k?: CompactGroup;          // a compact group (then no `e`, no `i`)
+}
+
+export function batchEnd(b: Batch): number { return b.z ?? b.s + Math.max(b.n, 1) - 1; }
+
+/** The event records of a batch, oldest first (a compact group materialised, seqs by position). */
+export function batchEvents(b: Batch): EventRecord[] {
+  if (b.k) return [...groupEvents(b.k, b.s)];
+  return Array.isArray(b.e) ? b.e : [];
+}
+
+/** The reply this batch holds for (controller, id), or undefined. */
+export function replyIn(b: Batch | undefined, controller: string, id: number | string): Uint8Array | undefined {
+  if (!b) return undefined;
+  if (b.k) {
+    if (b.k.c !== controller || typeof id !== 'number') return undefined;
+    for (const r of compactRecords(b.k)) if (r.id === id) return compactReply(r);
+    return undefined;
+  }
+  let found: Uint8Array | undefined;
+  for (const [c, bid, reply] of b.i ?? []) if (c === controller && bid === id) found = reply; // the last one wins
+  return found;
+}
+
+/** Calls fn(id) for every message id the batch answers, with its controller. */
+export function forEachId(b: Batch, fn: (controller: string, id: number | string) => void): void {
+  if (b.k) {
+    const g = b.k;
+    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    let off = 0;
+    for (let k = 0; k < g.n; k++) { fn(g.c, dv.getFloat64(off + 8, true)); off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!; }
+    return;
+  }
+  for (const [c, id] of Array.isArray(b.i) ? b.i : []) fn(c, id);
+}
