@@ -14,16 +14,13 @@
  * engine.apply([op], at). Idempotency replies are not in the engine: they
  * live in the log beside their events (the store keeps them exact).
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { isMap, isSeq, parseDocument } from 'yaml';
-import { loadSiteText, type Issue, type LoadedSite } from '../config/load.js';
+import { loadSiteText } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
 import { createEngine } from '../engine/engine.js';
-import { decodeMessage } from '../engine/messages.js';
-import type { CoreOp, Engine } from '../engine/types.js';
-import { ApbError } from '../errors.js';
-import { configOf } from './common.js';
-import type { EventRecord, SnapshotFileInfo, Store } from './types.js';
+import type { Engine } from '../engine/types.js';
+import { JournalReplica } from './replica.js';
+import { canSnapshotInWorker, startReplicaSnapshotter } from './replica-snapshotter.js';
+import type { EventRecord, Store } from './types.js';
 
 /** pino-compatible subset */
 export interface RecoveryLog {
@@ -52,73 +49,15 @@ export async function openDurableEngine(opts: {
   const { store, log } = opts;
   const core = opts.core ?? 'wasm';
   const t0 = performance.now();
-  let engine: Engine | undefined;
-  let text: string | undefined;
-  let from = 0;
-
-  // a store that keeps snapshots in files hands over the file: the engine reads it straight into its own memory
-  const file = store.latestSnapshotFile?.();
-  const snap = file ?? store.latestSnapshot();
-  const timings = { read: performance.now() - t0, restore: 0, replay: 0 };
-  if (snap) {
-    text = snap.configText ?? store.configText() ?? opts.configText;
-    engine = createEngine(loadJournaledSite(text, 'configuration in force at the snapshot').site, { core });
-    try {
-      const tr = performance.now();
-      if ('bytes' in snap) engine.restore(snap.bytes);
-      else restoreFromFile(engine, snap);
-      timings.restore = performance.now() - tr;
-      from = snap.seq;
-    } catch (e) {
-      // e.g. a snapshot of the other core kind: replay the whole journal when it is still all there
-      const first = store.stats().firstSeq;
-      if (first > 1) throw new ApbError('internal', `cannot restore the snapshot at seq ${snap.seq} (${(e as Error).message}) and the journal before it was deleted by retention`);
-      log?.warn({ seq: snap.seq, err: (e as Error).message }, 'snapshot not restorable by this engine core: replaying the whole journal');
-      engine = undefined; text = undefined;
-    }
-  }
-
-  // replay the journal; ops with the same clock go to the engine as one batch
-  const tReplay = performance.now();
-  let replayed = 0;
-  let skipped = 0;
-  let batch: CoreOp[] = [];
-  let batchAt = 0;
-  const flush = (): void => {
-    if (batch.length) { engine!.apply(batch, batchAt); batch = []; }
-  };
-  for (const rec of store.since(from)) {
-    if (rec.op === undefined || rec.op === null) continue;
-    const cfg = configOf(rec);
-    if (cfg !== undefined) {
-      flush();
-      const site = loadJournaledSite(cfg, `configuration journaled at seq ${rec.seq}`).site;
-      if (!engine) engine = createEngine(site, { core });
-      else engine.reconfigure(site);
-      text = cfg;
-      replayed++;
-      continue;
-    }
-    if (!engine) {
-      // the journal starts without a config record (written by an older version or by hand)
-      text = store.configText() ?? opts.configText;
-      engine = createEngine(loadJournaledSite(text, 'configuration in force').site, { core });
-    }
-    let op: CoreOp | null;
-    try {
-      op = decodeMessage(rec.op as Record<string, unknown>, engine.site, { mode: 'replay' }).op;
-    } catch (e) {
-      skipped++;
-      if (skipped <= 5) log?.warn({ seq: rec.seq, err: (e as Error).message }, 'journal record not replayable; skipped');
-      continue;
-    }
-    if (!op) continue;
-    if (rec.at !== batchAt) { flush(); batchAt = rec.at; }
-    batch.push(op);
-    replayed++;
-  }
-  flush();
-  timings.replay = performance.now() - tReplay;
+  // newest snapshot (a store that keeps snapshots in files hands over the file: the engine reads it
+  // straight into its own memory), then the journal after it; ops with the same clock as one batch
+  // (replica.ts: the snapshot worker's replica engine is built by the same code)
+  const replica = new JournalReplica(store, core, opts.configText, log);
+  replica.restoreSnapshot();
+  replica.catchUp();
+  const { replayed, skipped, fromSnapshot: from, timings } = replica;
+  let engine = replica.engine;
+  let text = replica.text;
 
   let configChanged = false;
   if (!engine) {
@@ -135,38 +74,6 @@ export async function openDurableEngine(opts: {
   const ms = performance.now() - t0;
   log?.info({ fromSnapshot: from, replayed, skipped, configChanged, ms: Math.round(ms) }, 'engine recovered from the store');
   return { engine, site: engine.site, replayed, fromSnapshot: from, configChanged, ms, timings };
-}
-
-/**
- * Loads a configuration from the journal or a snapshot. It was valid when it was put in force, but a
- * later version may bound its fields more tightly (issue 10: tokens of at least 16 characters), and
- * refusing history would make the data directory impossible to open. Those bounds guard new input:
- * when the only problems are tokens, they are replaced by placeholders. The engine never uses tokens,
- * and the configuration given at start-up (validated in full) is put in force at the end of recovery.
- */
-function loadJournaledSite(text: string, name: string): LoadedSite {
-  try {
-    return loadSiteText(text, name);
-  } catch (e) {
-    const errors = (e as { detail?: { errors?: Issue[] } }).detail?.errors;
-    if (!(e instanceof ApbError) || e.code !== 'invalid_config' || !errors?.length || !errors.every((i) => /\.token$/.test(i.path))) throw e;
-    const doc = parseDocument(text, { intAsBigInt: true });
-    for (const list of ['controllers', 'users']) {
-      const items = doc.get(list);
-      if (!isSeq(items)) continue;
-      items.items.forEach((item, k) => { if (isMap(item) && item.has('token')) item.set('token', `journaled-${list}-${k}-token-placeholder`); });
-    }
-    return loadSiteText(doc.toString(), name);
-  }
-}
-
-/** engine.restore of a snapshot file, read directly into the engine when it can (no intermediate buffer) */
-function restoreFromFile(engine: Engine, file: SnapshotFileInfo): void {
-  const fd = openSync(file.path, 'r');
-  try {
-    if (engine.restoreFromFile) engine.restoreFromFile(fd, 0, file.size);
-    else engine.restore(readFileSync(fd));
-  } finally { closeSync(fd); }
 }
 
 async function journalConfig(store: Store, engine: Engine, text: string): Promise<void> {
@@ -187,6 +94,20 @@ export interface SnapshotterOptions {
   /** take a last snapshot in stop() (fast restart); default true */
   onStop?: boolean;
   log?: RecoveryLog | undefined;
+  /**
+   * 'worker' (the default for stores that keep snapshot files, i.e. LMDB): a replica engine in a
+   * worker thread, fed from the journal, writes the snapshots; the main thread never copies its
+   * engine (replica-snapshotter.ts). 'inline': engine.snapshot() on the calling thread, which
+   * stalls it for the copy (~1 s at 10 M credentials); what memory stores use (their journal is
+   * not readable from another thread), and the baseline of bench/snapshot-stall.ts.
+   */
+  mode?: 'worker' | 'inline';
+  /** worker mode: a worker that does not become ready or answer within this is restarted; default 10 min */
+  workerTimeoutMs?: number;
+  /** worker mode: first restart delay after the worker failed (doubles up to 60 s); default 1 s */
+  restartMs?: number;
+  /** worker mode: while no worker is ready, an engine with fewer credentials than this is snapshotted inline; default 20 000 */
+  inlineBelow?: number;
 }
 
 export interface Snapshotter {
@@ -198,7 +119,11 @@ export interface Snapshotter {
 }
 
 /**
- * Snapshots the engine on a schedule. The engine image and store.lastSeq are
+ * Snapshots the engine on a schedule. With a store that keeps snapshot files (LMDB) a replica
+ * engine in a worker thread writes them (replica-snapshotter.ts, snapshot-worker.ts) and the
+ * calling thread never copies its engine; otherwise (memory stores, or mode 'inline'):
+ *
+ * The engine image and store.lastSeq are
  * read together, synchronously (the hub applies a frame before appending
  * it, so every record up to lastSeq is in the image); the bytes are written
  * after every append up to that seq has committed, and only if none failed
@@ -209,6 +134,20 @@ export interface Snapshotter {
  * and size. The store keeps the newest two snapshots.
  */
 export function startSnapshotter(store: Store, engine: Engine | (() => Engine), opts: SnapshotterOptions = {}): Snapshotter {
+  if (opts.mode !== 'inline' && canSnapshotInWorker(store)) {
+    // a plain engine is followed through setEngine() (only for the small-engine fallback while the worker starts)
+    let fixed = typeof engine === 'function' ? undefined : engine;
+    const current = typeof engine === 'function' ? engine : (): Engine => fixed!;
+    const s = startReplicaSnapshotter(store, current, opts);
+    const setEngine = s.setEngine.bind(s);
+    s.setEngine = (e: Engine): void => { if (typeof engine !== 'function') fixed = e; setEngine(e); };
+    return s;
+  }
+  return startInlineSnapshotter(store, engine, opts);
+}
+
+/** engine.snapshot() on the calling thread (memory stores; the baseline of bench/snapshot-stall.ts) */
+function startInlineSnapshotter(store: Store, engine: Engine | (() => Engine), opts: SnapshotterOptions): Snapshotter {
   // a getter follows the server's engine as it is rebuilt; a plain engine is replaced by setEngine()
   let fixed: Engine | undefined = typeof engine === 'function' ? undefined : engine;
   const getter = typeof engine === 'function' ? engine : undefined;
