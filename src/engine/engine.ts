@@ -19,12 +19,20 @@ import { parseCred } from './cred.js';
 import type { Cred } from './cred.js';
 import { createReferenceCore } from './reference-core.js';
 import type { CoreOp, CoreResult, CredState, Engine, EngineCore, ReloadReport } from './types.js';
-import { createWasmCore } from './wasm-core.js';
+import { WasmCore, createWasmCore } from './wasm-core.js';
 
 export type CoreKind = 'wasm' | 'reference';
 
 export function createCore(site: CompiledSite, kind: CoreKind = 'wasm'): EngineCore {
   return kind === 'reference' ? createReferenceCore(site) : createWasmCore(site);
+}
+
+/** An engine whose core is the WASM core: it also takes the hub's wire fast path (decideWire). */
+export interface WireEngine extends Engine { readonly core: WasmCore; decideWire(n: number, now: number): number }
+
+/** `e` as a WireEngine when its core is the WASM core, else null (the general path only). */
+export function wireEngine(e: Engine): WireEngine | null {
+  return e instanceof Driver && e.core instanceof WasmCore ? (e as unknown as WireEngine) : null;
 }
 
 export function createEngine(site: CompiledSite, opts: { core?: CoreKind } = {}): Engine {
@@ -135,6 +143,25 @@ class Driver implements Engine {
     const at = this.started && now < this._clock ? this._clock : now;
     this.tick(at);
     return this.core.apply(ops, this._clock);
+  }
+
+  /**
+   * The wire fast path's apply(): the same clock handling (tick, `now` below
+   * the clock taken as the clock), then the WASM core decides the first n
+   * input slots its caller filled (WasmCore.wireViews/decideWire). Returns
+   * how many were done; call again (the clock no longer moves) for the rest.
+   */
+  decideWire(n: number, now: number): number {
+    const core = this.core as WasmCore;
+    const at = this.started && now < this._clock ? this._clock : now;
+    if (!this.started || at <= this._clock || at < this.quietUntil) this.tick(at); // no periodic reset can run
+    else {
+      // a periodic reset runs through core.apply, which uses input slot 0: keep the caller's op there
+      core.saveSlot0();
+      this.tick(at);
+      core.restoreSlot0();
+    }
+    return core.decideWire(n, this._clock);
   }
 
   occupancy(area: number): number { return this.core.occupancy(area); }

@@ -138,6 +138,11 @@ export function createWasmCore(site: CompiledSite, opts: WasmCoreOptions = {}): 
   return new WasmCore(site, opts);
 }
 
+/** Views over the batch regions (wireViews): byte offsets into u8 (i32/u32 index = offset >> 2). */
+export interface WireViews { u8: Uint8Array; i32: Int32Array; u32: Uint32Array; inBase: number; outBase: number; violBase: number; cap: number }
+export const WIRE_IN_STRIDE = IN_STRIDE;
+export const WIRE_OUT_STRIDE = OUT_STRIDE;
+
 export class WasmCore implements EngineCore {
   readonly kind = 'wasm' as const;
   private readonly mod: WebAssembly.Module;
@@ -425,6 +430,50 @@ export class WasmCore implements EngineCore {
       i += done;
     }
     return granted;
+  }
+
+  // ---------- wire fast path (src/server/hub.ts) ----------
+
+  /**
+   * The batch ABI's regions for a host that fills input slots itself and
+   * reads output slots and violation words straight from linear memory
+   * (the hub's allocation-free path for native badge/passage frames). The
+   * views are current when returned; decideWire() may grow memory, so read
+   * `wireViews()` again after it. Layout: assembly/batch.ts.
+   */
+  wireViews(): WireViews {
+    if (this.u8.length === 0) this.refresh();
+    const v = this.views;
+    v.u8 = this.u8; v.i32 = this.i32; v.u32 = this.u32;
+    v.inBase = this.inBase; v.outBase = this.outBase; v.violBase = this.violBase; v.cap = this.cap;
+    return v;
+  }
+
+  /**
+   * Input slot 0 kept aside: the driver's tick() runs periodic resets through
+   * apply(), which writes slot 0, between the caller filling the slots and
+   * decideWire (Driver.decideWire saves and restores it around such a tick).
+   */
+  private readonly slot0 = new Uint8Array(IN_STRIDE);
+  saveSlot0(): void { if (this.u8.length === 0) this.refresh(); this.slot0.set(this.u8.subarray(this.inBase, this.inBase + IN_STRIDE)); }
+  restoreSlot0(): void { if (this.u8.length === 0) this.refresh(); this.u8.set(this.slot0, this.inBase); }
+
+  private readonly views: WireViews = { u8: new Uint8Array(0), i32: new Int32Array(0), u32: new Uint32Array(0), inBase: 0, outBase: 0, violBase: 0, cap: 0 };
+
+  /**
+   * Decides the first n (<= cap) input slots as filled by the caller, at
+   * clock `now` (one applyBatch call): returns how many were done (fewer
+   * when the violation region filled up; the caller moves the rest to the
+   * front and calls again after reading these results). Same checks and
+   * traps as apply().
+   */
+  decideWire(n: number, now: number): number {
+    checkTime(now, 'now');
+    if (!(Number.isInteger(n) && n >= 1 && n <= this.cap)) throw new ApbError('internal', `decideWire: ${n} slots (1..${this.cap})`);
+    let done: number;
+    try { done = this.ex.applyBatch(n, now); } catch (e) { trap(e); }
+    if (this.u8.length === 0) this.refresh(); // new records may have grown memory
+    return done;
   }
 
   // ---------- encoding ----------

@@ -116,36 +116,7 @@ export class ControllerSocket {
       this.reply(ws, conn, hub.limitedReply(ctrl), t0);
       return;
     }
-    if (msg.byteLength > FRAME_LIMIT) {
-      this.refuse(ws, conn, ctrl, 'too_large', `frame of ${msg.byteLength} bytes exceeds the limit of ${FRAME_LIMIT}`, t0);
-      return;
-    }
-    let value: unknown;
-    try {
-      value = decodeFrame(new Uint8Array(msg));
-    } catch (e) {
-      const err = isApbError(e) ? e : new ApbError('bad_frame', String(e));
-      this.refuse(ws, conn, ctrl, 'bad_frame', err.message, t0);
-      return;
-    }
-    const batch = Array.isArray(value);
-    if (batch && (value as unknown[]).length > hub.maxBatch) {
-      forgetFrame();
-      this.refuse(ws, conn, ctrl, 'too_large', `batch of ${(value as unknown[]).length} messages exceeds the limit of ${hub.maxBatch}`, t0);
-      return;
-    }
-    let r: Reply[] | Promise<Reply[]>;
-    try { r = hub.handle(ctrl, value); } finally { forgetFrame(); } // msg's memory is only valid in this callback
-    if (Array.isArray(r)) this.reply(ws, conn, frameOf(r, batch), t0);
-    else this.reply(ws, conn, r.then((rs) => frameOf(rs, batch)), t0);
-  }
-
-  /** A frame refused whole (no id): counted against the rate limit, logged (bounded), answered. */
-  private refuse(ws: WebSocket<Conn>, conn: Conn, ctrl: ControllerCtx, code: 'too_large' | 'bad_frame', message: string, t0: number): void {
-    const { hub, metrics } = this.deps;
-    metrics.inc(metrics.errors, code);
-    hub.refuseFrame(ctrl, code, message);
-    this.reply(ws, conn, encode({ t: 'error', code, message }), t0);
+    this.reply(ws, conn, frameReply(hub, metrics, ctrl, new Uint8Array(msg)), t0);
   }
 
   private dropFlooder(ws: WebSocket<Conn>, conn: Conn): void {
@@ -167,18 +138,23 @@ export class ControllerSocket {
 
   /** Sends a frame's reply, after the replies of every earlier frame of this socket. */
   private reply(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array | Promise<Uint8Array>, t0: number): void {
-    if (!(bytes instanceof Promise) && conn.tail === null) { this.sendNow(ws, conn, bytes, t0); return; }
-    const p: Promise<void> = (conn.tail ?? Promise.resolve())
-      .then(() => bytes)
-      .then((b) => this.sendNow(ws, conn, b, t0), (e) => this.deps.log.error({ err: e }, 'frame failed'))
-      .finally(() => { if (conn.tail === p) conn.tail = null; });
+    const prev = conn.tail;
+    if (!(bytes instanceof Promise) && prev === null) { this.sendNow(ws, conn, bytes, t0); return; }
+    // one promise per frame in the common case (nothing queued before it)
+    const ready: Promise<Uint8Array> = prev === null ? (bytes as Promise<Uint8Array>) : prev.then(() => bytes);
+    const p: Promise<void> = ready.then(
+      (b) => { if (conn.tail === p) conn.tail = null; this.sendNow(ws, conn, b, t0); },
+      (e) => { if (conn.tail === p) conn.tail = null; this.deps.log.error({ err: e }, 'frame failed'); },
+    );
     conn.tail = p;
   }
 
   private sendNow(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array, t0: number): void {
     this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
     if (conn.closed) return; // the controller went away; it will resend and get the stored reply
-    const status = ws.send(bytes, true);
+    // corked: a reply released by a commit (outside uWS's own callbacks) leaves in one write
+    let status = 0;
+    ws.cork(() => { status = ws.send(bytes, true); });
     if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
   }
 
@@ -203,6 +179,40 @@ export class ControllerSocket {
   closeAll(): void {
     for (const ws of [...this.sockets]) { try { ws.end(1001, 'server shutting down'); } catch { /* closed */ } }
   }
+}
+
+/**
+ * The reply to one admitted frame of `ctrl` (its bytes valid only during
+ * the call): the fast path when it takes the frame (hub.fastFrame), else
+ * the general path (decode with msgpackr, hub.handle). Frames over
+ * FRAME_LIMIT, non-MessagePack frames and batches over hub.maxBatch are
+ * refused whole: counted, logged (bounded), answered with an error without id.
+ */
+export function frameReply(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  const refuse = (code: 'too_large' | 'bad_frame', message: string): Uint8Array => {
+    metrics.inc(metrics.errors, code);
+    hub.refuseFrame(ctrl, code, message);
+    return encode({ t: 'error', code, message });
+  };
+  if (bytes.byteLength > FRAME_LIMIT) return refuse('too_large', `frame of ${bytes.byteLength} bytes exceeds the limit of ${FRAME_LIMIT}`);
+  const fast = hub.fastFrame(ctrl, bytes);
+  if (fast !== null) return fast;
+  let value: unknown;
+  try {
+    value = decodeFrame(bytes);
+  } catch (e) {
+    const err = isApbError(e) ? e : new ApbError('bad_frame', String(e));
+    return refuse('bad_frame', err.message);
+  }
+  const batch = Array.isArray(value);
+  if (batch && (value as unknown[]).length > hub.maxBatch) {
+    forgetFrame();
+    return refuse('too_large', `batch of ${(value as unknown[]).length} messages exceeds the limit of ${hub.maxBatch}`);
+  }
+  let r: Reply[] | Promise<Reply[]>;
+  try { r = hub.handle(ctrl, value); } finally { forgetFrame(); } // the frame's memory is only valid in this callback
+  if (Array.isArray(r)) return frameOf(r, batch);
+  return r.then((rs) => frameOf(rs, batch));
 }
 
 /** How many messages a frame holds, from its first bytes (an array header; anything else counts as one). */

@@ -26,7 +26,14 @@ import type { Adapter } from '../adapters/types.js';
 import { checkMessageStrings, clipText, decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
 import { adapterFor } from '../adapters/index.js';
 import { loadSiteTextAsync } from '../config/load.js';
-import { encodeReply as encode, frameHasInvalidUtf8, isPlainMap, wireInt } from './codec.js';
+import { concatArray, encodeReply as encode, frameHasInvalidUtf8, isPlainMap, wireInt } from './codec.js';
+import { wireEngine } from '../engine/engine.js';
+import { movePath } from '../config/tree.js';
+import { WIRE_IN_STRIDE, WIRE_OUT_STRIDE, type WireViews } from '../engine/wasm-core.js';
+import { REASONS, VIOLATION_CODES } from '../engine/types.js';
+import { CompactWriter, type CompactGroup } from '../store/compact-journal.js';
+import { FrameScanner, ReaderTable } from './fast-frame.js';
+import { ReplyTemplates, writeId } from './reply-templates.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -45,6 +52,8 @@ export interface ControllerCtx {
   rejects: { second: number; n: number };
   /** the encoded frame-level rate_limited reply (no id): sent without decoding the frame */
   limited?: Uint8Array;
+  /** the readers this controller owns, by UTF-8 bytes (the fast path's scanner matches against them) */
+  readers: ReaderTable;
 }
 
 /** Events for the live stream and webhooks (PROTOCOL of /v1/stream, see stream.ts). */
@@ -73,7 +82,28 @@ export interface HubOptions {
   retryMs?: number;
   /** largest batch (messages per frame) */
   maxBatch?: number;
+  /** the allocation-free path for native badge/passage frames (fastFrame); default on unless APB_FAST_PATH=0 */
+  fastPath?: boolean;
 }
+
+/** The store methods of the fast path (src/store/types.ts): compact groups and each controller's highest id. */
+interface CompactStore { appendCompact(g: CompactGroup): Promise<void>; maxId(controller: string): number }
+
+/**
+ * A fast-path frame whose commit is in flight. `meta` (one allocation per frame): the tally
+ * [0, TALLY), the n ids (strictly increasing) from TALLY, and from TALLY + n where each message's
+ * reply starts in `bytes` (n + 1 entries, the last = end); a resend of one of them waits for the commit.
+ */
+interface FastFlight { meta: Float64Array; n: number; bytes: Uint8Array; commit: Promise<boolean> }
+
+/** most messages the fast path takes in one frame (the WASM core's batch capacity bounds it too) */
+export const FAST_MAX_BATCH = 1024;
+const R = REASONS.length;
+const V = VIOLATION_CODES.length;
+/** per-frame tally (applied when its commit succeeds): decisions by reason, grants, denies, violations by code:mode */
+const T_GRANTS = R, T_DENIES = R + 1, T_VIOL = R + 2, TALLY = R + 2 + 2 * V;
+/** metric keys of violations: VKEYS[code * 2 + (hard ? 1 : 0)] */
+const VKEYS = VIOLATION_CODES.flatMap((c) => [`${c}:soft`, `${c}:hard`]);
 
 interface Inflight { commit?: Promise<boolean>; bytes?: Uint8Array }
 
@@ -104,6 +134,21 @@ function recordable(code: ErrorCode | undefined): boolean {
 }
 
 export const DEFAULT_MAX_BATCH = 4096;
+
+/** Most violations one decision can raise on `site` (assembly/site.ts computes the same bound). */
+function maxViolationsPerOp(site: CompiledSite): number {
+  let mv = 1;
+  for (let r = 0; r < site.readerIds.length; r++) {
+    const p = movePath(site, site.readerFrom[r]!, site.readerTo[r]!);
+    mv = Math.max(mv, 1 + p.exited.length + 3 * p.entered.length);
+  }
+  return mv;
+}
+
+/** bytes writeId writes for id */
+function idLength(id: number): number {
+  return id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : id <= 0xffffffff ? 5 : 9;
+}
 /** shared by every record without violations (never mutated) */
 const NO_VIOLATIONS: { code: string; mode: string; area: string | null }[] = [];
 
@@ -145,6 +190,20 @@ export class Hub {
   private recovering = false;
   private retryTimer: NodeJS.Timeout | undefined;
   readonly maxBatch: number;
+  // ── fast path state ──
+  readonly fastPath: boolean;
+  /** per controller: the highest id it used (appended, committed or not); from store.maxId when first seen */
+  private readonly marks = new Map<string, number>();
+  /** per controller: fast-path frames whose commit is in flight */
+  private readonly fastFlying = new Map<string, FastFlight[]>();
+  private readonly scanner = new FrameScanner(FAST_MAX_BATCH);
+  private readonly templates = new ReplyTemplates();
+  private writer = new CompactWriter('');
+  /** reply prefixes of the frame being answered (references only, reused) */
+  private readonly prefixes: Uint8Array[] = new Array(FAST_MAX_BATCH).fill(null);
+  private readonly violScratch = new Int32Array(3 * 256);
+  private compactSite: CompiledSite | null = null;
+  private compactSiteOk = false;
 
   constructor(opts: HubOptions) {
     this.opts = opts;
@@ -156,6 +215,8 @@ export class Hub {
     this.metrics = opts.metrics;
     this.sink = opts.sink;
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
+    this.fastPath = (opts.fastPath ?? process.env.APB_FAST_PATH !== '0')
+      && typeof (opts.store as Partial<CompactStore>).appendCompact === 'function' && typeof (opts.store as Partial<CompactStore>).maxId === 'function';
     this.refreshControllers();
   }
 
@@ -173,6 +234,7 @@ export class Hub {
         adapter: c.protocol === 'native' ? null : adapterFor(c.protocol),
         bucket: old && old.bucket.rate === rate ? old.bucket : new TokenBucket(rate),
         rejects: old?.rejects ?? { second: 0, n: 0 },
+        readers: new ReaderTable(this.site, c.protocol === 'native' ? this.site.controllerIndex.get(c.id) ?? -1 : -1),
       };
       this.controllers.set(c.id, ctx);
     });
@@ -207,6 +269,244 @@ export class Hub {
     const reply = errorReply('bad_frame', 'a frame must hold a map or an array of maps');
     this.rejectFrame(ctrl, reply);
     return [reply];
+  }
+
+  // ── the fast path: native badge/passage frames, no per-message objects ──
+
+  /**
+   * Answers a frame of `ctrl` from its bytes without decoding it into
+   * objects, or returns null (nothing done, no token taken) when the frame
+   * is not for the fast path; the caller then takes the general path.
+   * Taken when: the hub is ready and not draining, the engine's core is the
+   * WASM core, the store writes compact groups, `ctrl` is a native
+   * controller, the scanner accepts the frame (fast-frame.ts: only
+   * {t: badge|passage, id, cred, reader} with integer id/cred <= 2^53-1,
+   * an owned reader, ids strictly increasing and above the controller's
+   * high-water mark) and the rate bucket pays for every message. Then,
+   * synchronously: one engine call over input slots the scanner filled,
+   * replies from templates into one buffer, the frame's records into one
+   * compact group (store.appendCompact). The replies are released when
+   * that commit resolves (SPEC 9); on failure every message is answered
+   * storage_unavailable and the engine is rebuilt (fail), as on the
+   * general path. The bytes, records and engine effects are those of the
+   * general path for the same frame (test/server/fast-path.test.ts).
+   */
+  fastFrame(ctrl: ControllerCtx, b: Uint8Array): Promise<Uint8Array> | null {
+    if (!this.fastPath || ctrl.adapter !== null || !this.ready || this.draining) return null;
+    const table = ctrl.readers;
+    if (table.count === 0) return null;
+    const engine = wireEngine(this.engine);
+    if (engine === null) return null;
+    if (this.compactSite !== this.site) {
+      // a compact record holds at most 255 violations: a site whose deepest move could raise more keeps the general path
+      this.compactSite = this.site;
+      this.compactSiteOk = maxViolationsPerOp(this.site) <= 255;
+    }
+    if (!this.compactSiteOk) return null;
+    let hwm = this.marks.get(ctrl.id);
+    if (hwm === undefined) {
+      hwm = (this.store as unknown as CompactStore).maxId(ctrl.id);
+      this.marks.set(ctrl.id, hwm);
+    }
+    const sc = this.scanner;
+    if (!sc.scan(b, table, hwm, Math.min(this.maxBatch, FAST_MAX_BATCH), engine.core.wireViews())) return null;
+    const n = sc.n;
+    if (!ctrl.bucket.takeAll(n)) return null; // the general path takes them one by one and refuses the rest
+    const m = this.metrics;
+    if (sc.badges) m.inc(m.messages, 'badge', sc.badges);
+    if (sc.passages) m.inc(m.messages, 'passage', sc.passages);
+    m.fastPathMessages += n;
+    const site = this.site;
+    this.templates.use(site);
+    let now = Date.now();
+    // tally | ids | reply starts (FastFlight)
+    const meta = new Float64Array(TALLY + 2 * n + 1);
+    const tally = meta;
+    const stream: HubEvent[] | null = this.sink.active() ? [] : null;
+    const groups: CompactGroup[] = [];
+    let bytes: Uint8Array;
+    try {
+      const t0 = performance.now();
+      let done = 0;
+      let len = 0;
+      const writer = this.writer;
+      writer.reset(ctrl.id);
+      while (done < n) {
+        const k = n - done;
+        const got = engine.decideWire(k, now);
+        if (!(got >= 1)) throw new Error(`the core decided ${got} of ${k} messages`);
+        if (done === 0) now = Math.max(now, engine.clock);
+        len += this.fastResults(engine.core.wireViews(), done, got, now, site, tally, stream, groups, ctrl);
+        done += got;
+        if (done < n) {
+          // the violation region filled up: the rest of the slots move to the front
+          const v = engine.core.wireViews();
+          v.u8.copyWithin(v.inBase, v.inBase + got * WIRE_IN_STRIDE, v.inBase + k * WIRE_IN_STRIDE);
+        }
+      }
+      m.engineSeconds += (performance.now() - t0) / 1000;
+      m.engineCalls++;
+      if (writer.size > 0) groups.push(writer.finish());
+      // the replies: one array header (a batch) + every message's template prefix and id
+      const head = sc.batch ? (n < 16 ? 1 : n < 0x10000 ? 3 : 5) : 0;
+      bytes = new Uint8Array(head + len);
+      let p = 0;
+      if (sc.batch) {
+        if (n < 16) bytes[p++] = 0x90 | n;
+        else { bytes[p++] = 0xdc; bytes[p++] = n >>> 8; bytes[p++] = n & 0xff; }
+      }
+      const prefixes = this.prefixes, ids = sc.ids, st = TALLY + n;
+      for (let i = 0; i < n; i++) {
+        meta[TALLY + i] = ids[i]!;
+        meta[st + i] = p;
+        const t = prefixes[i]!;
+        bytes.set(t, p);
+        p = writeId(bytes, p + t.length, ids[i]!);
+        prefixes[i] = null as unknown as Uint8Array;
+      }
+      meta[st + n] = p;
+      if (p !== bytes.length) throw new Error(`fast-path replies: wrote ${p} of ${bytes.length} bytes`);
+    } catch (e) {
+      // as brokenFrame: the engine may hold effects the journal will not; answer internal, rebuild
+      this.prefixes.fill(null as unknown as Uint8Array, 0, n);
+      this.log.error({ err: e }, 'fast path: deciding a frame failed');
+      this.fail(e, 'internal');
+      return Promise.resolve(this.fastErrors(sc.ids.slice(0, n), sc.batch, 'internal', 'internal error after the decision; nothing was kept, the engine is rebuilt from the journal'));
+    }
+    const batch = sc.batch;
+    this.marks.set(ctrl.id, meta[TALLY + n - 1]!);
+    const commit = this.commitGroups(groups);
+    const flight: FastFlight = { meta, n, bytes, commit };
+    let list = this.fastFlying.get(ctrl.id);
+    if (!list) { list = []; this.fastFlying.set(ctrl.id, list); }
+    list.push(flight);
+    return commit.then((ok) => {
+      const l = this.fastFlying.get(ctrl.id);
+      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); if (l.length === 0) this.fastFlying.delete(ctrl.id); }
+      if (!ok) return this.fastErrors(meta.subarray(TALLY, TALLY + n), batch, 'storage_unavailable', 'the decision could not be persisted; nothing was decided');
+      this.countTally(tally);
+      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
+      this.sink.changed();
+      return bytes;
+    });
+  }
+
+  /**
+   * Reads the results of `count` decided messages (frame positions from..)
+   * out of the core's output slots: reply prefixes, journal records,
+   * tallies, stream events. Returns the reply bytes they need.
+   */
+  private fastResults(v: WireViews, from: number, count: number, at: number, site: CompiledSite, tally: Float64Array, stream: HubEvent[] | null, groups: CompactGroup[], ctrl: ControllerCtx): number {
+    const u8 = v.u8, i32 = v.i32, u32 = v.u32;
+    const vBase = v.violBase >> 2;
+    const sc = this.scanner, templates = this.templates, prefixes = this.prefixes, viol = this.violScratch;
+    const writer = this.writer;
+    let len = 0;
+    let o = v.outBase;
+    for (let j = 0; j < count; j++, o += WIRE_OUT_STRIDE) {
+      const i = from + j;
+      const kind = sc.kinds[i]! as 0 | 1;
+      const ok = u8[o] === 1;
+      const reason = kind === 0 ? u8[o + 1]! : 0;
+      const area = kind === 0 && ok ? i32[(o + 4) >> 2]! : -1;
+      const w0 = vBase + u32[(o + 8) >> 2]!;
+      const nv = kind === 0 ? u32[(o + 12) >> 2]! : 0;
+      const id = sc.ids[i]!;
+      const t = kind === 0 ? templates.decisionPrefix(ok, reason, i32[(o + 4) >> 2]!, u32, w0, nv) : templates.ackPrefix();
+      prefixes[i] = t;
+      len += t.length + idLength(id);
+      // the journal record (one compact group per frame; a second one only if a group's name table filled up)
+      for (let attempt = 0; ; attempt++) {
+        const ri = writer.readerIndex(site.readerIds[sc.readers[i]!]!);
+        const ai = area >= 0 ? writer.areaIndex(site.areaIds[area]!) : -1;
+        let full = ri < 0 || (area >= 0 && ai < 0);
+        for (let k = 0; k < nv && !full; k++) {
+          const w = u32[w0 + k]!;
+          const a = w >>> 16;
+          const x = a === 0xffff ? -1 : writer.areaIndex(site.areaIds[a]!);
+          if (a !== 0xffff && x < 0) full = true;
+          viol[3 * k] = w & 0xff; viol[3 * k + 1] = ((w >>> 8) & 0xff) === 2 ? 0 : 1; viol[3 * k + 2] = x;
+        }
+        if (!full) {
+          if (!writer.add(at, id, sc.creds[i]!, kind, ri, ok, reason, ai, nv, viol)) throw new Error('compact record refused');
+          break;
+        }
+        if (attempt > 0 || writer.size === 0) throw new Error('a record names more readers/areas than a compact group holds');
+        groups.push(writer.finish()); // same controller, empty name tables
+      }
+      if (kind === 0) {
+        tally[reason]!++;
+        tally[ok ? T_GRANTS : T_DENIES]!++;
+        for (let k = 0; k < nv; k++) { const w = u32[w0 + k]!; tally[T_VIOL + 2 * (w & 0xff) + (((w >>> 8) & 0xff) === 2 ? 1 : 0)]!++; }
+        if (stream) this.fastStream(ctrl, sc.readers[i]!, sc.creds[i]!, ok, reason, area, u32, w0, nv, site, at, stream);
+      }
+    }
+    return len;
+  }
+
+  /** The stream events of a decided badge: exactly the general path's (streamEvents). */
+  private fastStream(ctrl: ControllerCtx, r: number, cred: number, grant: boolean, reason: number, area: number, words: Uint32Array, w0: number, nv: number, site: CompiledSite, at: number, out: HubEvent[]): void {
+    const reader = site.readerIds[r]!;
+    const from = site.areaIds[site.readerFrom[r]!]!;
+    const to = site.areaIds[site.readerTo[r]!]!;
+    const credText = String(cred);
+    const violations: { code: string; mode: string; area: string | null }[] = nv === 0 ? NO_VIOLATIONS : new Array(nv);
+    for (let k = 0; k < nv; k++) {
+      const w = words[w0 + k]!;
+      const a = w >>> 16;
+      violations[k] = { code: VIOLATION_CODES[w & 0xff]!, mode: ((w >>> 8) & 0xff) === 2 ? 'hard' : 'soft', area: a !== 0xffff ? site.areaIds[a]! : null };
+    }
+    out.push({ kind: 'decision', at, controller: ctrl.id, reader, from, to, cred: credText, grant, reason: REASONS[reason]!, violations, area: area >= 0 ? site.areaIds[area]! : null });
+    for (const x of violations) out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred: credText, code: x.code, mode: x.mode, area: x.area, grant, late: false });
+  }
+
+  /** A fast frame's messages all answered with one error (their ids): the general path's errorReply bytes. */
+  private fastErrors(ids: Float64Array, batch: boolean, code: ErrorCode, message: string): Uint8Array {
+    if (!batch) return errorReply(code, message, ids[0]!).bytes;
+    return concatArray(Array.from(ids, (id) => errorReply(code, message, id).bytes));
+  }
+
+  /** A committed fast frame's per-message counters (the general path counts in settle → count). */
+  private countTally(t: Float64Array): void {
+    const m = this.metrics;
+    let decided = 0;
+    for (let r = 0; r < R; r++) if (t[r]) { m.inc(m.decisions, REASONS[r]!, t[r]!); decided += t[r]!; }
+    m.grants += t[T_GRANTS]!;
+    m.denies += t[T_DENIES]!;
+    m.recentDecisions += decided;
+    for (let k = 0; k < 2 * V; k++) if (t[T_VIOL + k]) m.inc(m.violations, VKEYS[k]!, t[T_VIOL + k]!);
+  }
+
+  /** store.appendCompact of a frame's groups, as one boolean (commit()'s semantics: a failure starts recovery). */
+  private commitGroups(groups: CompactGroup[]): Promise<boolean> {
+    const store = this.store as unknown as CompactStore;
+    let appended: Promise<unknown>;
+    try {
+      appended = groups.length === 1 ? store.appendCompact(groups[0]!) : Promise.all(groups.map((g) => store.appendCompact(g)));
+    } catch (e) { appended = Promise.reject(e); }
+    const p = appended.then(
+      () => { this.metrics.storageCommits++; return true; },
+      (e: unknown) => { this.fail(e); return false; },
+    );
+    return this.track(p);
+  }
+
+  /** A fast-path message of `controller` with this id whose commit is in flight (a resend waits for it), or undefined. */
+  private fastInflight(controller: string, id: number): Inflight | undefined {
+    const list = this.fastFlying.get(controller);
+    if (!list) return undefined;
+    for (const f of list) {
+      const m = f.meta, n = f.n;
+      if (id < m[TALLY]! || id > m[TALLY + n - 1]!) continue;
+      let lo = 0, hi = n - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const x = m[TALLY + mid]!;
+        if (x === id) return { commit: f.commit, bytes: f.bytes.subarray(m[TALLY + n + mid]!, m[TALLY + n + mid + 1]!) };
+        if (x < id) lo = mid + 1; else hi = mid - 1;
+      }
+    }
+    return undefined;
   }
 
   /** Takes the tokens of n messages refused as a whole (a bad frame is one message). */
@@ -310,7 +610,15 @@ export class Hub {
     }
 
     const commit = this.commit(events, idem);
-    for (let i = 0; i < n; i++) { const s = slots[i]!; if (s.op) { s.commit = commit; flying.set(s.key!, s); } }
+    let mark = this.marks.get(ctrl.id);
+    for (let i = 0; i < n; i++) {
+      const s = slots[i]!;
+      if (s.op) {
+        s.commit = commit; flying.set(s.key!, s);
+        if (mark !== undefined) mark = typeof s.key === 'number' ? Math.max(mark, s.key) : Infinity;
+      }
+    }
+    if (mark !== undefined) this.marks.set(ctrl.id, mark);
     return commit.then((ok) => this.settle(flying, slots, commit, ok, stream));
   }
 
@@ -397,7 +705,7 @@ export class Hub {
       slot.id = id;
       const key = slot.key = storeId(id);
       if (local !== null) { const twin = local.get(key); if (twin) { slot.dupOf = twin; return slot; } }
-      const flying = inflight.get(key);
+      const flying = inflight.get(key) ?? (typeof key === 'number' ? this.fastInflight(ctrl.id, key) : undefined);
       if (flying) { slot.wait = flying; return slot; }
       const stored = this.store.getIdem(ctrl.id, key);
       if (stored) { slot.reply = { bytes: stored }; return slot; }
@@ -638,6 +946,7 @@ export class Hub {
       await this.store.saveConfig(this.configText); // a write probe: storage accepts writes again
       const engine = await this.opts.rebuild(this.configText);
       this.engine = engine;
+      this.marks.clear(); // read again from the store (what failed is not in it)
       this.site = engine.site;
       this.refreshControllers();
       this.opts.onSite?.(engine.site, null);

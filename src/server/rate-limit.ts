@@ -35,6 +35,14 @@ export class TokenBucket {
     return ok;
   }
 
+  /** Takes n tokens when at least n are there (true); else takes nothing (false). */
+  takeAll(n: number, now = performance.now()): boolean {
+    this.refill(now);
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+
   /** Takes n tokens at once for n messages refused without a look (they are owed). */
   charge(n: number, now = performance.now()): void {
     this.refill(now);

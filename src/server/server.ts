@@ -152,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metricsText = (): string => metrics.render({
     native, ready: hub.ready && store.healthy, connected: controllers.count, backpressure: controllers.backpressure(),
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
-    indexSkipped: store.indexSkipped ?? 0,
+    indexSkipped: store.indexSkipped ?? 0, syncs: store.syncs ?? 0,
   });
   registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
 
@@ -188,7 +188,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const expiryTimer = setInterval(() => { occupancyDirty = true; }, 5000);
   expiryTimer.unref();
 
-  // ── snapshots off the hot path ──
+  // ── snapshots off the main thread: a replica engine in a worker writes them (LMDB; recovery.ts) ──
   const snapshotter = startSnapshotter(store, () => hub.engine, { log });
 
   // ── UHPPOTE events arrive as that controller's offline messages (restarted by reloads) ──
@@ -198,7 +198,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // ── listen ──
   const host = opts.host ?? '127.0.0.1';
   // exclusive: a port held by another process is address_in_use, never shared (listen.ts)
-  const listenSocket = await listenExclusive(app, host, opts.port ?? 8080).catch(async (e) => { await uhppote.close(); await store.close().catch(() => undefined); throw e; });
+  const listenSocket = await listenExclusive(app, host, opts.port ?? 8080).catch(async (e) => { await uhppote.close(); await snapshotter.stop(); await store.close().catch(() => undefined); throw e; });
   const port = uws.us_socket_local_port(listenSocket as unknown as import('uWebSockets.js').us_socket);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, native, core: hub.engine.core.kind, site: hub.site.config.site, data: opts.data }, 'apb serving');
