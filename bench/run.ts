@@ -23,6 +23,7 @@ export const ROOT = resolve(here, '..', '..');
 export const MODULES: Record<string, ModuleLoader> = {
   core: () => import('./core.js' as string) as Promise<BenchModule>,
   store: () => import('./store.js' as string) as Promise<BenchModule>,
+  snapshot: () => import('./snapshot-stall.js' as string) as Promise<BenchModule>,
   adapters: () => import('./adapters.js' as string) as Promise<BenchModule>,
   http: () => import('./http.js') as Promise<BenchModule>,
   ws: () => import('./ws.js') as Promise<BenchModule>,
