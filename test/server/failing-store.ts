@@ -15,15 +15,16 @@ export class FailingStore implements Store {
   broken = false;
   /** every append takes this long to "commit" (a slow disk) */
   delayMs = 0;
-  private fails = 0;
-  private readonly inner = new MemoryStore();
-  private listeners = new Set<(h: boolean, e?: Error) => void>();
+  protected fails = 0;
+  protected listeners = new Set<(h: boolean, e?: Error) => void>();
+  /** wraps a MemoryStore by default; any Store (an LmdbStore in the fast-path tests) works */
+  constructor(readonly inner: Store = new MemoryStore()) {}
 
   setBroken(b: boolean): void {
     this.broken = b;
     for (const l of this.listeners) l(!b);
   }
-  private check(): void {
+  protected check(): void {
     if (this.broken) { this.fails++; throw new ApbError('storage_unavailable', 'disk on fire (test)'); }
   }
   async append(events: EventRecord[], idem: IdemRecord[]): Promise<void> {

@@ -1,18 +1,15 @@
 /**
- * Helpers of the fast-path tests: a Store wrapper that has the compact
- * journal methods (appendCompact, maxId) whatever the wrapped store has
- * (it uses the store's own when there, else materialises the group's
- * records with groupEvents and their replies with compactReply), and can
- * be broken or slowed like failing-store.ts; a MessagePack writer that
+ * Helpers of the fast-path tests: a Store wrapper that records the compact
+ * groups appended and can be broken or slowed (failing-store.ts); a
+ * MessagePack writer that
  * picks among every valid encoding (ints, strs, map headers, key order)
  * so the scanner sees what other clients send; a Hub built without a
  * server.
  */
-import { ApbError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { compactRecords, groupEvents, type CompactGroup } from '../../src/store/compact-journal.js';
-import { compactReply } from '../../src/engine/wire-reply.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreStats } from '../../src/store/types.js';
+import type { CompactGroup } from '../../src/store/compact-journal.js';
+import type { Store } from '../../src/store/types.js';
+import { FailingStore } from './failing-store.js';
 import { Hub, type HubEvent } from '../../src/server/hub.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { createLogger } from '../../src/server/log.js';
@@ -20,72 +17,17 @@ import { loadSiteText } from '../../src/config/load.js';
 import { createEngine } from '../../src/engine/engine.js';
 import { openDurableEngine } from '../../src/store/recovery.js';
 
-type Compact = { appendCompact(g: CompactGroup): Promise<void>; maxId(c: string): number };
 
-export class CompactStore implements Store {
-  readonly kind = 'memory' as const;
-  broken = false;
-  delayMs = 0;
-  /** every group appended, in order (the tests compare their replies with the frames' bytes) */
+/** A FailingStore that also keeps every compact group appended, in order (the tests compare their replies with the frames' bytes). */
+export class CompactStore extends FailingStore {
   readonly groups: CompactGroup[] = [];
-  private fails = 0;
-  private readonly marks = new Map<string, number>();
-  private listeners = new Set<(h: boolean, e?: Error) => void>();
-  constructor(readonly inner: Store = new MemoryStore({ retention: { intervalMs: 0 } })) {}
+  constructor(inner: Store = new MemoryStore({ retention: { intervalMs: 0 } })) { super(inner); }
 
-  get native(): boolean { return typeof (this.inner as Partial<Compact>).appendCompact === 'function'; }
-
-  setBroken(b: boolean): void { this.broken = b; for (const l of this.listeners) l(!b); }
-  private check(): void { if (this.broken) { this.fails++; throw new ApbError('storage_unavailable', 'disk on fire (test)'); } }
-  private mark(c: string | undefined, id: number | string | undefined): void {
-    if (c === undefined || id === undefined) return;
-    const v = typeof id === 'number' ? id : Infinity;
-    if (v > (this.marks.get(c) ?? -1)) this.marks.set(c, v);
+  // not async itself: the commit resolves after as many ticks as append()'s (the stream-order comparisons depend on it)
+  override appendCompact(g: CompactGroup): Promise<void> {
+    if (!this.broken) this.groups.push(g);
+    return super.appendCompact(g);
   }
-
-  private async settle(p: Promise<void>): Promise<void> {
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    return p;
-  }
-
-  async append(events: EventRecord[], idem: IdemRecord[]): Promise<void> {
-    if (this.broken) { await Promise.resolve(); this.check(); }
-    for (const e of events) this.mark(e.controller, e.id);
-    return this.settle(this.inner.append(events, idem));
-  }
-
-  async appendCompact(g: CompactGroup): Promise<void> {
-    if (this.broken) { await Promise.resolve(); this.check(); }
-    this.groups.push(g);
-    for (const r of compactRecords(g)) this.mark(g.c, r.id);
-    if (this.native) return this.settle((this.inner as unknown as Compact).appendCompact(g));
-    const events = [...groupEvents(g, 0)].map((e) => { delete e.seq; return e; });
-    const idem = [...compactRecords(g)].map((r) => ({ controller: g.c, id: r.id, reply: compactReply(r) }));
-    return this.settle(this.inner.append(events, idem));
-  }
-
-  maxId(c: string): number {
-    if (this.native) return (this.inner as unknown as Compact).maxId(c);
-    if (!this.marks.has(c)) for (const e of this.inner.since(0)) this.mark(e.controller, e.id);
-    return this.marks.get(c) ?? -1;
-  }
-
-  getIdem(c: string, id: number | string | bigint): Uint8Array | undefined { return this.inner.getIdem(c, id); }
-  query(q: EventQuery): EventRecord[] { return this.inner.query(q); }
-  since(after: number): Iterable<EventRecord> { return this.inner.since(after); }
-  range(a?: number, b?: number): Iterable<EventRecord> { return this.inner.range(a, b); }
-  async saveSnapshot(seq: number, bytes: Uint8Array, text?: string, at?: number): Promise<void> { this.check(); return this.inner.saveSnapshot(seq, bytes, text, at); }
-  latestSnapshot(): SnapshotInfo | undefined { return this.inner.latestSnapshot(); }
-  async saveConfig(text: string): Promise<void> { this.check(); return this.inner.saveConfig(text); }
-  configText(): string | undefined { return this.inner.configText(); }
-  get lastSeq(): number { return this.inner.lastSeq; }
-  get healthy(): boolean { return !this.broken && this.inner.healthy; }
-  get failures(): number { return this.fails; }
-  onHealthChange(cb: (h: boolean, e?: Error) => void): () => void { this.listeners.add(cb); return () => this.listeners.delete(cb); }
-  whenCommitted(): Promise<void> { return this.inner.whenCommitted(); }
-  compact(): Promise<number> { return this.inner.compact(); }
-  stats(): StoreStats { return this.inner.stats(); }
-  close(): Promise<void> { return this.inner.close(); }
 }
 
 export interface TestHub { hub: Hub; metrics: Metrics; store: CompactStore; events: HubEvent[]; sink: { on: boolean } }
