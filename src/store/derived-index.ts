@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
 import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { endNativeWriteLine } from './lmdb-output.js';
 
 /** What the indexer needs of a journal batch (journal-batch.ts Batch). */
 export interface IndexableBatch {
@@ -146,10 +147,11 @@ export class DerivedIndex {
 
   /**
    * Opens D/index for the journal `journalId`, starting afresh (the directory removed and created
-   * again) when it belongs to another journal or cannot be opened. `rebuilt` says it did.
+   * again) when it belongs to another journal, cannot be opened, or has indexed past `journalEnd`
+   * (the journal's last seq). `rebuilt` says it did.
    * Read-only: null when there is no usable index (callers scan the journal).
    */
-  static open(dir: string, journalId: string, readOnly = false, rebuild = false): { ix: DerivedIndex; rebuilt: boolean } | null {
+  static open(dir: string, journalId: string, readOnly = false, rebuild = false, journalEnd = Infinity): { ix: DerivedIndex; rebuilt: boolean } | null {
     if (readOnly && !existsSync(join(dir, 'data.mdb'))) return null;
     let ix: DerivedIndex | null = null;
     if (existsSync(join(dir, 'data.mdb')) && !looksLikeLmdb(dir)) {
@@ -158,7 +160,10 @@ export class DerivedIndex {
     }
     try {
       ix = new DerivedIndex(dir, readOnly);
-      if (ix.meta.get('journal') === journalId && !rebuild) return { ix, rebuilt: false };
+      // D/index is written without fsync: after a power loss it can claim batches the journal no longer
+      // holds (their seqs will be reused by new records, which would then never be indexed): rebuilt
+      const ahead = ((ix.meta.get('indexed') as number | undefined) ?? 0) > journalEnd;
+      if (ix.meta.get('journal') === journalId && !rebuild && !ahead) return { ix, rebuilt: false };
       if (readOnly) { void ix.close().catch(noop); return null; }
       // another journal's index (or a new one): start over
       for (const db of [ix.cred, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
@@ -178,7 +183,13 @@ export class DerivedIndex {
   }
 
   /** Opens an index some other thread of this process validated (DerivedIndex.open) already. */
-  static attach(dir: string): DerivedIndex { return new DerivedIndex(dir, false); }
+  static attach(dir: string, syncWrites = false): DerivedIndex {
+    const ix = new DerivedIndex(dir, false);
+    ix.syncWrites = syncWrites;
+    return ix;
+  }
+  /** transactions run and commit on the calling thread (the index worker's own thread) */
+  private syncWrites = false;
 
   /** every batch with key <= this is indexed (read in the caller's current read transaction) */
   get indexedSeq(): number { return (this.meta.get('indexed') as number | undefined) ?? 0; }
@@ -196,18 +207,32 @@ export class DerivedIndex {
       for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
     }
     creds.sort(byPair); readers.sort(byPair); ids.sort(byIdem);
-    return this.root.transaction(() => {
+    return this.write(() => {
       for (const [c, k] of creds) this.cred.put([c, k], ONE);
       for (const [r, k] of readers) this.reader.put([r, k], ONE);
       for (const [a0, k] of times) this.time.put([a0, k], ONE);
       for (const [c, p, k] of ids) this.idem.put([c, p], k);
       this.meta.put('indexed', end);
-    }).then(noop);
+    });
+  }
+
+  /**
+   * One D/index transaction. On the index worker (`syncWrites`) it runs and commits on that thread
+   * itself (transactionSync): the page writes of the commit then cost the worker's own (lowered)
+   * priority, not a thread of the process's libuv pool, which the journal's commits need at once.
+   * Elsewhere (inline mode, on the main thread) an asynchronous transaction as before.
+   */
+  private write(fn: () => void): Promise<void> {
+    if (!this.syncWrites) return this.root.transaction(fn).then(noop);
+    try { this.root.transactionSync(fn); return Promise.resolve(); } catch (e) {
+      endNativeWriteLine(e); // a full disk: LMDB's own raw line on stderr ends before the error is logged
+      return Promise.reject(e);
+    }
   }
 
   /** Removes the entries of batches retention deleted from the journal. */
   remove(batches: BatchEntries[]): Promise<void> {
-    return this.root.transaction(() => {
+    return this.write(() => {
       for (const b of batches) {
         for (const c of b.creds) this.cred.remove([c, b.key]);
         for (const r of b.readers) this.reader.remove([r, b.key]);
@@ -217,7 +242,7 @@ export class DerivedIndex {
           if (this.idem.get([c, padId(id)]) === b.key) this.idem.remove([c, padId(id)]);
         }
       }
-    }).then(noop);
+    });
   }
 
   /** Batch keys holding `name`'s events, newest first, from `top` down. */

@@ -9,6 +9,10 @@ import { open } from 'lmdb';
 import { DerivedIndex, type IndexableBatch } from './derived-index.js';
 import { routeLibraryOutput } from './lmdb-output.js';
 import { IndexLoop, type IndexerCommand, type IndexerKnobs, type IndexerReport } from './indexer.js';
+import { lowerThreadPriority } from './thread-priority.js';
+
+// background work: the deciding main thread and the journal's commits go first (nice 10, Linux)
+lowerThreadPriority();
 
 const { dir, indexDir, knobs } = workerData as { dir: string; indexDir: string; knobs: IndexerKnobs };
 const port = parentPort!;
@@ -30,7 +34,8 @@ const log = root.openDB<IndexableBatch, number>('log', {
   keyEncoding: 'ordered-binary', encoding: 'msgpack', sharedStructuresKey: Symbol.for('structures'),
   encoder: { int64AsType: 'auto' },
 } as never);
-const ix = DerivedIndex.attach(indexDir);
+// this thread's only job: its D/index transactions commit here, at its lowered priority (derived-index.ts write)
+const ix = DerivedIndex.attach(indexDir, true);
 const loop = new IndexLoop(log, ix, knobs, send);
 
 port.on('message', (c: IndexerCommand) => {

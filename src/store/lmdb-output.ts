@@ -45,6 +45,16 @@ function install(): void {
   }
 }
 
+/**
+ * A failed page write that lmdb-js did not print (a synchronous transaction throws instead, as on the
+ * index worker): LMDB's raw line is on fd 2 without a newline; end it before anything else is logged.
+ */
+export function endNativeWriteLine(err: unknown): void {
+  if (err instanceof Error && NATIVE_WRITE_ERROR.test(err.message)) {
+    try { writeSync(2, '\n'); } catch { /* stderr closed */ }
+  }
+}
+
 function calledFromLmdb(wrapper: (...a: unknown[]) => void): boolean {
   const probe: { stack?: string } = {};
   Error.captureStackTrace(probe, wrapper); // the first frame is the caller of console.error

@@ -263,7 +263,8 @@ export class LmdbStore implements Store {
     // rebuilt from the start of the journal, and the key removed
     const reindex = this.meta.get('indexed') !== undefined;
     try {
-      this.ix = DerivedIndex.open(this.indexDir, this.journalId, false, reindex)!.ix;
+      const last = this.lastBatch();
+      this.ix = DerivedIndex.open(this.indexDir, this.journalId, false, reindex, last ? batchEnd(last) : 0)!.ix;
       if (reindex) for (const k of ['indexed', 'indexIssued']) this.meta.remove(k).catch(noop);
       this.indexer = new Indexer({
         dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix,

@@ -17,12 +17,11 @@
  * after a storage failure. The replica is a second copy of the engine state in
  * memory (plus, while a snapshot is written, the snapshot bytes).
  *
- * Until the worker is ready (it takes 0.1-0.5 s to start a thread and load
- * its modules, then the restore) and while it is being restarted, a snapshot
- * that falls due is taken inline ONLY if the engine is small
- * (`inlineBelow` credentials, default 20 000: a copy of well under a
- * megabyte, ~1 ms): a process killed soon after it starts has snapshots
- * too. A larger engine waits for the worker.
+ * A small engine (`inlineBelow` credentials, default 20 000: a copy of
+ * well under a megabyte, ~1 ms) is always snapshotted inline: that costs
+ * less than handing the work to a thread that takes 0.1-0.5 s to start and
+ * runs at a lower priority, so a process killed soon after it starts has
+ * snapshots too. A larger engine waits for the worker.
  *
  * If the worker fails, ends or stops answering (`workerTimeoutMs`), it is
  * logged and a new one is started after a back-off (1 s, doubling up to 60 s);
@@ -196,7 +195,7 @@ export function startReplicaSnapshotter(store: FileStore, current: () => Engine,
     if (!store.healthy) return undefined;
     const seq = store.lastSeq;
     if (seq <= lastSeq) return undefined;
-    if (!ready && inlineBelow > 0) {
+    if (inlineBelow > 0) {
       const e = current();
       if (e !== seenEngine) { seenEngine = e; failuresAtEngine = store.failures; }
       if (store.failures === failuresAtEngine && e.core.size() < inlineBelow) return takeInline(e);
