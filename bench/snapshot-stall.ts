@@ -1,5 +1,5 @@
 /**
- * Longest event-loop stall during a snapshot (issue 12 item 6), at 1 M and
+ * Longest event-loop stall during a snapshot, at 1 M and
  * 10 M credentials, old against new in the same run:
  *  - "inline" (the baseline, the old snapshotter): engine.snapshot() on the
  *    main thread, then the file is written;

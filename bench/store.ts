@@ -7,7 +7,7 @@
  *     no sockets. Many frames in flight, as from many controllers.
  *  2. time from start to serving with 1 M and 10 M credentials: open the
  *     store + newest snapshot + journal tail replay (openDurableEngine).
- *  3. the journal alone (issue 12): appends/s vs records per append, journal
+ *  3. the journal alone: appends/s vs records per append, journal
  *     syncs/s vs offered rate, bytes written per record (/proc/self/io),
  *     against the previous layout's figures.
  *  `node build/bench/store.js --journal [--quick]` runs only 3.
@@ -137,7 +137,7 @@ async function restart(n: number, tail: number, log: (l: string) => void): Promi
   }
 }
 
-// ---- the journal alone (issue 12): group commit, syncs, bytes written ------------------------------
+// ---- the journal alone: group commit, syncs, bytes written ------------------------------
 
 /** bytes this process has caused to be written to storage (all threads: the index worker included) */
 function writeBytes(): number {
@@ -215,7 +215,7 @@ async function journalRun(per: number, ms: number, window: number, offered = 0):
 /**
  * The numbers of the previous layout (indexes written by the main thread into the journal's own
  * transactions), measured once with the same method (closed loop, 4 s, 4096 records in flight) at
- * commit 7fbbc67, before issue 12: kept here as the baseline because that layout no longer exists.
+ * commit 7fbbc67, before the journal-only layout: kept here as the baseline because that layout no longer exists.
  */
 const PREVIOUS_LAYOUT: Record<number, { eventsPerS: number; syncsPerS: number; bytesPerEvent: number }> = {
   1: { eventsPerS: 68_540, syncsPerS: 19, bytesPerEvent: 7370 },

@@ -1,5 +1,5 @@
 /**
- * Listening without sharing the port (issue 10 item 4). uWebSockets.js sets
+ * Listening without sharing the port. uWebSockets.js sets
  * SO_REUSEPORT by default, so a second server on the same host:port starts
  * and the kernel splits connections between the two engines. We listen with
  * LIBUS_LISTEN_EXCLUSIVE_PORT (no SO_REUSEPORT): the bind fails as it does

@@ -1,5 +1,5 @@
 /**
- * "Is there room on the disk again?" for the storage probe (issue 10 item 21).
+ * "Is there room on the disk again?" for the storage probe.
  * A small LMDB commit is no answer: on a full disk LMDB reuses free pages of
  * its own file, so a tiny probe write succeeds while the next real batch
  * still fails. Instead write HEADROOM_BYTES of real data into a scratch file

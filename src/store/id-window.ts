@@ -1,5 +1,5 @@
 /**
- * Idempotency from memory (issue 12): per controller, the batch keys of its
+ * Idempotency from memory: per controller, the batch keys of its
  * last WINDOW message ids (two typed arrays, a ring) and its high-water mark.
  *
  * - a lookup above the high-water mark is a miss without any read (the

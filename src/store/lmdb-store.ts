@@ -1,5 +1,5 @@
 /**
- * The durable Store on lmdb-js (SPEC 9, issue 4; journal-only commits: issue 12).
+ * The durable Store on lmdb-js (SPEC 9; only the journal on the reply path).
  *
  * Data directory (`--data D`, any directory path, dots in its name included):
  *   D/data.mdb, D/lock.mdb     the JOURNAL: one LMDB environment, the sub-databases below

@@ -1,5 +1,5 @@
 /**
- * One writer per data directory (issue 10 item 3). Two servers on one
+ * One writer per data directory. Two servers on one
  * directory would each keep their own seq counter, idempotency replies and
  * engine state: they would decide the same credential independently and
  * overwrite each other's journal entries.

@@ -1,5 +1,5 @@
 /**
- * Snapshots without a pause (issue 12 item 6): the main-thread side of the
+ * Snapshots without a pause: the main-thread side of the
  * snapshot worker (snapshot-worker.ts).
  *
  * The main thread never copies its engine. Every `checkMs` it tells the worker

@@ -1,5 +1,5 @@
 /**
- * The journal applier (issue 12 item 6): an engine rebuilt from a Store the way
+ * The journal applier: an engine rebuilt from a Store the way
  * recovery rebuilds it, and kept up to date by applying the journal's records in
  * order. Used twice:
  *  - openDurableEngine (recovery.ts): restore the newest snapshot, apply the whole
@@ -146,7 +146,7 @@ export class JournalReplica {
 
 /**
  * Loads a configuration from the journal or a snapshot. It was valid when it was put in force, but a
- * later version may bound its fields more tightly (issue 10: tokens of at least 16 characters), and
+ * later version may bound its fields more tightly (tokens of at least 16 characters), and
  * refusing history would make the data directory impossible to open. Those bounds guard new input:
  * when the only problems are tokens, they are replaced by placeholders. The engine never uses tokens,
  * and the configuration given at start-up (validated in full) is put in force at the end of recovery.

@@ -1,5 +1,5 @@
 /**
- * The snapshot worker (issue 12 item 6): a worker thread holding a replica of
+ * The snapshot worker: a worker thread holding a replica of
  * the engine, fed from the journal, that writes the snapshot files, so the
  * main thread never stops deciding to copy its engine.
  *
