@@ -23,3 +23,6 @@ export const DEFAULT_MAX_CLOCK_SKEW_S = 300;
 export const MAX_REJECTED_RECORDS_PER_S = 20;
 /** the error text kept in a `rejected` event-log record (it may quote input) */
 export const MAX_REJECTED_TEXT_BYTES = 256;
+/** live-stream sockets one user may hold at once (a wall of dashboards), and all users together */
+export const MAX_STREAMS_PER_USER = 32;
+export const MAX_STREAMS = 1024;

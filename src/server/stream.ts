@@ -24,7 +24,7 @@ import type { Metrics } from './metrics.js';
 import { toJson } from './codec.js';
 import { queryOf, statusLine } from './http-util.js';
 import { AuthThrottle } from './auth-throttle.js';
-import { MAX_ID_BYTES } from '../limits.js';
+import { MAX_ID_BYTES, MAX_STREAMS, MAX_STREAMS_PER_USER } from '../limits.js';
 
 export const STREAM_KINDS = ['decision', 'violation', 'occupancy', 'action', 'stats'] as const;
 export const STREAM_MAX_BACKPRESSURE = 1 << 20;
@@ -40,6 +40,8 @@ export class Stream {
   /** connected viewers */
   get clients(): number { return this.all.size; }
   private counts = new Map<string, number>(STREAM_KINDS.map((k) => [k, 0]));
+  /** open sockets per user name: each can hold up to STREAM_MAX_BACKPRESSURE of events, so their number is bounded */
+  private perUser = new Map<string, number>();
   /** the last occupancy frame, sent to each new viewer at once */
   lastOccupancy: HubEvent | null = null;
 
@@ -67,6 +69,9 @@ export class Stream {
       const token = q.get('token') || Auth.bearer(req.getHeader('authorization'));
       const check = (): { name: string } => this.deps.auth().requireUser(token, 'viewer');
       const user = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
+      const mine = this.perUser.get(user.name) ?? 0;
+      if (mine >= MAX_STREAMS_PER_USER) throw new ApbError('rate_limited', `user ${user.name} already has ${mine} live streams open (at most ${MAX_STREAMS_PER_USER})`);
+      if (this.all.size >= MAX_STREAMS) throw new ApbError('rate_limited', `${this.all.size} live streams are open (at most ${MAX_STREAMS})`);
       const kindsQ = q.get('kinds');
       const kinds = new Set<string>(kindsQ ? kindsQ.split(',').filter(Boolean) : STREAM_KINDS);
       for (const k of kinds) if (!(STREAM_KINDS as readonly string[]).includes(k)) throw new ApbError('bad_message', `kinds: unknown kind "${k.slice(0, MAX_ID_BYTES)}" (known: ${STREAM_KINDS.join(', ')})`);
@@ -92,6 +97,7 @@ export class Stream {
   private open(ws: WebSocket<Viewer>): void {
     const v = ws.getUserData();
     this.all.add(ws);
+    this.perUser.set(v.user, (this.perUser.get(v.user) ?? 0) + 1);
     for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
     if (v.areas) this.filtered.add(ws);
     else for (const k of v.kinds) ws.subscribe('k/' + k);
@@ -107,6 +113,8 @@ export class Stream {
     for (const k of v.kinds) this.counts.set(k, (this.counts.get(k) ?? 1) - 1);
     this.filtered.delete(ws);
     this.all.delete(ws);
+    const n = (this.perUser.get(v.user) ?? 1) - 1;
+    if (n <= 0) this.perUser.delete(v.user); else this.perUser.set(v.user, n);
   }
 
   /** After a reload: close viewers whose user was removed or whose token changed (1008), as for controllers. */

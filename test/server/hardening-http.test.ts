@@ -15,7 +15,7 @@ import { Controller, TOKENS, http, siteYaml, start, tempDir, until } from './uti
 import { AuthThrottle, AUTH_FAIL_THRESHOLD, keyOf } from '../../src/server/auth-throttle.js';
 import { Webhooks, redactUrl } from '../../src/server/webhooks.js';
 import { Metrics } from '../../src/server/metrics.js';
-import { MAX_ID_BYTES, MAX_REASON_BYTES } from '../../src/limits.js';
+import { MAX_ID_BYTES, MAX_REASON_BYTES, MAX_STREAMS_PER_USER } from '../../src/limits.js';
 import type { Logger } from '../../src/server/log.js';
 import { ApbError } from '../../src/errors.js';
 
@@ -300,4 +300,22 @@ test('items 1 and 19: every query and path parameter is bounded; bad_message nam
     // the server is still up and the store still answers
     assert.equal((await http(srv.url, 'GET', '/v1/events?limit=5', v)).status, 200);
   } finally { await srv.close(); dir.cleanup(); }
+});
+
+test('same class: one user holds at most MAX_STREAMS_PER_USER live streams; a closed one frees its place', async () => {
+  const srv = await start({ authThrottle: { threshold: 1000 } });
+  const open: WebSocket[] = [];
+  try {
+    for (let i = 0; i < MAX_STREAMS_PER_USER; i++) open.push(await openStream(srv.ws, `token=${TOKENS.viewer}&kinds=stats`));
+    await assert.rejects(openStream(srv.ws, `token=${TOKENS.viewer}&kinds=stats`), (e: { status?: number }) => e.status === 429);
+    // another user is not affected
+    open.push(await openStream(srv.ws, `token=${TOKENS.operator}&kinds=stats`));
+    const first = open.shift()!;
+    first.close();
+    await new Promise((r) => first.once('close', r));
+    await until(async () => { try { open.push(await openStream(srv.ws, `token=${TOKENS.viewer}&kinds=stats`)); return true; } catch { return false; } }, 5000);
+  } finally {
+    for (const ws of open) ws.terminate();
+    await srv.close();
+  }
 });
