@@ -12,7 +12,6 @@
  * journal) → listen. close() is the graceful shutdown: stop accepting,
  * answer every frame already being decided, flush the store, close.
  */
-import { readFileSync } from 'node:fs';
 import { ApbError } from '../errors.js';
 import { loadSiteText, readSiteFile } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
@@ -75,7 +74,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.logger ?? createLogger(opts.logLevel);
   const { uws, native } = loadUws({ allowJsFallback: opts.allowJsFallback ?? false, warn: (m) => log.warn(m) });
   if (opts.configText === undefined && opts.configPath === undefined) throw new ApbError('bad_message', 'startServer: configPath or configText is required');
-  const text = opts.configText ?? readFileSync(opts.configPath!, 'utf8');
+  const text = opts.configText ?? readSiteFile(opts.configPath!);
   loadSiteText(text, opts.configPath ?? 'site file'); // refuse to start on an invalid file, before touching the store
 
   // openStore takes the data directory's lock (data_locked if another apb holds it); close() releases it.

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli/usage.js';
@@ -125,6 +125,19 @@ test('a SIGHUP reload refused for a bad token logs the error without the token v
   } finally {
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('apb serve with a site file that cannot be read: one precise line, exit 1, nothing created', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'apb-cli-'));
+  try {
+    const missing = join(dir, 'missing.yaml');
+    const r = apb(['serve', '--config', missing, '--data', join(dir, 'd'), '--port', '0', '--log-level', 'silent']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `apb serve: invalid_config: cannot read site file "${missing}": no such file\n`);
+    assert.ok(!existsSync(join(dir, 'd')), 'no data directory was created');
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
