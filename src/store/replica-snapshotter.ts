@@ -237,7 +237,8 @@ export function startReplicaSnapshotter(store: FileStore, current: () => Engine,
   const timer = setInterval(() => {
     if (stopped) return;
     feed();
-    if (running || !ready) return;
+    // a small engine is snapshotted inline (take()), so it need not wait for the worker to be ready
+    if (running || (!ready && !(inlineBelow > 0 && current().core.size() < inlineBelow))) return;
     const due = store.lastSeq - lastSeq >= everyEvents || (store.lastSeq > lastSeq && Date.now() - lastAt >= intervalMs);
     if (due) void snapshotNow();
   }, opts.checkMs ?? 1000);
