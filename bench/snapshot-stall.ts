@@ -24,19 +24,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { pino } from 'pino';
-import { Hub, type ControllerCtx } from '../src/server/hub.js';
-import { Metrics } from '../src/server/metrics.js';
 import { openStore } from '../src/store/index.js';
 import { openDurableEngine, startSnapshotter, type Snapshotter } from '../src/store/recovery.js';
 import type { ReplicaSnapshotter } from '../src/store/replica-snapshotter.js';
 import type { WasmCore } from '../src/engine/wasm-core.js';
 import type { BenchOptions, BenchSection, BenchTable } from './types.js';
-import { benchSiteText } from './store.js';
+import { CONTROLLERS, benchHub, benchSiteText } from './store.js';
 
-const CONTROLLERS = 8;
 const T0 = 1_767_261_600_000;
-const noSink = { active: () => false, emit: () => undefined, changed: () => undefined };
 
 export interface StallRun {
   mode: 'inline' | 'worker';
@@ -79,20 +74,13 @@ export async function measureSnapshotStall(opts: { creds: number; rounds?: numbe
     await store.saveSnapshot(store.lastSeq, seed, text, engine.clock);
     log(`  snapshot-stall: seed snapshot ${snapshotMB.toFixed(0)} MB written`);
 
-    const hub = new Hub({
-      store, engine, configText: text, log: pino({ level: 'silent' }), metrics: new Metrics(), sink: noSink,
-      rebuild: async (t) => (await openDurableEngine({ store, configText: t })).engine,
-    });
-    const ctxs: ControllerCtx[] = Array.from({ length: CONTROLLERS }, (_, c) => hub.controller(`c${c}`)!);
-    const ids = new Array<number>(CONTROLLERS).fill(0);
-    let x = 0x9e3779b9;
-    const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+    const { hub, ctxs, frame: badges } = benchHub(store, engine, text);
 
     // ── paced load and the probes ──
     let decided = 0, errors = 0, replyMax = 0, stallMax = 0, turn = 0;
     const load = setInterval(() => {
       const c = turn++ % CONTROLLERS;
-      const frame = Array.from({ length: 8 }, () => { const r = rand(); return { t: 'badge', id: ++ids[c]!, cred: 1_000_000 + (r % opts.creds), reader: r & 1 ? `c${c}-out` : `c${c}-in` }; });
+      const frame = badges(c, 8, opts.creds);
       const t = performance.now();
       const fin = (replies: { code?: string }[]): void => {
         decided += replies.length;

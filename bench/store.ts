@@ -20,12 +20,12 @@ import { Hub, type ControllerCtx } from '../src/server/hub.js';
 import { Metrics } from '../src/server/metrics.js';
 import { openStore } from '../src/store/index.js';
 import { openDurableEngine } from '../src/store/recovery.js';
-import type { CoreOp } from '../src/engine/types.js';
+import type { CoreOp, Engine } from '../src/engine/types.js';
 import type { EventRecord, IdemRecord, Store } from '../src/store/types.js';
 import type { LmdbStore } from '../src/store/lmdb-store.js';
 import type { BenchOptions, BenchSection, BenchTable } from './types.js';
 
-const CONTROLLERS = 8;
+export const CONTROLLERS = 8;
 /** a flat site: 8 controllers with an in and an out reader each, no rate limit in the way */
 export function benchSiteText(): string {
   const lines = ['site: bench-store', 'timezone: UTC', 'areas:', '  - { id: venue, entry: hard, exit: soft }', 'readers:'];
@@ -40,12 +40,11 @@ export function benchSiteText(): string {
 
 const noSink = { active: () => false, emit: () => undefined, changed: () => undefined };
 
-interface Run { decisions: number; seconds: number; perSec: number }
-
-/** Drives the hub with `perFrame`-message frames for `ms`, keeping `window` frames in flight. */
-export async function drive(store: Store, perFrame: number, ms: number, nCreds: number): Promise<Run> {
-  const text = benchSiteText();
-  const { engine } = await openDurableEngine({ store, configText: text, core: 'wasm' });
+/**
+ * A Hub over `store` and `engine` on the bench site (no stream, silent log) with the contexts of its
+ * controllers c0..c7, and a generator of random badge frames for controller c (ids counted per controller).
+ */
+export function benchHub(store: Store, engine: Engine, text: string): { hub: Hub; ctxs: ControllerCtx[]; frame(c: number, n: number, nCreds: number): Record<string, unknown>[] } {
   const hub = new Hub({
     store, engine, configText: text, log: pino({ level: 'silent' }), metrics: new Metrics(), sink: noSink,
     rebuild: async (t) => (await openDurableEngine({ store, configText: t })).engine,
@@ -54,14 +53,25 @@ export async function drive(store: Store, perFrame: number, ms: number, nCreds: 
   const ids = new Array<number>(CONTROLLERS).fill(0);
   let x = 0x9e3779b9;
   const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
-  const frame = (c: number): Record<string, unknown>[] => {
-    const out = new Array(perFrame);
-    for (let k = 0; k < perFrame; k++) {
+  const frame = (c: number, n: number, nCreds: number): Record<string, unknown>[] => {
+    const out = new Array(n);
+    for (let k = 0; k < n; k++) {
       const r = rand();
       out[k] = { t: 'badge', id: ++ids[c]!, cred: 1_000_000 + (r % nCreds), reader: r & 1 ? `c${c}-out` : `c${c}-in` };
     }
     return out;
   };
+  return { hub, ctxs, frame };
+}
+
+interface Run { decisions: number; seconds: number; perSec: number }
+
+/** Drives the hub with `perFrame`-message frames for `ms`, keeping `window` frames in flight. */
+export async function drive(store: Store, perFrame: number, ms: number, nCreds: number): Promise<Run> {
+  const text = benchSiteText();
+  const { engine } = await openDurableEngine({ store, configText: text, core: 'wasm' });
+  const { hub, ctxs, frame: badges } = benchHub(store, engine, text);
+  const frame = (c: number): Record<string, unknown>[] => badges(c, perFrame, nCreds);
   const window = Math.max(64, Math.ceil(16384 / perFrame)); // frames in flight (many controllers)
   let inflight = 0, done = 0, errors = 0;
   const t0 = performance.now();
