@@ -86,9 +86,6 @@ export interface HubOptions {
   fastPath?: boolean;
 }
 
-/** The store methods of the fast path (src/store/types.ts): compact groups and each controller's highest id. */
-interface CompactStore { appendCompact(g: CompactGroup): Promise<void>; maxId(controller: string): number }
-
 /**
  * A fast-path frame whose commit is in flight. `meta` (one allocation per frame): the tally
  * [0, TALLY), the n ids (strictly increasing) from TALLY, and from TALLY + n where each message's
@@ -215,8 +212,7 @@ export class Hub {
     this.metrics = opts.metrics;
     this.sink = opts.sink;
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
-    this.fastPath = (opts.fastPath ?? process.env.APB_FAST_PATH !== '0')
-      && typeof (opts.store as Partial<CompactStore>).appendCompact === 'function' && typeof (opts.store as Partial<CompactStore>).maxId === 'function';
+    this.fastPath = opts.fastPath ?? process.env.APB_FAST_PATH !== '0';
     this.refreshControllers();
   }
 
@@ -278,7 +274,7 @@ export class Hub {
    * objects, or returns null (nothing done, no token taken) when the frame
    * is not for the fast path; the caller then takes the general path.
    * Taken when: the hub is ready and not draining, the engine's core is the
-   * WASM core, the store writes compact groups, `ctrl` is a native
+   * WASM core, `ctrl` is a native
    * controller, the scanner accepts the frame (fast-frame.ts: only
    * {t: badge|passage, id, cred, reader} with integer id/cred <= 2^53-1,
    * an owned reader, ids strictly increasing and above the controller's
@@ -305,7 +301,7 @@ export class Hub {
     if (!this.compactSiteOk) return null;
     let hwm = this.marks.get(ctrl.id);
     if (hwm === undefined) {
-      hwm = (this.store as unknown as CompactStore).maxId(ctrl.id);
+      hwm = this.store.maxId(ctrl.id);
       this.marks.set(ctrl.id, hwm);
     }
     const sc = this.scanner;
@@ -479,7 +475,7 @@ export class Hub {
 
   /** store.appendCompact of a frame's groups, as one boolean (commit()'s semantics: a failure starts recovery). */
   private commitGroups(groups: CompactGroup[]): Promise<boolean> {
-    const store = this.store as unknown as CompactStore;
+    const store = this.store;
     let appended: Promise<unknown>;
     try {
       appended = groups.length === 1 ? store.appendCompact(groups[0]!) : Promise.all(groups.map((g) => store.appendCompact(g)));
