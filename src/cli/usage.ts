@@ -22,7 +22,7 @@ export const COMMANDS: Record<string, Command> = {
     ],
   },
   replay: {
-    file: './replay.js', summary: 'decide a recorded stream offline, one JSON line out per line in (SPEC 11)',
+    file: './replay.js', summary: 'decide a recorded stream offline, one JSON line out per line in',
     flags: [
       { name: 'config', value: 'F', desc: 'site file to decide with', required: true },
       { name: 'events', value: 'E', desc: 'JSON lines to replay; - = standard input', required: true },

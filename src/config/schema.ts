@@ -130,7 +130,7 @@ export const siteSchema = obj({
     }] }),
     kinds: opt(arr(enumOf(STREAM_KINDS, 'event kind'), { minItems: 1, unique: (k) => k, desc: 'kinds to send (default [violation])' })),
   }, 'an HTTP endpoint notified of events'), { desc: 'HTTP endpoints that receive events' }), []),
-}, 'apb site configuration (SPEC 10)');
+}, 'apb site configuration');
 
 export type SiteFile = Infer<typeof siteSchema>;
 

@@ -1,4 +1,4 @@
-// HTTP API client: JSON bodies, bearer token (PROTOCOL.md "HTTP API").
+// HTTP API client: JSON bodies, bearer token (README "HTTP API").
 // Every failure becomes an ApiError carrying the server's stable `code`, so
 // panels can show "forbidden: …" inline instead of a generic message.
 

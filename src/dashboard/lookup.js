@@ -1,4 +1,4 @@
-// Credential lookup: the SPEC 2 state of one credential, its recent events,
+// Credential lookup: the stored state of one credential, its recent events,
 // and (operators and admins only) forgive / reset / set location / exempt.
 // Viewers never get the action buttons: they are not rendered at all.
 
