@@ -1,0 +1,159 @@
+/**
+ * One RS-485 bus: the serial port, and the CP's transaction loop over the
+ * PDs on it. OSDP is half duplex and the CP speaks first: one command, one
+ * reply (or a timeout), then the next command. Each turn goes to:
+ *   1. a reader with a door command queued (LED, buzzer, output): feedback first;
+ *   2. else the next reader (round robin) whose poll is due (`pollInterval`
+ *      after its last transaction) or, if offline, whose probe is due.
+ * A command unanswered after `replyTimeout` ms is resent as is, `retries`
+ * times; a probe of an offline reader is sent once.
+ * Frames without the reply bit (the adapter echoing our own commands, or a
+ * second CP on the bus) and replies that match no command are counted and
+ * dropped. If the port fails it is reopened every `reopenEvery` ms.
+ */
+import type { Logger } from 'pino';
+import { Deframer, decodeFrame, type Frame } from '../osdp/frame.js';
+import { openSerial, type Transport } from './transport.js';
+import type { PdLink, Tx } from './pd-link.js';
+
+export interface BusSettings { path: string; baud: number; pollInterval: number; replyTimeout: number; retries: number; reopenEvery: number }
+
+export interface BusCounters { tx: number; rx: number; timeouts: number; retries: number; echoes: number; stray: number; badChecks: number; skipped: number; malformed: number }
+
+export class Bus {
+  readonly counters: BusCounters = { tx: 0, rx: 0, timeouts: 0, retries: 0, echoes: 0, stray: 0, badChecks: 0, skipped: 0, malformed: 0 };
+  private transport: Transport | null = null;
+  private readonly deframer = new Deframer();
+  private waiter: { address: number; sqn: number; resolve(f: Frame | null): void } | null = null;
+  private wake: (() => void) | null = null;
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private rr = 0;
+  portOpen = false;
+
+  constructor(readonly settings: BusSettings, readonly pds: PdLink[], private readonly log: Logger,
+    private readonly open: (path: string, baud: number) => Promise<Transport> = openSerial) {}
+
+  start(): void { this.loopDone = this.loop(); }
+
+  /** a door command was queued: end an idle wait at once */
+  poke(): void { const w = this.wake; this.wake = null; w?.(); }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.poke();
+    this.waiter?.resolve(null);
+    await this.loopDone;
+    await this.transport?.close();
+    this.transport = null;
+    this.portOpen = false;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      if (!this.transport && !(await this.openPort())) { await this.idle(this.settings.reopenEvery); continue; }
+      const now = Date.now();
+      const pd = this.pick(now);
+      if (!pd) {
+        let due = Infinity;
+        for (const p of this.pds) due = Math.min(due, p.dueAt());
+        await this.idle(Math.max(1, Math.min(due - now, 1000)));
+        continue;
+      }
+      const tx = pd.next(now, this.settings.pollInterval);
+      const fr = await this.transact(pd, tx);
+      if (this.stopping) break;
+      if (!this.transport) continue; // the port went away mid-transaction
+      if (fr) pd.onReply(tx, fr, Date.now()); else pd.onSilence(tx, Date.now());
+    }
+  }
+
+  private async openPort(): Promise<boolean> {
+    try {
+      const t = await this.open(this.settings.path, this.settings.baud);
+      t.onData((chunk) => this.onData(chunk));
+      t.onClose((err) => {
+        if (this.transport !== t) return;
+        this.transport = null;
+        this.portOpen = false;
+        this.waiter?.resolve(null);
+        if (!this.stopping) {
+          this.log.error({ port: this.settings.path, err: err?.message }, 'serial port closed; reopening');
+          for (const p of this.pds) p.portLost(Date.now());
+        }
+      });
+      this.transport = t;
+      this.portOpen = true;
+      this.warned = false;
+      this.log.info({ port: this.settings.path, baud: this.settings.baud }, 'serial port open');
+      return true;
+    } catch (e) {
+      // once per outage at error level, then quietly
+      this.log[this.warned ? 'debug' : 'error']({ port: this.settings.path, err: (e as Error).message }, 'cannot open serial port; retrying');
+      this.warned = true;
+      return false;
+    }
+  }
+  private warned = false;
+
+  /** door commands first, then the round robin of due polls and probes */
+  private pick(now: number): PdLink | null {
+    const n = this.pds.length;
+    for (let k = 0; k < n; k++) {
+      const p = this.pds[(this.rr + k) % n]!;
+      if (p.hasWork()) { this.rr = (this.rr + k + 1) % n; return p; }
+    }
+    for (let k = 0; k < n; k++) {
+      const p = this.pds[(this.rr + k) % n]!;
+      if (p.dueAt() <= now) { this.rr = (this.rr + k + 1) % n; return p; }
+    }
+    return null;
+  }
+
+  private idle(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve(); // stop() may have poked while no wait was armed
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = null; resolve(); }, ms);
+      this.wake = () => { clearTimeout(t); resolve(); };
+    });
+  }
+
+  private async transact(pd: PdLink, tx: Tx): Promise<Frame | null> {
+    const attempts = tx.probe ? 1 : 1 + this.settings.retries;
+    for (let a = 0; a < attempts && !this.stopping; a++) {
+      if (a > 0) this.counters.retries++;
+      const t = this.transport;
+      if (!t) return null;
+      const reply = new Promise<Frame | null>((resolve) => { this.waiter = { address: pd.address, sqn: tx.sqn, resolve }; });
+      try {
+        await t.write(tx.bytes);
+      } catch (e) {
+        this.waiter = null;
+        this.log.warn({ port: this.settings.path, err: (e as Error).message }, 'serial write failed');
+        return null;
+      }
+      this.counters.tx++;
+      let timer: NodeJS.Timeout | undefined;
+      const fr = await Promise.race([reply, new Promise<null>((r) => { timer = setTimeout(() => r(null), this.settings.replyTimeout); })]);
+      clearTimeout(timer);
+      this.waiter = null;
+      if (fr) return fr;
+      this.counters.timeouts++;
+      this.deframer.reset(); // a partial frame left now can never complete
+    }
+    return null;
+  }
+
+  private onData(chunk: Uint8Array): void {
+    for (const raw of this.deframer.push(chunk)) {
+      let fr: Frame;
+      try { fr = decodeFrame(raw); } catch { this.counters.malformed++; continue; }
+      if (!fr.reply) { this.counters.echoes++; continue; }
+      this.counters.rx++;
+      const w = this.waiter;
+      if (w && fr.address === w.address && fr.sqn === w.sqn) { this.waiter = null; w.resolve(fr); } else this.counters.stray++;
+    }
+    this.counters.badChecks = this.deframer.badChecks;
+    this.counters.skipped = this.deframer.skipped;
+  }
+}
