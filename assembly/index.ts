@@ -82,3 +82,4 @@ export function snapSegmentCount(): i32 { return snapSegments(); }
 export function snapSegmentTable(): usize { return segTable(); }
 export function restoreBegin(): i32 { return rBegin(); }
 export function restoreEnd(): void { rEnd(); }
+export { scanInside } from './scan'; // the muster list: who an area counts, resumable by record (scan.ts)

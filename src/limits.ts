@@ -26,3 +26,10 @@ export const MAX_REJECTED_TEXT_BYTES = 256;
 /** live-stream sockets one user may hold at once (a wall of dashboards), and all users together */
 export const MAX_STREAMS_PER_USER = 32;
 export const MAX_STREAMS = 1024;
+/** GET /v1/events `cursor`: a previous page's `next` (46 characters; store/event-cursor.ts) */
+export const MAX_EVENTS_CURSOR_CHARS = 64;
+/** `since` / `until` of GET /v1/events and `apb events` (an ISO 8601 date-time with 9 fraction digits and an offset is 35) */
+export const MAX_INSTANT_CHARS = 40;
+/** GET /v1/areas/{area}/credentials `q` (the longest credential text, "s:" + 64 URL-encoded UTF-8 bytes, is 194) and `cursor` (34) */
+export const MAX_MUSTER_Q_CHARS = 200;
+export const MAX_MUSTER_CURSOR_CHARS = 48;

@@ -12,6 +12,9 @@
  * fresh range on every run, so a persistent server's old state does not
  * change the expected outcomes. Exit code 1 when replies were errors or
  * (for a site the ground truth fully models) differ from what was expected.
+ * A server restart mid-run is survived: connections are opened again and
+ * unanswered frames resent with their ids (src/sim/wsdriver.ts), so the
+ * check stays exact.
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -103,6 +106,9 @@ export async function run(argv: string[]): Promise<number> {
     r = await driveServer({
       url: args.url, site: sc.truth, tokens, events, frame, speed, rate,
       onProgress: tty ? (d, n) => process.stderr.write(bar(d, n, t0)) : undefined,
+      // a restarted server: reconnect and resend the unanswered frames (same ids: its idempotency answers them)
+      onConnection: (e) => process.stderr.write(`${tty ? '\n' : ''}apb simulate: controller ${e.controller}: ${e.state === 'lost'
+        ? `connection lost (${e.why}), reconnecting…` : `reconnected after ${e.downMs} ms, ${e.resent} unanswered frame(s) sent again`}\n`),
     });
   } catch (e) {
     const m = (e as Error).message;
@@ -123,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
     `latency    p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms, p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms (frame round trip)`,
   ];
   if (total(s.errors)) lines.push(`errors     ${Object.entries(s.errors).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (r.reconnects) lines.push(`reconnects ${r.reconnects} (${r.resent} unanswered frames sent again with the same message ids)`);
   const exact = sc.exact;
   lines.push(`check      ${s.mismatches === 0 ? 'violations found == violations expected, badge by badge' : `${s.mismatches} badge(s) differ from the ground truth`}` +
     `${exact ? '' : ` (not exact: the site uses ${sc.truth.unsupported.join(', ')}, which the ground truth does not model)`}`);

@@ -18,7 +18,7 @@ import { ApbError } from '../errors.js';
 import { parseCred } from './cred.js';
 import type { Cred } from './cred.js';
 import { createReferenceCore } from './reference-core.js';
-import type { CoreOp, CoreResult, CredState, Engine, EngineCore, ReloadReport } from './types.js';
+import type { CoreOp, CoreResult, CredState, Engine, EngineCore, InsidePage, ReloadReport } from './types.js';
 import { WasmCore, createWasmCore } from './wasm-core.js';
 
 export type CoreKind = 'wasm' | 'reference';
@@ -165,6 +165,7 @@ class Driver implements Engine {
   }
 
   occupancy(area: number): number { return this.core.occupancy(area); }
+  credentialsIn(area: number, from: number, max: number): InsidePage { return this.core.credentialsIn(area, from, max); }
   state(cred: Cred): CredState { return this.core.state(cred); }
 
   snapshot(): Uint8Array {

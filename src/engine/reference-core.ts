@@ -58,7 +58,7 @@ import type { Cred } from './cred.js';
 import { credFromText, credToText } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
 import { MODE_HARD, MODE_OFF } from '../config/types.js';
-import type { CoreOp, CoreResult, CredState, EngineCore, Reason, Violation, ViolationCode } from './types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Reason, Violation, ViolationCode } from './types.js';
 import { VIOLATION_CODES } from './types.js';
 import { movePath } from '../config/tree.js';
 import { ApbError } from '../errors.js';
@@ -89,6 +89,8 @@ class ReferenceCore implements EngineCore {
   private site: CompiledSite;
   private clock = 0;
   private recs = new Map<string, Rec>();
+  /** the keys of `recs` in creation order (a record's index here is its record number, as in the WASM core) */
+  private order: string[] = [];
   private schedule: boolean[];
   /** per reader: the areas its move exits (innermost first) and enters (outermost first) */
   private paths: { exited: number[]; entered: number[] }[];
@@ -159,9 +161,15 @@ class ReferenceCore implements EngineCore {
     return rec;
   }
 
+  /** stores a new record: every creation goes through here, so `order` lists every key once */
+  private add(key: string, rec: Rec): void {
+    this.recs.set(key, rec);
+    this.order.push(key);
+  }
+
   private getOrCreate(key: string): Rec {
     let rec = this.get(key);
-    if (!rec) { rec = newRec(); this.recs.set(key, rec); }
+    if (!rec) { rec = newRec(); this.add(key, rec); }
     return rec;
   }
 
@@ -202,6 +210,21 @@ class ReferenceCore implements EngineCore {
   }
 
   size(): number { return this.recs.size; }
+
+  /** the records `counted` in `area` at the clock, by record number from `from` (the definition occupancy scans by) */
+  credentialsIn(area: number, from: number, max: number): InsidePage {
+    const rows: InsideRow[] = [];
+    if (!Number.isInteger(area) || area < 0 || area >= this.raw.length || !Number.isInteger(from) || from < 0) return { rows, next: null };
+    for (let i = from; i < this.order.length; i++) {
+      if (rows.length >= max) return { rows, next: i };
+      const key = this.order[i]!;
+      const rec = this.recs.get(key)!;
+      this.settle(rec);
+      if (!this.counted(rec, area)) continue;
+      rows.push({ rec: i, cred: key, location: rec.location, lastMoveAt: rec.lastMoveAt, lastReader: rec.lastReader });
+    }
+    return { rows, next: null };
+  }
 
   apply(ops: CoreOp[], now: number): CoreResult[] {
     this.advance(now);
@@ -256,7 +279,7 @@ class ReferenceCore implements EngineCore {
     if (rec) return wouldChange(rec) ? rec : undefined;
     const fresh = newRec();
     if (!wouldChange(fresh)) return undefined;
-    this.recs.set(key, fresh);
+    this.add(key, fresh);
     return fresh;
   }
 
@@ -307,7 +330,7 @@ class ReferenceCore implements EngineCore {
       else reason = violations.length ? 'soft_violation' : 'ok';
     }
     // Grant: from here on state changes, so the record is stored.
-    if (!this.recs.has(key)) this.recs.set(key, rec);
+    if (!this.recs.has(key)) this.add(key, rec);
     if (usePass) rec.freePass = false;
     rec.lastReader = r;
     rec.lastReaderAt = now;
@@ -341,7 +364,7 @@ class ReferenceCore implements EngineCore {
     const rec = this.get(key) ?? newRec();
     if (!(ts > rec.lastMoveAt)) return none;
     const violations = rec.exempt ? [] : this.violations(rec, r, ts);
-    if (!this.recs.has(key)) this.recs.set(key, rec);
+    if (!this.recs.has(key)) this.add(key, rec);
     this.setLocation(rec, this.site.readerTo[r]!);
     rec.lastMoveAt = ts;
     rec.pending = null;
@@ -382,12 +405,13 @@ class ReferenceCore implements EngineCore {
     this.clock = doc.clock;
     this.schedule = doc.schedule.map((b) => b === 1);
     this.recs = new Map();
+    this.order = [];
     this.raw = this.site.areaIds.map(() => 0);
     for (const [k, loc, lastMoveAt, lastReader, lastReaderAt, flags, pr, pt, pd] of doc.recs) {
       credFromText(k); // validates the key
       const rec: Rec = { location: -1, lastMoveAt, lastReader, lastReaderAt, freePass: (flags & 1) !== 0, exempt: (flags & 2) !== 0, pending: pr >= 0 ? { reader: pr, to: pt, deadline: pd } : null };
       this.setLocation(rec, loc);
-      this.recs.set(k, rec);
+      this.add(k, rec);
     }
   }
 

@@ -60,6 +60,21 @@ export interface CredState {
   pending: { reader: number; to: number; deadline: number } | null;
 }
 
+/** One credential an area counts (EngineCore.credentialsIn): `rec` is its record number, the scan's resume point. */
+export interface InsideRow {
+  rec: number;
+  /** the credential's text form (src/engine/cred.ts credToText) */
+  cred: string;
+  /** the exact area it is in: the scanned area or one below it */
+  location: number;
+  lastMoveAt: number;
+  /** -1 = none */
+  lastReader: number;
+}
+
+/** A page of an area's credentials: `next` is the record to resume from, null when the scan reached the end. */
+export interface InsidePage { rows: InsideRow[]; next: number | null }
+
 export interface EngineCore {
   readonly kind: 'wasm' | 'reference';
   /** Moves the clock forward to `now` (a smaller `now` is ignored): presence timeouts and forgetAfter take effect at their exact instants. Periodic resets are the driver's job. */
@@ -71,6 +86,12 @@ export interface EngineCore {
   /** Occupancy of an area at the current clock (SPEC 8), nested areas included. Area 0 counts every known location. */
   occupancy(area: number): number;
   state(cred: Cred): CredState;
+  /**
+   * The credentials occupancy(area) counts at the clock (location inside the area, not timed out by the
+   * area's own presenceTimeout), in record (creation) order from record `from`: at most `max` of them.
+   * Records are never deleted or renumbered, so `next` stays a valid resume point while state changes.
+   */
+  credentialsIn(area: number, from: number, max: number): InsidePage;
   /** how many credentials are stored */
   size(): number;
   /**
@@ -119,6 +140,8 @@ export interface Engine {
   apply(ops: CoreOp[], now: number): CoreResult[];
   occupancy(area: number): number;
   state(cred: Cred): CredState;
+  /** core.credentialsIn (the muster list; call tick(now) first, as for occupancy) */
+  credentialsIn(area: number, from: number, max: number): InsidePage;
   snapshot(): Uint8Array;
   restore(bytes: Uint8Array): void;
   /** restore() of the `length` bytes at `position` in the open file `fd` (a snapshot file), without reading it into a buffer first when the core can. */

@@ -13,9 +13,9 @@
 import { readFileSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Cred } from './cred.js';
-import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64 } from './cred.js';
+import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64, credToText } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
-import type { CoreOp, CoreResult, CredState, EngineCore, Violation } from './types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Violation } from './types.js';
 import { MAX_TIME, REASONS, VIOLATION_CODES } from './types.js';
 import { movePath } from '../config/tree.js';
 import { ApbError } from '../errors.js';
@@ -51,13 +51,14 @@ interface CoreExports {
   snapSegmentTable(): number;
   restoreBegin(): number;
   restoreEnd(): void;
+  scanInside(area: number, from: number, max: number, out: number): void;
 }
 
 const REQUIRED_FUNCTIONS = [
   'init', 'siteBegin', 'siteStage', 'siteInstallFirst', 'reconfigure', 'scratch', 'inPtr', 'outPtr', 'violPtr',
   'batchCap', 'statePtr', 'applyBatch', 'advance', 'clockNow', 'setScheduleActive', 'occupancy', 'size',
   'indexCapacity', 'lookupState', 'snapHeader', 'snapHeaderBuf', 'snapSegmentCount', 'snapSegmentTable',
-  'restoreBegin', 'restoreEnd',
+  'restoreBegin', 'restoreEnd', 'scanInside',
 ] as const;
 
 // input/output slot layout (assembly/batch.ts)
@@ -69,6 +70,8 @@ const HDR_FIELDS = 14; // assembly/snapshot.ts
 const SNAP_MAGIC = 0x53425041; // "APBS" little-endian
 const DESC_FIELDS = 17;  // assembly/site.ts
 const MAX_INDEX = 0xFFFE; // area/reader indexes are 16 bits, 0xFFFF = none
+const SCAN_ROW = 32;     // assembly/scan.ts
+const SCAN_CHUNK = 4096; // rows per scanInside call (a 128 KiB scratch region at most)
 
 let defaultModule: WebAssembly.Module | undefined;
 
@@ -259,6 +262,36 @@ export class WasmCore implements EngineCore {
   }
 
   size(): number { return this.ex.size(); }
+
+  /** assembly/scan.ts scanInside, SCAN_CHUNK rows per call, decoded from the scratch region (layout there) */
+  credentialsIn(area: number, from: number, max: number): InsidePage {
+    const rows: InsideRow[] = [];
+    if (!Number.isInteger(area) || !Number.isInteger(from) || from < 0 || !(max >= 1)) return { rows, next: null };
+    let rec = Math.min(from, 0xFFFFFFFF);
+    for (;;) {
+      const want = Math.min(SCAN_CHUNK, max - rows.length);
+      const out = this.ex.scratch(16 + want * SCAN_ROW);
+      this.ex.scanInside(area, rec, want, out);
+      this.refresh();
+      const u8 = this.u8, u32 = this.u32, dv = new DataView(this.buf);
+      const k = u32[out >> 2]!;
+      rec = u32[(out >> 2) + 1]!;
+      const end = u32[(out >> 2) + 2]!;
+      for (let i = 0, r = out + 16; i < k; i++, r += SCAN_ROW) {
+        const kind = u8[r + 6]!;
+        let cred: Cred;
+        if (kind === 0) cred = { kind: 'int', value: dv.getBigUint64(r + 8, true) };
+        else {
+          const at = dv.getUint32(r + 8, true), len = u8[at]!;
+          const bytes = u8.slice(at + 1, at + 1 + len);
+          cred = kind === 1 ? { kind: 'str', value: new TextDecoder().decode(bytes), bytes } : { kind: 'bin', value: bytes };
+        }
+        rows.push({ rec: u32[r >> 2]!, cred: credToText(cred), location: dv.getUint16(r + 4, true), lastMoveAt: dv.getFloat64(r + 16, true), lastReader: dv.getInt32(r + 24, true) });
+      }
+      if (rec >= end) return { rows, next: null };
+      if (rows.length >= max) return { rows, next: rec };
+    }
+  }
 
   /** bytes of linear memory the core holds (all of it is this core's state) */
   memoryBytes(): number { return this.ex.memory.buffer.byteLength; }

@@ -122,9 +122,14 @@ export function parseBody(req: Req, parseJson: (s: string) => unknown = JSON.par
   }
 }
 
+/**
+ * {code, message}, and for invalid_config the error's own `detail` ({errors: [{path, message}]}): the
+ * same shape ApbError has everywhere else (the SIGHUP log line, `apb validate`), never a second copy.
+ */
 export function errorBody(e: ApbError): Record<string, unknown> {
   const body: Record<string, unknown> = { code: e.code, message: e.message };
-  if (e.code === 'invalid_config' && e.detail) body.errors = (e.detail as { errors?: unknown }).errors ?? e.detail;
+  const errors = e.code === 'invalid_config' ? (e.detail as { errors?: unknown } | undefined)?.errors : undefined;
+  if (Array.isArray(errors)) body.detail = { errors };
   return body;
 }
 

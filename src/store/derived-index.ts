@@ -252,6 +252,19 @@ export class DerivedIndex {
     for (const { key } of db.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
   }
 
+  /** Batch keys holding `name`'s events, oldest first, from `bottom` up to `top` (both included). */
+  *keysUp(kind: 'cred' | 'reader', name: string, bottom: number, top: number): Iterable<number> {
+    if (!indexable(name) || top < bottom) return;
+    const db = kind === 'cred' ? this.cred : this.reader;
+    for (const { key } of db.getRange({ start: [name, bottom], end: [name, top + 1] })) yield key[1] as number;
+  }
+
+  /** The key of the first indexed batch whose first record is later than `untilAt` (nothing from there on is at or before it), or undefined. */
+  timeAfter(untilAt: number): number | undefined {
+    for (const { key } of this.time.getRange({ start: [untilAt, Number.MAX_SAFE_INTEGER], limit: 1 })) return key[1]!;
+    return undefined;
+  }
+
   /** The key of the last batch that starts before `sinceAt` (an export starts there), or undefined. */
   timeStart(sinceAt: number): number | undefined {
     for (const { key } of this.time.getRange({ start: [sinceAt, 0], end: [0, 0], reverse: true, limit: 1 })) return key[1]!;

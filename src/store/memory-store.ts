@@ -10,9 +10,10 @@
  */
 import { ApbError } from '../errors.js';
 import {
-  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, padId, validateAppend,
+  HealthListeners, RETENTION_DEFAULTS, configOf, normalizeId, padId, validateAppend,
 } from './common.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
 import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 
@@ -26,6 +27,10 @@ const isGroup = (x: Entry): x is GroupEntry => (x as GroupEntry).g !== undefined
 const firstSeq = (x: Entry): number => (isGroup(x) ? x.s : x.seq!);
 const endSeq = (x: Entry): number => (isGroup(x) ? x.s + x.n - 1 : x.seq!);
 const entryEvents = (x: Entry): EventRecord[] => (isGroup(x) ? [...groupEvents(x.g, x.s)] : [x]);
+/** an entry as the event pager (event-cursor.ts) reads it */
+const viewOf = (x: Entry): BatchView => (isGroup(x)
+  ? { s: x.s, end: x.s + x.n - 1, n: x.n, a0: x.a0, a1: x.a1, events: () => entryEvents(x) }
+  : { s: x.seq!, end: x.seq!, n: 1, a0: x.at, a1: x.at, events: () => [x] });
 
 /** a reply: the bytes (general path), or the seq of the compact record it is re-encoded from */
 type Reply = Uint8Array | number;
@@ -155,22 +160,26 @@ export class MemoryStore implements Store {
   }
 
   query(q: EventQuery): EventRecord[] {
-    const limit = clampLimit(q);
-    const out: EventRecord[] = [];
-    for (let i = this.log.length - 1; i >= 0 && out.length < limit; i--) {
-      const x = this.log[i]!;
-      if (isGroup(x)) {
-        if (q.since !== undefined && x.a1 < q.since) break;
-        if (q.controller !== undefined && x.g.c !== q.controller) continue;
-        if (q.beforeSeq !== undefined && x.s >= q.beforeSeq) continue;
-        const evs = entryEvents(x);
-        for (let k = evs.length - 1; k >= 0 && out.length < limit; k--) if (matches(evs[k]!, q)) out.push(evs[k]!);
-        continue;
-      }
-      if (q.since !== undefined && x.at < q.since) break; // `at` is the engine clock: non-decreasing with seq
-      if (matches(x, q)) out.push(redact(x));
-    }
-    return out;
+    const spec = legacySpec(q);
+    return pageDesc(this.down(spec.pos), spec, undefined).events;
+  }
+
+  /** cursors die with the process, like the log itself */
+  private readonly cursorSecret = cursorKey();
+
+  page(q: EventPageQuery): EventPage {
+    const spec = pageSpec(q, this.cursorSecret);
+    return spec.order === 'asc' ? pageAsc(this.up(spec.pos), spec, this.cursorSecret) : pageDesc(this.down(spec.pos), spec, this.cursorSecret);
+  }
+
+  /** entries newest first, from the one holding seq pos-1 (or an older one) down */
+  private *down(pos: number): Generator<BatchView> {
+    for (let i = Math.min(pos === Infinity ? this.log.length : this.after(pos - 2), this.log.length - 1); i >= 0; i--) yield viewOf(this.log[i]!);
+  }
+
+  /** entries oldest first, from the one holding seq pos+1 up */
+  private *up(pos: number): Generator<BatchView> {
+    for (let i = this.after(pos); i < this.log.length; i++) yield viewOf(this.log[i]!);
   }
 
   *since(afterSeq: number): Iterable<EventRecord> {

@@ -66,7 +66,7 @@ test('one card through wiegand, OSDP, UHPPOTE and native controllers is one cred
   const n = await Controller.connect(server.ws, 'tok-n-long-test-token');
   const udp = createSocket('udp4');
   const state = async () => (await http(server.url, 'GET', `/v1/credentials/${CRED_PATH}`, { token: VIEWER })).body;
-  const events = async () => (await http(server.url, 'GET', '/v1/events?limit=1000', { token: VIEWER })).body;
+  const events = async () => (await http(server.url, 'GET', '/v1/events?limit=1000', { token: VIEWER })).body.events;
   const sendUdp = (p: Uint8Array) => new Promise<void>((res, rej) => udp.send(p, udpPort, '127.0.0.1', (e) => (e ? rej(e) : res())));
   const metric = async (name: string) => {
     const text = (await http(server.url, 'GET', '/metrics')).text;

@@ -6,7 +6,8 @@
  * last move, operator actions, clock jumps, snapshot/restore and reconfigure
  * mid-stream) through createEngine(core 'wasm') and createEngine(core
  * 'reference'): every result, every credential's state, every area's
- * occupancy and the store size must be identical after every step.
+ * occupancy, every area's muster list (credentialsIn, paged) and the store
+ * size must be identical after every step.
  *
  * Reproduce a failure with APB_PROP_SEED=<seed> (printed with the path by
  * fast-check); APB_PROP_RUNS raises the run count.
@@ -18,7 +19,7 @@ import { loadSiteText } from '../../src/config/load.js';
 import type { CompiledSite } from '../../src/config/types.js';
 import { createEngine } from '../../src/engine/engine.js';
 import type { Cred } from '../../src/engine/cred.js';
-import type { CoreOp, Engine } from '../../src/engine/types.js';
+import type { CoreOp, Engine, InsideRow } from '../../src/engine/types.js';
 import { createReferenceCore } from '../../src/engine/reference-core.js';
 import { bin, int, str } from './harness.js';
 
@@ -134,6 +135,31 @@ function compare(w: Engine, r: Engine, where: string): void {
     assert.equal(w.occupancy(a), ro, `${where}: occupancy of ${r.site.areaIds[a]}`);
   }
   assert.equal(w.core.size(), r.core.size(), `${where}: size`);
+  // the muster list: both cores list the same credentials, in the same record order, exactly those occupancy counts
+  for (let a = 0; a < r.site.areaIds.length; a++) {
+    const lw = listAll(w, a, 1 + (a % 3)), lr = listAll(r, a, 2);
+    assert.deepEqual(lw, lr, `${where}: credentials in ${r.site.areaIds[a]}`);
+    assert.equal(lr.length, r.occupancy(a), `${where}: the list of ${r.site.areaIds[a]} has its occupancy's length`);
+    assert.equal(new Set(lr.map((x) => x.cred)).size, lr.length, `${where}: no credential twice`);
+    for (const x of lr) assert.ok(x.location === a || isBelow(r.site.parent, x.location, a), `${where}: ${x.cred} is in ${r.site.areaIds[a]} or below`);
+  }
+}
+
+/** every row of engine.credentialsIn(area), paged `max` at a time */
+function listAll(e: Engine, area: number, max: number): InsideRow[] {
+  const out: InsideRow[] = [];
+  for (let from: number | null = 0, n = 0; from !== null; n++) {
+    const p = e.credentialsIn(area, from, max);
+    assert.ok(p.rows.length <= max && n < 1000);
+    out.push(...p.rows);
+    from = p.next;
+  }
+  return out;
+}
+
+function isBelow(parent: ArrayLike<number>, loc: number, area: number): boolean {
+  for (let x = loc; x > 0; x = parent[x]!) if (parent[x] === area) return true;
+  return false;
 }
 
 // APB_PROP_OTHER=reference pits the reference model against itself (checks the harness's determinism).

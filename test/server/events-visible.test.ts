@@ -25,9 +25,9 @@ test('LMDB: every answered decision is visible to GET /v1/events?cred= and ?read
       assert.equal(reply.id, mine);
       const byCred = await http(srv.url, 'GET', `/v1/events?cred=${cred}&limit=1`, { token: TOKENS.viewer });
       assert.equal(byCred.status, 200);
-      assert.equal(byCred.body[0]?.id, mine, `round ${round}: the answered decision ${mine} is the newest event of cred ${cred}`);
+      assert.equal(byCred.body.events[0]?.id, mine, `round ${round}: the answered decision ${mine} is the newest event of cred ${cred}`);
       const byReader = await http(srv.url, 'GET', `/v1/events?reader=${round & 1 ? 'g-out' : 'g-in'}&limit=1`, { token: TOKENS.viewer });
-      assert.equal(byReader.body[0]?.id, mine, `round ${round}: and of its reader`);
+      assert.equal(byReader.body.events[0]?.id, mine, `round ${round}: and of its reader`);
     }
     await c.close();
   } finally {

@@ -7,7 +7,7 @@
  */
 import { ApbError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreStats } from '../../src/store/types.js';
+import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreStats } from '../../src/store/types.js';
 import type { CompactGroup } from '../../src/store/compact-journal.js';
 
 export class FailingStore implements Store {
@@ -42,6 +42,7 @@ export class FailingStore implements Store {
   maxId(c: string): number { return this.inner.maxId(c); }
   getIdem(c: string, id: number | string | bigint): Uint8Array | undefined { return this.inner.getIdem(c, id); }
   query(q: EventQuery): EventRecord[] { return this.inner.query(q); }
+  page(q: EventPageQuery): EventPage { return this.inner.page(q); }
   since(after: number): Iterable<EventRecord> { return this.inner.since(after); }
   range(a?: number, b?: number): Iterable<EventRecord> { return this.inner.range(a, b); }
   async saveSnapshot(seq: number, bytes: Uint8Array, text?: string, at?: number): Promise<void> { this.check(); return this.inner.saveSnapshot(seq, bytes, text, at); }

@@ -31,7 +31,7 @@ async function lmdbServer(extra = ''): Promise<Awaited<ReturnType<typeof start>>
   return s;
 }
 
-const events = async (url: string, q = ''): Promise<any[]> => (await http(url, 'GET', `/v1/events?limit=10000${q}`, { token: TOKENS.viewer })).body;
+const events = async (url: string, q = ''): Promise<any[]> => (await http(url, 'GET', `/v1/events?limit=10000${q}`, { token: TOKENS.viewer })).body.events;
 const metric = async (url: string, name: string): Promise<number> => {
   const text = (await http(url, 'GET', '/metrics')).text;
   let n = 0;

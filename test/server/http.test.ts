@@ -161,7 +161,7 @@ test('operator actions: validated, applied, recorded with who/when/why, listed n
 
   const ev = await http(srv.url, 'GET', '/v1/events?cred=8001&limit=10', { token: TOKENS.viewer });
   assert.equal(ev.status, 200);
-  const actions = ev.body.filter((e: any) => e.kind === 'action');
+  const actions = ev.body.events.filter((e: any) => e.kind === 'action');
   assert.deepEqual(actions.map((e: any) => e.action), ['exempt', 'forgive', 'setLocation'], 'newest first');
   assert.ok(actions.every((e: any) => e.who === 'otto' && typeof e.at === 'number'));
   assert.deepEqual(actions.map((e: any) => e.why), ['steward', 'lost card', 'muster count']);
@@ -202,7 +202,10 @@ test('/healthz, /metrics, PUT /v1/config validation, static files, 404', async (
   const bad = await http(srv.url, 'PUT', '/v1/config', { token: TOKENS.admin, rawBody: 'site: x\nareas:\n  - id: a\n    parent: nowhere\nbogus: 1\n' });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.code, 'invalid_config');
-  assert.ok(Array.isArray(bad.body.errors) && bad.body.errors.length >= 2, JSON.stringify(bad.body));
+  assert.deepEqual(Object.keys(bad.body).sort(), ['code', 'detail', 'message'], 'one shape: the error\'s detail, no top-level copy');
+  assert.ok(Array.isArray(bad.body.detail.errors) && bad.body.detail.errors.length >= 2, JSON.stringify(bad.body));
+  assert.ok(bad.body.detail.errors.every((i: any) => typeof i.path === 'string' && typeof i.message === 'string'));
+  assert.equal(bad.body.message, `${bad.body.detail.errors[0].path}: ${bad.body.detail.errors[0].message}`, 'message = the first error');
 
   const idx = await fetch(srv.url + '/');
   assert.equal(idx.status, 200);

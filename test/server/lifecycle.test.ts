@@ -29,8 +29,8 @@ test('LMDB: state and idempotent replies survive a restart', async () => {
     assert.deepEqual(await c.nextRaw(), first, 'the resent id gets the stored reply after the restart');
     assert.equal((await c.rpc({ t: 'badge', id: 2, cred: 321, reader: 'g-in' })).reason, 'reentry', 'the location survived');
     // the store indexes the log by credential shortly after the commit: poll
-    const ev = await until(async () => { const r = await http(srv.url, 'GET', '/v1/events?cred=321', { token: TOKENS.viewer }); return r.body.length >= 2 ? r : undefined; }, 3000, 'indexed events') as Awaited<ReturnType<typeof http>>;
-    assert.deepEqual(ev.body.map((e: any) => [e.kind, e.id, e.grant]), [['badge', 2, false], ['badge', 1, true]]);
+    const ev = await until(async () => { const r = await http(srv.url, 'GET', '/v1/events?cred=321', { token: TOKENS.viewer }); return r.body.events.length >= 2 ? r : undefined; }, 3000, 'indexed events') as Awaited<ReturnType<typeof http>>;
+    assert.deepEqual(ev.body.events.map((e: any) => [e.kind, e.id, e.grant]), [['badge', 2, false], ['badge', 1, true]]);
     await c.close();
     await srv.close();
   } finally {
@@ -124,13 +124,14 @@ test('PUT /v1/config: validated, swapped atomically, presence kept, journaled, r
     assert.deepEqual([b.body.grant, b.body.area], [true, 'bar']);
     await assert.rejects(Controller.connect(srv.ws, TOKENS.c2), (e: { status?: number }) => e.status === 401);
     const ev = await http(srv.url, 'GET', '/v1/events?limit=100', { token: TOKENS.viewer });
-    const cfg = ev.body.find((e: any) => e.kind === 'config');
+    const cfg = ev.body.events.find((e: any) => e.kind === 'config');
     assert.ok(cfg, 'the swap is in the event log');
     assert.equal(cfg.who, 'ada');
     // an invalid file changes nothing
     const bad = await http(srv.url, 'PUT', '/v1/config', { token: TOKENS.admin, rawBody: next.replace('to: bar,', 'to: nowhere,') });
     assert.deepEqual([bad.status, bad.body.code], [400, 'invalid_config']);
-    assert.ok(bad.body.errors.some((e: any) => /nowhere/.test(e.message)), JSON.stringify(bad.body.errors));
+    assert.equal(bad.body.errors, undefined, 'no top-level copy of the errors');
+    assert.ok(bad.body.detail.errors.some((e: any) => /nowhere/.test(e.message)), JSON.stringify(bad.body.detail));
     const areas = (await http(srv.url, 'GET', '/v1/areas', { token: TOKENS.viewer })).body.map((a: any) => a.id);
     assert.ok(areas.includes('bar'));
   } finally {
