@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   bad_message: 'a field is missing or of the wrong type or range',
   unknown_type: 'the message type `t` is not known',
   forbidden_reader: 'the reader belongs to another controller',
-  unknown_area: 'an operator action names an area the site does not have',
+  unknown_area: 'an operator action or a read names an area the site does not have',
   too_large: 'the frame or body exceeds the size limit',
   rate_limited: 'the controller exceeded its message rate',
   storage_unavailable: 'the state change could not be persisted, nothing was decided',

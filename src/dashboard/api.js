@@ -73,18 +73,57 @@ function listOf(data, key) {
   return [];
 }
 
+/** `{events, next}` whatever the server's shape (a bare array is one last page). */
+function pageOf(data, key) {
+  if (Array.isArray(data)) return { [key]: data, next: null };
+  return { ...(data || {}), [key]: listOf(data, key), next: data && typeof data.next === 'string' && data.next ? data.next : null };
+}
+
+function query(q) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q || {})) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+  return p;
+}
+
 export const api = {
   whoami: (token) => request('GET', '/v1/whoami', undefined, token),
+  /** {site, timezone}; null when this engine does not say (older servers) */
+  site: async () => { try { return await request('GET', '/v1/site'); } catch (e) { if (e.status === 404) return null; throw e; } },
   controllers: async () => listOf(await request('GET', '/v1/controllers'), 'controllers'),
   areas: async () => listOf(await request('GET', '/v1/areas'), 'areas'),
   credential: (cred) => request('GET', `/v1/credentials/${credPath(cred)}`),
-  events: async (q) => {
-    const p = new URLSearchParams();
-    for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
-    return listOf(await request('GET', `/v1/events?${p}`), 'events');
-  },
+  /** one page of the event log: {events, next} (next: cursor of the following page, or null) */
+  eventsPage: async (q) => pageOf(await request('GET', `/v1/events?${query(q)}`), 'events'),
+  /** the events of one page only (lookup's recent events) */
+  events: async (q) => (await api.eventsPage(q)).events,
+  /** who is inside an area now: {area, count, credentials: [{cred, area, since, reader}], next} */
+  areaCredentials: async (area, q) =>
+    pageOf(await request('GET', `/v1/areas/${encodeURIComponent(area)}/credentials?${query(q)}`), 'credentials'),
+  /** the same list as CSV text (every row; `q` narrows it as in the list) */
+  areaCredentialsCsv: (area, q) =>
+    requestText(`/v1/areas/${encodeURIComponent(area)}/credentials?${query({ ...q, format: 'csv' })}`),
   /** action: forgive | reset | exempt | location; body {reason, on?, area?} */
   credentialAction: (cred, action, body) =>
     request('POST', `/v1/credentials/${credPath(cred)}/${action}`, body),
   resetArea: (area, reason) => request('POST', `/v1/areas/${encodeURIComponent(area)}/reset`, { reason }),
 };
+
+/** GET of a non-JSON body (CSV); errors as in request(). */
+export async function requestText(path, token = session.token) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { accept: 'text/csv, application/json', authorization: `Bearer ${token}` } });
+  } catch (e) {
+    throw new ApiError(0, 'network', `the engine cannot be reached (${e && e.message ? e.message : e})`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let data = null;
+    try { data = JSON.parse(text); } catch { data = null; }
+    throw new ApiError(res.status, data && typeof data.code === 'string' ? data.code : `http_${res.status}`,
+      data && typeof data.message === 'string' ? data.message : (text || res.statusText || 'request failed'));
+  }
+  const cd = res.headers.get('content-disposition') || '';
+  const m = /filename="([^"]+)"/.exec(cd);
+  return { text, type: res.headers.get('content-type') || 'text/csv', filename: m ? m[1] : '' };
+}

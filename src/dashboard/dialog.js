@@ -8,6 +8,9 @@
  *   title: string, subject: string,
  *   areas?: string[], area?: string,      // shows an area picker
  *   on?: boolean,                          // shows the exempt checkbox, preset
+ *   impact?: string,                       // "affects 510 people", shown large
+ *   refreshImpact?(): Promise<string>,     // a fresher count, fetched while the dialog is open
+ *   confirmName?: string,                  // must be typed to enable Confirm (site-wide resets)
  *   run(values: { reason: string, area?: string, on?: boolean }): Promise<void>,
  * }} opts
  * @returns {Promise<boolean>} true when the action ran, false when cancelled
@@ -24,6 +27,10 @@ export function runActionDialog(opts) {
   const onBox = $('action-on');
   const confirm = $('action-confirm');
   const cancel = $('action-cancel');
+  const impact = $('action-impact');
+  const typedField = $('action-typed-field');
+  const typed = $('action-typed');
+  const typedName = $('action-typed-name');
 
   $('action-title').textContent = opts.title;
   $('action-subject').textContent = opts.subject;
@@ -37,10 +44,24 @@ export function runActionDialog(opts) {
   }
   onField.hidden = opts.on === undefined;
   if (opts.on !== undefined) onBox.checked = opts.on;
-  confirm.disabled = false;
+  impact.textContent = opts.impact || '';
+  impact.hidden = !opts.impact;
+  const mustType = typeof opts.confirmName === 'string' && opts.confirmName !== '';
+  typedField.hidden = !mustType;
+  typed.value = '';
+  typedName.textContent = mustType ? opts.confirmName : '';
+  const typedOk = () => !mustType || typed.value.trim() === opts.confirmName;
+  const syncConfirm = () => { confirm.disabled = !typedOk(); };
+  syncConfirm();
+  let open = true;
+  if (opts.refreshImpact) {
+    opts.refreshImpact().then((text) => { if (open && text) impact.textContent = text; }, () => { /* keep the first count */ });
+  }
 
   return new Promise((resolve) => {
     const done = (ran) => {
+      open = false;
+      typed.removeEventListener('input', syncConfirm);
       form.removeEventListener('submit', onSubmit);
       cancel.removeEventListener('click', onCancel);
       dlg.removeEventListener('cancel', onCancel);
@@ -50,6 +71,12 @@ export function runActionDialog(opts) {
     const onCancel = (e) => { e.preventDefault(); done(false); };
     const onSubmit = async (e) => {
       e.preventDefault();
+      if (!typedOk()) {
+        err.textContent = `type ${opts.confirmName} to confirm: this reset is site-wide`;
+        err.hidden = false;
+        typed.focus();
+        return;
+      }
       const why = reason.value.trim();
       if (!why) {
         err.textContent = 'a reason is required: it is recorded with the action';
@@ -68,13 +95,14 @@ export function runActionDialog(opts) {
       } catch (x) {
         err.textContent = x && x.code ? `${x.code}: ${x.message}` : String(x);
         err.hidden = false;
-        confirm.disabled = false;
+        syncConfirm();
       }
     };
+    typed.addEventListener('input', syncConfirm);
     form.addEventListener('submit', onSubmit);
     cancel.addEventListener('click', onCancel);
     dlg.addEventListener('cancel', onCancel);
     dlg.showModal();
-    reason.focus();
+    (mustType ? typed : reason).focus();
   });
 }

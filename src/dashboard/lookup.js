@@ -4,7 +4,7 @@
 
 import { api, credPath } from './api.js';
 import { runActionDialog } from './dialog.js';
-import { formatTime } from './feed.js';
+import { stamp } from './timefmt.js';
 
 const EVENTS_SHOWN = 25;
 const REFRESH_MS = 4000; // keeps the shown state current while traffic flows
@@ -81,7 +81,7 @@ export function createLookup({ root, canAct, areaIds }) {
   function renderState(st) {
     const known = st.known !== false && st.location != null;
     const pending = st.pending
-      ? `to ${st.pending.to} via ${st.pending.reader}, until ${formatTime(st.pending.deadline)}`
+      ? `to ${st.pending.to} via ${st.pending.reader}, until ${fullTime(st.pending.deadline)}`
       : 'none';
     const fields = [
       ['Credential', st.cred ?? current, 'state-cred'],
@@ -119,7 +119,8 @@ export function createLookup({ root, canAct, areaIds }) {
     actionsEl.replaceChildren(
       btn('Forgive', 'action-forgive', () => act('forgive', 'Forgive (one free pass)', subject, {}),
         'grant the next badge despite a hard violation (one free pass)'),
-      btn('Reset', 'action-reset', () => act('reset', 'Reset location', subject, {}),
+      btn('Reset', 'action-reset', () => act('reset', 'Reset location', subject,
+        { impact: `Affects 1 person: ${st.cred ?? current} gets an unknown location (now: ${st.location ?? 'unknown'}).` }),
         'make the location unknown: the next move is allowed either way'),
       btn('Set location', 'action-location', () => act('location', 'Set location', subject,
         { areas: ['outside', ...areaIds().filter((a) => a !== 'outside')], area: st.location ?? 'outside' }),
@@ -192,10 +193,7 @@ function outcome(ev) {
   return ev.reason ?? '';
 }
 
+/** In the site's zone, with the date when not today (timefmt.js). */
 function fullTime(at) {
-  if (!Number.isFinite(at)) return '–';
-  const d = new Date(at);
-  const today = new Date();
-  const sameDay = d.toDateString() === today.toDateString();
-  return sameDay ? formatTime(at) : `${d.toISOString().slice(0, 10)} ${formatTime(at)}`;
+  return stamp(at, { ms: true });
 }

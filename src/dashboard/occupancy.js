@@ -1,6 +1,10 @@
 // Occupancy of every area against its maxOccupancy, drawn as a nested tree.
 // The tree is rebuilt only when the set of areas changes; occupancy updates
 // (≤ 4/s from the stream) just move bars and numbers, once per frame.
+//
+// `outside` is the root of every site: its count is every credential whose
+// location the engine knows (inside any area, or last seen leaving), so it is
+// explained under its row, and its Reset (every credential) asks for more.
 
 /**
  * @param {{ list: HTMLElement, canAct: boolean, onResetArea(id: string): void }} opts
@@ -77,7 +81,7 @@ export function createOccupancy({ list, canAct, onResetArea }) {
       b.type = 'button';
       b.className = 'ghost small';
       b.textContent = 'Reset';
-      b.title = `reset everyone in ${a.id} to an unknown location`;
+      b.title = a.parent ? `reset everyone in ${a.id} to an unknown location` : 'reset every credential the engine knows to an unknown location';
       b.dataset.testid = `area-reset-${a.id}`;
       b.addEventListener('click', () => onResetArea(a.id));
       head.appendChild(b);
@@ -90,7 +94,16 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     bar.className = 'bar-fill';
     track.appendChild(bar);
     li.append(head, track);
-    rows.set(a.id, { li, bar, count, track });
+    let note = null;
+    if (!a.parent) {
+      // the root: say what its number is (and is not)
+      li.classList.add('root');
+      note = document.createElement('p');
+      note.className = 'muted small area-note';
+      note.dataset.testid = `area-note-${a.id}`;
+      li.appendChild(note);
+    }
+    rows.set(a.id, { li, bar, count, track, note });
     return li;
   }
 
@@ -98,6 +111,13 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     const r = rows.get(a.id);
     if (!r) return;
     r.li.dataset.occupancy = String(a.occupancy);
+    if (r.note) {
+      let inAreas = 0;
+      for (const o of areas.values()) if (o.parent === a.id) inAreas += o.occupancy;
+      const out = Math.max(0, a.occupancy - inAreas);
+      r.note.textContent = `${a.id} is the root of the site, not a place: its count is every credential whose location is known — `
+        + `${fmt(inAreas)} inside an area and ${fmt(out)} last seen leaving.${canAct ? ` Its Reset forgets all ${fmt(a.occupancy)}.` : ''}`;
+    }
     if (a.max != null && a.max > 0) {
       const f = Math.min(1, a.occupancy / a.max);
       r.count.textContent = `${a.occupancy.toLocaleString('en-US')} / ${a.max.toLocaleString('en-US')}`;
@@ -119,8 +139,27 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     }
   }
 
-  return { update, ids: () => [...areas.keys()] };
+  /** The area ids below `id`, depth-first. */
+  function descendants(id) {
+    const out = [];
+    const walk = (p) => { for (const a of areas.values()) if (a.parent === p) { out.push(a.id); walk(a.id); } };
+    walk(id);
+    return out;
+  }
+
+  return {
+    update,
+    ids: () => [...areas.keys()],
+    /** current occupancy of an area (nested areas included), or null */
+    count: (id) => areas.get(id)?.occupancy ?? null,
+    /** the root (`outside`) or an area directly under it: a reset there is site-wide */
+    siteWide: (id) => { const a = areas.get(id); return !!a && (!a.parent || !areas.get(a.parent)?.parent); },
+    isRoot: (id) => { const a = areas.get(id); return !!a && !a.parent; },
+    descendants,
+  };
 }
+
+const fmt = (n) => Number(n).toLocaleString('en-US');
 
 function pickMax(a, prev) {
   const v = 'max' in a ? a.max : 'maxOccupancy' in a ? a.maxOccupancy : prev?.max;

@@ -9,7 +9,11 @@ import { credFromText, credToText, type Cred } from '../engine/cred.js';
 import { parseReplayLine } from '../engine/messages.js';
 import type { Auth, Role } from './auth.js';
 import type { AuthThrottle } from './auth-throttle.js';
-import { MAX_ID_BYTES, MAX_REASON_BYTES } from '../limits.js';
+import { MAX_ID_BYTES, MAX_MUSTER_Q_CHARS, MAX_REASON_BYTES } from '../limits.js';
+import { QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT } from '../store/common.js';
+import type { EventPageQuery } from '../store/types.js';
+import { parseInstant } from './instant.js';
+import { MUSTER_DEFAULT_LIMIT, MUSTER_MAX_LIMIT, musterCsv, musterPage, type MusterQuery } from './muster.js';
 import type { Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -131,6 +135,12 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     return { body: { name: u.name, role: u.role } };
   });
 
+  // the site's name and time zone: the dashboard shows times in the site's zone, not the browser's
+  route(app, 'get', '/v1/site', { log, auth: viewer }, (req) => {
+    d.auth().requireUser(req.token, 'viewer');
+    return { body: { site: hub.site.config.site, timezone: hub.site.config.timezone } };
+  });
+
   route(app, 'get', '/v1/controllers', { log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
     return { body: hub.site.config.controllers.map((c) => ({ id: c.id, protocol: c.protocol, connected: d.connected(c.id) })) };
@@ -173,23 +183,28 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
 
   route(app, 'get', '/v1/events', { log, auth: viewer }, (req) => {
     d.auth().requireUser(req.token, 'viewer');
-    const q: { cred?: string; reader?: string; since?: number; limit?: number } = {};
-    const cred = req.query.get('cred');
-    if (cred) q.cred = credToText(credFromText(cred, 'cred'));
-    const reader = req.query.get('reader');
-    if (reader) q.reader = boundedId(reader, 'reader');
-    const since = req.query.get('since');
-    if (since) {
-      if (!/^\d{1,16}$/.test(since) || !Number.isSafeInteger(Number(since))) throw new ApbError('bad_message', 'since: must be milliseconds since the Unix epoch');
-      q.since = Number(since);
-    }
-    const limit = req.query.get('limit');
-    q.limit = 100;
-    if (limit) {
-      if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 10000) throw new ApbError('bad_message', 'limit: must be an integer 1-10000');
-      q.limit = Number(limit);
-    }
-    return { body: hub.store.query(q) };
+    return { body: hub.store.page(eventsQuery(req.query)) };
+  });
+
+  route(app, 'get', '/v1/areas/:area/credentials', { params: 1, log, auth: viewer }, (req) => {
+    d.auth().requireUser(req.token, 'viewer');
+    let id: string;
+    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
+    boundedId(id, 'area');
+    const area = hub.site.areaIndex.get(id);
+    if (area === undefined) throw new ApbError('unknown_area', `area: unknown area "${id}"`);
+    const m: MusterQuery = { area, limit: intParam(req.query, 'limit', 1, MUSTER_MAX_LIMIT, MUSTER_DEFAULT_LIMIT) };
+    const q = req.query.get('q');
+    if (q) m.q = boundedId(q, 'q', MAX_MUSTER_Q_CHARS);
+    const cursor = req.query.get('cursor');
+    if (cursor) m.cursor = cursor;
+    const format = req.query.get('format') ?? 'json';
+    if (format !== 'json' && format !== 'csv') throw new ApbError('bad_message', `format: must be json or csv, got "${clip(format, 20)}"`);
+    const now = Date.now();
+    hub.engine.tick(now); // expiries and periodic resets up to now, as for GET /v1/areas
+    if (format === 'json') return { body: musterPage(hub.engine, m) };
+    const csv = musterCsv(hub.engine, m, now);
+    return { body: null, raw: { data: csv.text, type: 'text/csv; charset=utf-8' }, headers: { 'content-disposition': `attachment; filename="${csv.filename}"`, 'cache-control': 'no-store' } };
   });
 
   // ── operator actions ──
@@ -283,6 +298,40 @@ function notFound(res: HttpResponse, url: string, method = 'get'): void {
   if (method === 'head' || method === 'get') { reply(res, '404 Not Found', 'application/json', body, method === 'head'); return; }
   // a body we do not read may still be arriving: close after answering
   res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').writeHeader('x-content-type-options', 'nosniff').end(body, true));
+}
+
+/**
+ * GET /v1/events parameters: cred, reader, since, until (epoch ms or ISO 8601 date-time), limit 1-10000
+ * (default 100), order asc|desc (default desc), cursor (a previous page's `next`); bad_message names the
+ * parameter. The store checks the cursor against the filters and order (event-cursor.ts).
+ */
+export function eventsQuery(p: URLSearchParams): EventPageQuery {
+  const q: EventPageQuery = {};
+  const cred = p.get('cred');
+  if (cred) q.cred = credToText(credFromText(cred, 'cred'));
+  const reader = p.get('reader');
+  if (reader) q.reader = boundedId(reader, 'reader');
+  const since = p.get('since'), until = p.get('until');
+  if (since) q.since = parseInstant(since, 'since:');
+  if (until) q.until = parseInstant(until, 'until:');
+  if (q.since !== undefined && q.until !== undefined && q.until < q.since) throw new ApbError('bad_message', 'until: is before since');
+  q.limit = intParam(p, 'limit', 1, QUERY_MAX_LIMIT, QUERY_DEFAULT_LIMIT);
+  const order = p.get('order');
+  if (order) {
+    if (order !== 'asc' && order !== 'desc') throw new ApbError('bad_message', `order: must be asc or desc, got "${clip(order, 20)}"`);
+    q.order = order;
+  }
+  const cursor = p.get('cursor');
+  if (cursor) q.cursor = cursor; // bounded and checked by the store (event-cursor.ts decodeCursor)
+  return q;
+}
+
+/** An integer query parameter in [min, max] (`dflt` when absent or empty); bad_message names it. */
+export function intParam(p: URLSearchParams, name: string, min: number, max: number, dflt: number): number {
+  const v = p.get(name);
+  if (!v) return dflt;
+  if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new ApbError('bad_message', `${name}: must be an integer ${min}-${max}`);
+  return Number(v);
 }
 
 /** JSON with integers beyond 2^53 kept exact (the replay parser, bigint-safe). */
