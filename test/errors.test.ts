@@ -1,7 +1,8 @@
 /**
  * The error codes are a published contract: README's "Error codes" table and
  * src/errors.ts ERROR_CODES must list the same codes with the same HTTP
- * status, and PROTOCOL.md's wire codes must all exist.
+ * status, and every code a controller can receive on its WebSocket must be
+ * defined and explained in the controller protocol page (src/docs/protocol.md).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,11 +39,20 @@ test('README error table gives each code its HTTP status', () => {
   }
 });
 
-test('every wire error code of PROTOCOL.md v1 is defined', () => {
-  // PROTOCOL.md "Frames": the codes a controller must handle (the contract lives outside the repo)
-  for (const c of ['bad_frame', 'bad_message', 'unknown_type', 'forbidden_reader', 'unknown_area', 'too_large', 'rate_limited', 'storage_unavailable']) {
-    assert.ok(c in ERROR_CODES, `PROTOCOL.md code ${c} is in ERROR_CODES`);
+/** the codes a controller of protocol native can get on /v1/controller (the published protocol) */
+const WIRE_CODES = ['bad_frame', 'bad_message', 'unknown_type', 'forbidden_reader', 'too_large', 'rate_limited', 'storage_unavailable', 'not_ready', 'internal'];
+
+test('every wire error code is defined and explained in the protocol page', () => {
+  const page = readFileSync(join(root, 'src', 'docs', 'protocol.md'), 'utf8');
+  const start = page.indexOf('\n## Errors');
+  assert.ok(start >= 0, 'src/docs/protocol.md has an "## Errors" section');
+  const section = page.slice(start, page.indexOf('\n## ', start + 5));
+  for (const c of WIRE_CODES) {
+    assert.ok(c in ERROR_CODES, `wire code ${c} is in ERROR_CODES`);
+    assert.match(section, new RegExp('^\\| `' + c + '` \\|', 'm'), `protocol.md's error table has a row for ${c}`);
   }
+  // and it names no code the engine does not have
+  for (const m of section.matchAll(/^\| `([a-z_]+)` \|/gm)) assert.ok(m[1]! in ERROR_CODES, `protocol.md's code ${m[1]} is in ERROR_CODES`);
 });
 
 test('ApbError carries code, status and detail', () => {
