@@ -111,7 +111,7 @@ export class Metrics {
     L.push(`apb_rejected_dropped_total ${this.rejectedDropped}`);
     head('apb_storage_commits_total', 'counter', 'store appends committed');
     L.push(`apb_storage_commits_total ${this.storageCommits}`);
-    head('apb_storage_syncs_total', 'counter', 'journal transactions committed (each one fsync; one per group commit), 0 for :memory:');
+    head('apb_storage_syncs_total', 'counter', 'write-ahead log fdatasyncs (one per group commit: each covers every write made while the previous one ran), 0 for :memory:');
     L.push(`apb_storage_syncs_total ${g.syncs ?? 0}`);
     head('apb_storage_errors_total', 'counter', 'store appends that failed');
     L.push(`apb_storage_errors_total ${this.storageErrors}`);

@@ -32,17 +32,18 @@
  * mark (id-window.ts); older ids: D/index's idem index, then the unindexed journal tail.
  * Queries: D/index for the indexed prefix + a range scan of the journal after it (never held in memory).
  */
-import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { ApbError } from '../errors.js';
 import {
-  HealthListeners, RETENTION_DEFAULTS, clampLimit, configOf, redact, matches, normalizeId, storageError,
+  HealthListeners, RETENTION_DEFAULTS, configOf, normalizeId, storageError,
   validateAppend,
 } from './common.js';
-import type { EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, type PageSpec } from './event-cursor.js';
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { routeLibraryOutput } from './lmdb-output.js';
@@ -51,8 +52,13 @@ import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
 import { Indexer } from './indexer.js';
+import { Wal, readWal } from './wal.js';
+import { Packr } from 'msgpackr';
 
 export { MAX_INDEXED_NAME_BYTES } from './derived-index.js';
+
+/** the journal batch as the WAL holds it: plain msgpack, u64 values back as bigint */
+const walPackr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'auto' } as never);
 
 interface SnapMeta { seq: number; at: number; file: string; size: number; configText?: string }
 interface IdCheckpoint { s: number; m: [string, number, string | null][] }
@@ -109,6 +115,8 @@ export class LmdbStore implements Store {
   private ix: DerivedIndex | null = null;
   private indexer: Indexer | undefined;
   private journalId = '';
+  /** the MAC key of event-log cursors (event-cursor.ts), derived from journalId on first use */
+  private cursorSecret: Buffer | undefined;
 
   private seq = 0;
   /** end seq of the newest committed batch */
@@ -125,6 +133,12 @@ export class LmdbStore implements Store {
   private readonly lock: DataLock | undefined;
   private unrouteOutput: (() => void) | undefined;
   private syncCount = 0;
+  /** the write-ahead log (wal.ts): the reply path's only write; undefined for read-only opens */
+  private wal: Wal | undefined;
+  /** batches durable in the WAL, not committed to LMDB yet, by key in seq order (reads merge them in) */
+  private readonly walOnly = new Map<number, Batch>();
+  /** batches durable in the WAL whose LMDB put failed: put again by the probe before the store is healthy */
+  private unstored: Pending[] = [];
 
   private isHealthy = true;
   private failureCount = 0;
@@ -201,6 +215,8 @@ export class LmdbStore implements Store {
       throw new ApbError('storage_unavailable', `cannot open the data directory ${dir}: ${(err as Error).message}`);
     }
     this.root.on('aftercommit', () => { this.syncCount++; });
+    if (!this.readOnly) this.openWal(opts);
+    else this.readWalTail();
     this.loadState();
     if (!this.readOnly) {
       if (dropOld.length > 0) this.dropOldIndexes(dropOld);
@@ -215,10 +231,73 @@ export class LmdbStore implements Store {
 
   // ---- open ---------------------------------------------------------------------------------
 
+  /**
+   * Puts every batch the WAL holds past the journal's end into the journal (one transaction), then
+   * opens the WAL for writing. A WAL of another journal (a data.mdb swapped under it) is discarded.
+   */
+  private openWal(opts: StoreOptions): void {
+    const dir = join(this.dir, 'wal');
+    const idFile = join(dir, 'journal-id');
+    let id = this.meta.get('journalId') as string | undefined;
+    let walId: string | undefined;
+    try { walId = readFileSync(idFile, 'utf8'); } catch { /* no WAL yet */ }
+    if (walId !== undefined && walId !== id) {
+      this.onOutput?.('warn', `the write-ahead log in ${dir} belongs to another journal: discarded`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const { records, maxSeg } = readWal(dir);
+    const last = this.lastBatch();
+    let end = last ? batchEnd(last) : 0;
+    const apply = records.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
+    if (apply.length > 0) {
+      let gap = -1;
+      this.root.transactionSync(() => {
+        for (let k = 0; k < apply.length; k++) {
+          const r = apply[k]!;
+          if (r.s !== end + 1) { gap = k; break; }
+          const b = walPackr.unpack(r.payload) as Batch;
+          this.log.put(r.s, b);
+          let cfg: string | undefined;
+          for (const e of b.e ?? []) cfg = configOf(e) ?? cfg;
+          if (cfg !== undefined) this.meta.put('config', cfg);
+          end = r.e;
+        }
+      });
+      if (gap >= 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${apply.length - gap} later batches (never acknowledged under durability 'flush') are discarded`);
+    }
+    if (id === undefined) {
+      id = randomUUID();
+      this.meta.putSync('journalId', id);
+    }
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (walId !== id) { writeFileSync(idFile, id, { mode: 0o600 }); }
+    this.wal = new Wal(dir, {
+      flush: this.flush, segmentBytes: opts.walSegmentBytes,
+      onSyncError: (err) => { this.fail(err); },
+    }, maxSeg, end);
+  }
+
+  /** A read-only open (apb events beside a running server): the WAL's batches past LMDB's end are read too. */
+  private readWalTail(): void {
+    let end = 0;
+    const last = this.lastBatch();
+    if (last) end = batchEnd(last);
+    let walId: string | undefined;
+    try { walId = readFileSync(join(this.dir, 'wal', 'journal-id'), 'utf8'); } catch { return; }
+    if (walId !== this.meta.get('journalId')) return;
+    const { records } = readWal(join(this.dir, 'wal'));
+    for (const r of records.filter((x) => x.e > end).sort((a, b) => a.s - b.s)) {
+      if (r.s !== end + 1) break;
+      this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
+      end = r.e;
+    }
+  }
+
   private loadState(): void {
     const last = this.lastBatch();
     const snap = this.snapMetas().at(-1);
     this.seq = Math.max(last ? batchEnd(last) : 0, snap?.seq ?? 0);
+    for (const b of this.walOnly.values()) this.seq = Math.max(this.seq, batchEnd(b)); // read-only: the WAL's tail
     this.committedSeq = last ? batchEnd(last) : 0;
     this.config = this.meta.get('config') as string | undefined;
     let id = this.meta.get('journalId') as string | undefined;
@@ -309,8 +388,11 @@ export class LmdbStore implements Store {
   get lastSeq(): number { return this.seq; }
   get healthy(): boolean { return this.isHealthy && !this.closed; }
   get failures(): number { return this.failureCount; }
-  /** journal transactions committed since open (each one fsync): apb_storage_syncs_total */
-  get syncs(): number { return this.syncCount; }
+  /** fdatasyncs of the write-ahead log since open (the reply path's syncs; each covers every batch
+   *  written while the previous one ran): apb_storage_syncs_total */
+  get syncs(): number { return this.wal?.syncs ?? 0; }
+  /** LMDB transactions committed since open (the journal's copy, off the reply path) */
+  get commits(): number { return this.syncCount; }
   /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES) */
   get indexSkipped(): number { return this.indexer?.skipped ?? 0; }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
@@ -343,6 +425,7 @@ export class LmdbStore implements Store {
     this.probeTimer = setInterval(() => {
       try {
         if (!hasHeadroom(this.dir, this.headroom)) return; // still full; try again next interval
+        if (this.unstored.length > 0) { this.putUnstored(); return; }
         this.meta.put('probe', this.now()).then(
           () => this.recovered(),
           absorb, // still failing; try again next interval
@@ -352,12 +435,35 @@ export class LmdbStore implements Store {
     this.probeTimer.unref();
   }
 
+  /** The batches the WAL holds whose LMDB put failed, put again in seq order; healthy once they commit. */
+  private putUnstored(): void {
+    const retry = this.unstored.sort((a, b) => a.batch.s - b.batch.s);
+    this.unstored = [];
+    let last: Promise<boolean> | undefined;
+    try {
+      for (const t of retry) {
+        last = this.log.put(t.batch.s, t.batch);
+        if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
+      }
+    } catch (err) { this.unstored = retry.concat(this.unstored); absorb(err); return; }
+    this.track(last!).then(() => {
+      for (const t of retry) {
+        this.inflight.delete(t.batch.s);
+        this.walOnly.delete(t.batch.s);
+        const end = batchEnd(t.batch);
+        if (end > this.committedSeq) this.committedSeq = end;
+      }
+      this.recovered();
+    }, (err: unknown) => { this.unstored = retry.concat(this.unstored); absorb(err); });
+  }
+
   private recovered(): void {
     if (this.isHealthy || this.closed) return;
     if (!hasHeadroom(this.dir, this.headroom)) return; // a small write got through, but the disk is still (nearly) full
     clearInterval(this.probeTimer); this.probeTimer = undefined;
     this.isHealthy = true;
     this.lastError = undefined;
+    this.wal?.reset();
     this.listeners.emit(true);
     this.indexer?.committedUpTo(this.committedSeq);
   }
@@ -402,7 +508,7 @@ export class LmdbStore implements Store {
     if (!t) {
       const key = this.seq + 1;
       t = this.turn = this.pending({ s: key, n: 0, a0: 0, a1: 0, e: [] });
-      setImmediate(() => this.flushTurn());
+      setImmediate(() => { this.flushTurn(); this.wal?.flush(); });
     }
     const b = t.batch;
     const list = b.e!;
@@ -470,7 +576,10 @@ export class LmdbStore implements Store {
     this.write(t);
   }
 
-  /** Puts a batch (and, now and then, the idempotency checkpoint in the same transaction). */
+  /**
+   * The batch goes to the WAL (wal.ts) first: its promise (the replies) resolves once the WAL has it
+   * durably; only then is it put into the journal in LMDB, off the reply path.
+   */
   private write(t: Pending): void {
     const b = t.batch;
     if (this.closed || !this.isHealthy) {
@@ -478,6 +587,21 @@ export class LmdbStore implements Store {
       t.reject(this.lastError ?? new ApbError('storage_unavailable', 'storage is unavailable'));
       return;
     }
+    let payload: Uint8Array;
+    try { payload = walPackr.pack(b); } catch (err) {
+      this.inflight.delete(b.s);
+      t.reject(this.fail(err));
+      return;
+    }
+    this.wal!.append(b.s, batchEnd(b), payload, () => { this.walOnly.set(b.s, b); t.resolve(); this.store(t); }, (err) => {
+      this.inflight.delete(b.s);
+      t.reject(this.fail(err));
+    });
+  }
+
+  /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */
+  private store(t: Pending): void {
+    const b = t.batch;
     let written: Promise<boolean>;
     try {
       written = this.log.put(b.s, b);
@@ -485,20 +609,22 @@ export class LmdbStore implements Store {
       if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       if (this.seq - this.checkpointSeq >= CHECKPOINT_SEQS || (this.seq > this.checkpointSeq && this.now() - this.checkpointAt >= CHECKPOINT_MS)) this.checkpoint();
     } catch (err) {
-      // encoding or a synchronous lmdb-js error: nothing was written for this batch
-      this.inflight.delete(b.s);
-      t.reject(this.fail(err));
+      // a synchronous lmdb-js error: the WAL keeps the batch; the probe puts it again
+      this.unstored.push(t);
+      this.fail(err);
       return;
     }
     const end = batchEnd(b);
-    this.track(this.afterWrite(written)).then(
+    this.track(written).then(
       () => {
         this.inflight.delete(b.s);
+        this.walOnly.delete(b.s);
         if (end > this.committedSeq) this.committedSeq = end;
-        t.resolve();
         this.indexer?.committedUpTo(end);
+        // the WAL segment holding it is reusable once LMDB has flushed it
+        void Promise.resolve(this.root.flushed).then(() => this.wal?.durableUpTo(end), noop);
       },
-      (err: unknown) => { this.inflight.delete(b.s); t.reject(this.fail(err)); },
+      (err: unknown) => { this.unstored.push(t); this.fail(err); },
     );
   }
 
@@ -511,13 +637,9 @@ export class LmdbStore implements Store {
     this.meta.put('idmax', { s: this.seq, m } satisfies IdCheckpoint).catch(noop);
   }
 
-  private async afterWrite(p: Promise<boolean>): Promise<void> {
-    await p;
-    if (this.flush) await this.root.flushed;
-  }
-
   async whenCommitted(): Promise<void> {
     if (this.turn) await this.turn.promise.catch(noop);
+    await this.wal?.idle();
     await this.lastWrite.catch(noop);
   }
 
@@ -526,9 +648,10 @@ export class LmdbStore implements Store {
     // bounded: close() must finish even if the indexer cannot progress (what is not indexed yet is
     // indexed from D/index's meta 'indexed' on the next open)
     const deadline = Date.now() + maxMs;
-    while (this.turn !== undefined || this.inflightCount > 0) {
+    while (this.turn !== undefined || this.inflightCount > 0 || this.wal?.staging) {
       if (Date.now() > deadline) return;
       if (this.turn) await this.turn.promise.catch(noop);
+      await this.wal?.idle();
       await this.lastWrite.catch(noop);
       await new Promise((r) => setImmediate(r));
     }
@@ -567,44 +690,97 @@ export class LmdbStore implements Store {
 
   // ---- reads --------------------------------------------------------------------------------
 
-  query(q: EventQuery): EventRecord[] {
-    const limit = clampLimit(q);
-    const out: EventRecord[] = [];
-    const take = (b: Batch): boolean => {
-      const evs = batchEvents(b);
-      for (let k = evs.length - 1; k >= 0; k--) {
-        const e = evs[k]!;
-        if (matches(e, q)) { out.push(redact(e)); if (out.length >= limit) return false; }
-      }
-      // `at` is the engine clock, non-decreasing with seq: older batches cannot match `since`
-      return !(q.since !== undefined && b.a1 < q.since);
-    };
-    const top = q.beforeSeq !== undefined ? q.beforeSeq - 1 : MAX_KEY;
-    const kind = q.cred !== undefined ? 'cred' : q.reader !== undefined ? 'reader' : undefined;
-    if (!kind) {
-      for (const { value } of this.log.getRange({ start: top, end: 0, reverse: true })) if (!take(value)) break;
-      return out;
+  /**
+   * The journal's batches with keys from `start` (inclusive) towards `end` (exclusive), like
+   * log.getRange, with the batches only the WAL holds yet merged in (they are always the newest:
+   * LMDB commits them in order, so they form a suffix of the journal).
+   */
+  private *batches(start: number, end: number, reverse = false): Generator<{ key: number; value: Batch }> {
+    if (this.readOnly && this.walOnly.size > 0) {
+      // what the WAL held at open: dropped as the writer's LMDB commits catch up (this view sees them)
+      const last = this.lastBatch();
+      const lmdbEnd = last ? batchEnd(last) : 0;
+      for (const [k, b] of this.walOnly) { if (batchEnd(b) <= lmdbEnd) this.walOnly.delete(k); else break; }
     }
-    // the indexed prefix (read in this turn's D/index read transaction) ...
-    const ixSeq = this.ix ? this.ix.indexedSeq : 0;
-    // ... and the journal after it, newest first, straight from the journal (nothing held in memory)
-    for (const { value } of this.log.getRange({ start: top, end: ixSeq, reverse: true })) if (!take(value)) return out;
-    const name = (q.cred ?? q.reader)!;
-    if (!this.ix || !indexable(name)) return out; // never indexed: only the scanned tail can hold it
+    const wal = [...this.walOnly.values()];
+    const cut = wal.length > 0 ? wal[0]!.s : MAX_KEY;
+    if (!reverse) {
+      yield* this.log.getRange({ start, end: Math.min(end, cut) });
+      for (const b of wal) if (b.s >= start && b.s < end) yield { key: b.s, value: b };
+      return;
+    }
+    for (let k = wal.length - 1; k >= 0; k--) { const b = wal[k]!; if (b.s <= start && b.s > end) yield { key: b.s, value: b }; }
+    if (cut - 1 > end) yield* this.log.getRange({ start: Math.min(start, cut - 1), end, reverse: true });
+  }
+
+  query(q: EventQuery): EventRecord[] {
+    const spec = legacySpec(q);
+    return pageDesc(this.batchesDown(spec), spec, undefined).events;
+  }
+
+  page(q: EventPageQuery): EventPage {
+    this.cursorSecret ??= cursorKey(this.journalId);
+    const spec = pageSpec(q, this.cursorSecret);
+    return spec.order === 'desc' ? pageDesc(this.batchesDown(spec), spec, this.cursorSecret) : pageAsc(this.batchesUp(spec), spec, this.cursorSecret);
+  }
+
+  /**
+   * desc candidates, newest first, below spec.pos: with a cred or reader filter the journal after D/index's
+   * `indexed` mark (the tail it has not reached), then the batches the index names; else the journal itself.
+   * With `until`, D/index's time index skips every batch that starts later.
+   */
+  private *batchesDown(spec: PageSpec): Generator<BatchView> {
+    let top = Math.min(spec.pos - 1, MAX_KEY);
+    if (spec.until !== undefined && this.ix) { const k = this.ix.timeAfter(spec.until); if (k !== undefined) top = Math.min(top, k - 1); }
+    if (top < 1) return;
+    const kind = spec.cred !== undefined ? 'cred' : spec.reader !== undefined ? 'reader' : undefined;
+    const ixSeq = kind && this.ix ? this.ix.indexedSeq : 0;
+    for (const { value } of this.batches(top, ixSeq, true)) yield viewOf(value);
+    if (!kind || !this.ix) return;
+    const name = (spec.cred ?? spec.reader)!;
+    if (!indexable(name)) return; // never indexed: only the scanned tail can hold it
     let prev = -1;
     for (const bk of this.ix.keysOf(kind, name, Math.min(top, ixSeq))) {
       if (bk === prev) continue;
       prev = bk;
       const b = this.log.get(bk); // undefined: deleted by retention, its entries not removed yet
-      if (b && !take(b)) break;
+      if (b) yield viewOf(b);
     }
-    return out;
+  }
+
+  /**
+   * asc candidates, oldest first, from the batch holding spec.pos+1: with a cred or reader filter the batches
+   * D/index names up to its `indexed` mark (then that mark as covered), then the journal after it; else the
+   * journal itself. With `since`, D/index's time index skips every batch that ends earlier.
+   */
+  private *batchesUp(spec: PageSpec): Generator<BatchView> {
+    let start = 1;
+    for (const { key } of this.batches(spec.pos + 1, 0, true)) { start = key; break; }
+    if (spec.since !== undefined && this.ix) start = Math.max(start, this.ix.timeStart(spec.since) ?? 1);
+    const kind = spec.cred !== undefined ? 'cred' : spec.reader !== undefined ? 'reader' : undefined;
+    let from = start;
+    if (kind && this.ix) {
+      const ixSeq = this.ix.indexedSeq;
+      const name = (spec.cred ?? spec.reader)!;
+      let prev = -1;
+      if (indexable(name)) {
+        for (const bk of this.ix.keysUp(kind, name, start, ixSeq)) {
+          if (bk === prev) continue;
+          prev = bk;
+          const b = this.log.get(bk);
+          if (b) yield viewOf(b);
+        }
+      }
+      if (ixSeq >= start) yield { s: ixSeq, end: ixSeq, n: 0, a0: 0, a1: 0, events: null };
+      from = Math.max(start, ixSeq + 1);
+    }
+    for (const { value } of this.batches(from, MAX_KEY)) yield viewOf(value);
   }
 
   *since(afterSeq: number): Iterable<EventRecord> {
     let start = 1;
-    for (const { key } of this.log.getRange({ start: afterSeq + 1, end: 0, reverse: true, limit: 1 })) start = key;
-    for (const { value } of this.log.getRange({ start, end: MAX_KEY })) {
+    for (const { key } of this.batches(afterSeq + 1, 0, true)) { start = key; break; }
+    for (const { value } of this.batches(start, MAX_KEY)) {
       if (batchEnd(value) <= afterSeq) continue;
       for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
     }
@@ -616,7 +792,7 @@ export class LmdbStore implements Store {
       // the last batch that starts before sinceAt may still hold events at or after it
       start = this.ix.timeStart(sinceAt) ?? 1;
     }
-    for (const { value } of this.log.getRange({ start, end: MAX_KEY })) {
+    for (const { value } of this.batches(start, MAX_KEY)) {
       if (untilAt !== undefined && value.n > 0 && value.a0 > untilAt) break;
       if (sinceAt !== undefined && value.n > 0 && value.a1 < sinceAt) continue;
       for (const e of batchEvents(value)) {
@@ -804,6 +980,7 @@ export class LmdbStore implements Store {
     this.closed = true;
     clearInterval(this.probeTimer);
     clearInterval(this.retentionTimer);
+    await this.wal?.close().catch(() => undefined);
     await this.indexer?.close().catch(() => undefined);
     await this.lastWrite.catch(noop);
     await this.root.committed;
@@ -815,6 +992,11 @@ export class LmdbStore implements Store {
       await this.lock?.release(); // only once LMDB is closed: the next holder may open at once
     }
   }
+}
+
+/** A journal batch as the event pager (event-cursor.ts) reads it. */
+function viewOf(b: Batch): BatchView {
+  return { s: b.s, end: batchEnd(b), n: b.n, a0: b.a0, a1: b.a1, events: () => batchEvents(b) };
 }
 
 /** What is wrong with a compact group handed to appendCompact (undefined: nothing). */

@@ -19,7 +19,7 @@
  * It never applies a record past the last `upTo` (with durability 'flush' a
  * committed but not yet fsynced record is visible to readers: a snapshot must
  * not hold it). A snapshot file is written as saveSnapshot writes it
- * (`<seq>.snap.tmp`, fsync, rename, fsync of the directory); the main thread
+ * (`<seq>.snap.worker.tmp`, fsync, rename, fsync of the directory); the main thread
  * then records its entry (store.recordSnapshot) and prunes older ones.
  *
  * Any throw while applying records ends the worker (its replica may be half
@@ -50,9 +50,13 @@ const SYNC_STEP = 16 << 20;
 /** the snapshot file name of `seq` (lmdb-store.ts names them the same way) */
 export function snapshotFileName(seq: number): string { return `${String(seq).padStart(16, '0')}.snap`; }
 
-/** Writes `bytes` to dir/file: `*.tmp`, fsync, rename, fsync of the directory. */
+/** the worker's temporary files: a suffix of their own, so the worker never removes a file the main
+ *  thread is writing (an inline snapshot's `<seq>.snap.tmp`, lmdb-store.ts) */
+const WORKER_TMP = '.worker.tmp';
+
+/** Writes `bytes` to dir/file: `*.worker.tmp`, fsync, rename, fsync of the directory. */
 export function writeSnapshotFile(dir: string, file: string, bytes: Uint8Array): void {
-  const tmp = join(dir, file + '.tmp');
+  const tmp = join(dir, file + WORKER_TMP);
   try {
     const fd = openSync(tmp, 'w', 0o600);
     try {
@@ -97,7 +101,7 @@ if (port) {
   const t0 = performance.now();
   const store: Store = await openStore(data.dir, { readOnly: true, retention: { intervalMs: 0 } });
   // a snapshot an earlier worker was writing when it ended
-  for (const f of readdirSync(snapDir)) if (f.endsWith('.snap.tmp')) rmSync(join(snapDir, f), { force: true });
+  for (const f of readdirSync(snapDir)) if (f.endsWith(WORKER_TMP)) rmSync(join(snapDir, f), { force: true });
   const replica = new JournalReplica(store, data.core, data.configText, log);
   replica.restoreSnapshot();
 

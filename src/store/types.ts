@@ -54,6 +54,27 @@ export interface EventQuery {
   limit?: number;             // default 100, at most 10 000
 }
 
+/** One page of the event log (store.page, event-cursor.ts): filters as EventQuery, plus order and cursor. */
+export interface EventPageQuery {
+  cred?: string;
+  reader?: string;
+  controller?: string;
+  since?: number;             // at >= since (ms epoch)
+  until?: number;             // at <= until
+  /** 'desc' (default): newest first; 'asc': oldest first */
+  order?: 'asc' | 'desc';
+  /** 1-10 000, default 100 (bad_message otherwise) */
+  limit?: number;
+  /** the `next` of a previous page with the same filters and order (bad_message otherwise) */
+  cursor?: string;
+}
+
+export interface EventPage {
+  events: EventRecord[];
+  /** desc: null when nothing older matches; asc: always set (poll it for records appended later) */
+  next: string | null;
+}
+
 /** A stored engine snapshot: the engine bytes at `seq` and the configuration text in force then. */
 export interface SnapshotInfo { seq: number; at: number; bytes: Uint8Array; configText?: string }
 /** The same snapshot as a file (`size` bytes of engine snapshot at `path`), for restoring without reading it into a buffer first. */
@@ -93,6 +114,8 @@ export interface StoreOptions {
   lock?: DataLock;
   /** the background indexer of D/index (indexer.ts): a worker thread by default; test and benchmark knobs */
   indexer?: IndexerKnobs;
+  /** size of a write-ahead log segment file (wal.ts); default 4 MiB */
+  walSegmentBytes?: number;
   /** what lmdb-js would print on the console (a failed commit's error), so the server logs it as JSON */
   onLibraryOutput?: (level: 'error' | 'warn', text: string, err?: Error) => void;
 }
@@ -130,6 +153,12 @@ export interface Store {
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined;
   /** newest first */
   query(q: EventQuery): EventRecord[];
+  /**
+   * One page of matching records in `order`, and the cursor of the next page: a position in the journal,
+   * so no record is skipped or repeated while appends go on between pages (event-cursor.ts).
+   * bad_message for a limit out of range or a malformed, forged or other-filter cursor.
+   */
+  page(q: EventPageQuery): EventPage;
   /** Events with seq > after, oldest first (recovery, export). */
   since(afterSeq: number): Iterable<EventRecord>;
   /** Events with sinceAt <= at <= untilAt, oldest first (export). */

@@ -122,7 +122,7 @@ describe('data directory paths (issue 10 item 8)', () => {
       await store.close();
       assert.deepEqual(readdirSync(parent), [name]);
       assert.ok(statSync(dir).isDirectory());
-      assert.deepEqual(readdirSync(dir).sort(), ['data.mdb', 'index', 'lock.mdb', 'snapshots']);
+      assert.deepEqual(readdirSync(dir).sort(), ['data.mdb', 'index', 'lock.mdb', 'snapshots', 'wal']);
       store = await openStore(dir, { retention: { intervalMs: 0 } });
       assert.equal(store.lastSeq, 1);
       await store.close();

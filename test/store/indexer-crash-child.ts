@@ -14,8 +14,11 @@ const store = await openStore(dir!, { retention: { intervalMs: 0 }, indexer: { d
 process.stdout.write('READY\n');
 let id = Number(firstArg);
 const CONTROLLERS = ['c0', 'c1', 'c2'];
+// bounded: the write-ahead log acknowledges far faster than the indexer (slowed down) indexes, and the
+// parent checks every acknowledged id; a few thousand per round keep that check quick
+const LAST = id + 4000;
 await Promise.all(CONTROLLERS.map(async (c, ci) => {
-  for (let round = 0; ; round++) {
+  for (let round = 0; id < LAST; round++) {
     const n = 1 + ((round + ci) % 9);
     const first = id; id += n;
     if ((round + ci) % 2 === 0) {
@@ -30,3 +33,4 @@ await Promise.all(CONTROLLERS.map(async (c, ci) => {
     process.stdout.write(out);
   }
 }));
+setInterval(() => undefined, 1 << 30); // stay alive until the SIGKILL

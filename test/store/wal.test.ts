@@ -1,0 +1,141 @@
+/**
+ * The write-ahead log in front of the journal (src/store/wal.ts): what only the log holds is put
+ * into the journal on open (and seen by read-only opens before that), a torn record ends the log,
+ * a log of another journal is discarded, and segments are reused instead of growing the directory.
+ *
+ * "Only the log holds it" is made exactly: the data directory is copied before some appends, and
+ * the log written by those appends is copied into the copy (LMDB there never saw them).
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LmdbStore } from '../../src/store/lmdb-store.js';
+import { HEADER_BYTES, readWal } from '../../src/store/wal.js';
+import type { EventRecord } from '../../src/store/types.js';
+
+const dirs: string[] = [];
+after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const temp = (): string => { const d = mkdtempSync(join(tmpdir(), 'apb-wal-')); dirs.push(d); return d; };
+const OPTS = { retention: { intervalMs: 0 } };
+const ev = (i: number, pad = ''): EventRecord => ({ at: 1_000 + i, kind: 'badge', controller: 'c', id: i, cred: String(i), reader: 'r', grant: true, reason: 'ok', violations: [], ...(pad ? { why: pad } : {}) });
+const reply = (i: number) => ({ controller: 'c', id: i, reply: Uint8Array.of(0x90 + (i % 16)) });
+
+/** D with events 1..5 in LMDB, and a copy D0 of it; then events 6..10 appended to D (one batch each) */
+async function twoDirs(): Promise<{ d: string; d0: string }> {
+  const base = temp();
+  const d = join(base, 'd'), d0 = join(base, 'd0');
+  let s = new LmdbStore(d, OPTS);
+  for (let i = 1; i <= 5; i++) await s.append([ev(i)], [reply(i)]);
+  await s.close();
+  cpSync(d, d0, { recursive: true });
+  s = new LmdbStore(d, OPTS);
+  for (let i = 6; i <= 10; i++) await s.append([ev(i)], [reply(i)]);
+  await s.close();
+  return { d, d0 };
+}
+
+describe('write-ahead log', () => {
+  it('batches only the log holds are put into the journal on open, with their replies; a read-only open sees them first', async () => {
+    const { d, d0 } = await twoDirs();
+    rmSync(join(d0, 'wal'), { recursive: true, force: true });
+    cpSync(join(d, 'wal'), join(d0, 'wal'), { recursive: true });
+    const ro = new LmdbStore(d0, { ...OPTS, readOnly: true });
+    assert.deepEqual([...ro.since(0)].map((e) => e.cred), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'], 'read-only: LMDB plus the log');
+    assert.equal(ro.lastSeq, 10);
+    await ro.close();
+    const s = new LmdbStore(d0, OPTS);
+    try {
+      assert.equal(s.lastSeq, 10);
+      assert.deepEqual([...s.since(0)].map((e) => e.cred), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+      assert.deepEqual([...s.getIdem('c', 8)!], [0x98]);
+      assert.equal(s.maxId('c'), 10);
+      await s.append([ev(11)], [reply(11)]);
+      assert.equal(s.lastSeq, 11);
+    } finally { await s.close(); }
+    // and the journal itself now holds them: a copy without the log still has all eleven
+    const d1 = join(temp(), 'd1');
+    cpSync(d0, d1, { recursive: true });
+    rmSync(join(d1, 'wal'), { recursive: true, force: true });
+    const t = new LmdbStore(d1, OPTS);
+    try { assert.equal([...t.since(0)].length, 11); } finally { await t.close(); }
+  });
+
+  it('a torn last record (bad CRC) ends the log: the batches before it are recovered, not it', async () => {
+    const { d, d0 } = await twoDirs();
+    rmSync(join(d0, 'wal'), { recursive: true, force: true });
+    cpSync(join(d, 'wal'), join(d0, 'wal'), { recursive: true });
+    // the record of seq 10: flip one byte of its payload in whichever segment holds it
+    let torn = false;
+    for (const f of readdirSync(join(d0, 'wal')).filter((n) => n.endsWith('.wal'))) {
+      const path = join(d0, 'wal', f);
+      const buf = readFileSync(path);
+      for (let off = 0; off + HEADER_BYTES <= buf.length;) {
+        if (buf.readUInt32LE(off) !== 0x4c415741) break;
+        const len = buf.readUInt32LE(off + 4);
+        if (buf.readDoubleLE(off + 16) === 10) { buf[off + HEADER_BYTES + (len >> 1)]! ^= 0xff; writeFileSync(path, buf); torn = true; break; }
+        off += (HEADER_BYTES + len + 7) & ~7;
+      }
+    }
+    assert.ok(torn, 'the record of seq 10 was found');
+    const s = new LmdbStore(d0, OPTS);
+    try {
+      assert.deepEqual([...s.since(0)].map((e) => e.cred), ['1', '2', '3', '4', '5', '6', '7', '8', '9']);
+      assert.equal(s.getIdem('c', 10), undefined);
+    } finally { await s.close(); }
+  });
+
+  it('a log of another journal (a data.mdb swapped under it) is discarded, not applied', async () => {
+    const { d } = await twoDirs();
+    const other = join(temp(), 'other');
+    const s0 = new LmdbStore(other, OPTS);
+    await s0.append([ev(100)], []);
+    await s0.close();
+    rmSync(join(other, 'wal'), { recursive: true, force: true });
+    cpSync(join(d, 'wal'), join(other, 'wal'), { recursive: true });
+    const s = new LmdbStore(other, OPTS);
+    try {
+      assert.deepEqual([...s.since(0)].map((e) => e.cred), ['100']);
+      assert.equal(s.lastSeq, 1);
+      // the discarded log's records are gone: what is left is this journal's own
+      assert.ok(readWal(join(other, 'wal')).records.every((r) => r.s > 1), 'no record of the other journal remains');
+    } finally { await s.close(); }
+  });
+
+  it('segments are reused once LMDB has flushed them: the log does not grow with the journal', async () => {
+    const dir = join(temp(), 'd');
+    const seg = 64 * 1024;
+    const s = new LmdbStore(dir, { ...OPTS, walSegmentBytes: seg });
+    const pad = 'x'.repeat(1000);
+    try {
+      // ~2 MB of batches through 64 KiB segments (about 32 segments' worth)
+      for (let i = 1; i <= 2000; i++) {
+        await s.append([ev(i, pad)], []);
+        if (i % 50 === 0) await s.whenCommitted();
+      }
+      await s.whenCommitted();
+      const files = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
+      assert.ok(files.length <= 12, `segments are reused (${files.length} files of ${seg} bytes for ~2 MB)`);
+      assert.equal([...s.since(0)].length, 2000);
+    } finally { await s.close(); }
+    const again = new LmdbStore(dir, { ...OPTS, walSegmentBytes: seg });
+    try {
+      const all = [...again.since(0)];
+      assert.equal(all.length, 2000);
+      assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 2000 }, (_, k) => k + 1));
+    } finally { await again.close(); }
+  });
+
+  it("under durability 'flush' an append resolves only after an fdatasync covering it", async () => {
+    const dir = join(temp(), 'd');
+    const s = new LmdbStore(dir, { ...OPTS, durability: 'flush' });
+    try {
+      for (let i = 1; i <= 20; i++) {
+        const before = s.syncs;
+        await s.append([ev(i)], []);
+        assert.ok(s.syncs > before, `append ${i} resolved after a sync (${before} → ${s.syncs})`);
+      }
+    } finally { await s.close(); }
+  });
+});
