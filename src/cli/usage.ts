@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'host', value: 'H', desc: 'address to listen on (default 127.0.0.1)' },
       { name: 'log-level', value: 'L', desc: 'fatal|error|warn|info|debug|trace|silent (default info or $APB_LOG_LEVEL)' },
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm or $APB_CORE)' },
+      { name: 'durability', value: 'M', desc: 'commit: reply once the write-ahead log write reaches the OS (survives a crash of apb); flush: once it is fsynced (also survives power loss) (default commit)' },
       { name: 'allow-js-fallback', desc: 'run on uWebSockets.js\'s JS fallback when the native binary is missing' },
     ],
   },
@@ -40,6 +41,13 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'data', value: 'D', desc: 'data directory of the server', required: true },
       { name: 'since', value: 'T', desc: 'first instant: ms since the epoch or an ISO 8601 date' },
       { name: 'until', value: 'T', desc: 'last instant: ms since the epoch or an ISO 8601 date' },
+    ],
+  },
+  bridge: {
+    file: '../bridge/cli.js', summary: 'run the gate-side OSDP control panel: polls readers, asks the engine, decides offline by policy',
+    flags: [
+      { name: 'config', value: 'F', desc: 'bridge file (YAML): engine, serial ports, readers, offline policies', required: true },
+      { name: 'log-level', value: 'L', desc: 'fatal|error|warn|info|debug|trace|silent (default info or $APB_LOG_LEVEL)' },
     ],
   },
   simulate: {

@@ -43,6 +43,8 @@ export interface ServerOptions {
   allowJsFallback?: boolean;
   /** engine core (default wasm; 'reference' for tests and comparisons) */
   core?: 'wasm' | 'reference';
+  /** when a reply may go (store/wal.ts): 'commit' (default) once the WAL write reaches the OS, 'flush' once fsynced */
+  durability?: 'commit' | 'flush';
   /** test knobs */
   webhooks?: WebhookOptions;
   dashboardDir?: string;
@@ -80,6 +82,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // openStore takes the data directory's lock (data_locked if another apb holds it); close() releases it.
   // lmdb-js' console errors (a failed commit) go into the JSON log instead of raw stderr lines.
   const store: Store = opts.store ?? await openStore(opts.data, {
+    durability: opts.durability ?? 'commit',
     onLibraryOutput: (level, text, err) => log[level]({ err: err ? { message: err.message, code: (err as { code?: unknown }).code } : undefined }, `lmdb: ${text}`),
   });
   let engine: Engine;

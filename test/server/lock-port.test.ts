@@ -9,7 +9,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,5 +136,24 @@ describe('one server per data directory and per port (issue 10 items 3, 4)', () 
     // the first server still answers every request
     for (let i = 0; i < 20; i++) assert.equal((await decide(a.port, 10 + i, 5000 + i)).status, 200);
     await stop(a);
+  });
+
+  it('a restart takes the port at once, with the previous process\'s connections still in TIME_WAIT', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'apb-restart-'));
+    dirs.push(base);
+    const a = await serve(join(base, 'data'));
+    await ready(a);
+    // connections the server closes first (shutdown) leave TIME_WAIT entries on its port
+    const sockets = await Promise.all(Array.from({ length: 4 }, () => new Promise<import('node:net').Socket>((resolve, reject) => {
+      const c = connect(a.port, '127.0.0.1', () => { c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'); resolve(c); });
+      c.on('error', reject);
+    })));
+    for (const c of sockets) c.on('error', () => undefined);
+    await stop(a);
+    const b = await serve(join(base, 'data'), a.port);
+    await ready(b);
+    assert.equal((await decide(b.port, 1, 6001)).status, 200);
+    for (const c of sockets) c.destroy();
+    await stop(b);
   });
 });
