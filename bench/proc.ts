@@ -60,11 +60,11 @@ function spawnChild(args: string[], cleanup: () => void, env: NodeJS.ProcessEnv 
 }
 
 /** `apb serve` on the given site text; data in a fresh temp dir (durable) or ':memory:'. */
-export async function startServerChild(configText: string, data: 'durable' | ':memory:', dataDir?: string): Promise<Child> {
+export async function startServerChild(configText: string, data: 'durable' | ':memory:', dataDir?: string, extra: string[] = []): Promise<Child> {
   const dir = mkdtempSync(join(tmpdir(), 'apb-bench-'));
   const cfg = join(dir, 'site.yaml');
   writeFileSync(cfg, configText);
-  const args = [MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? dataDir ?? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'];
+  const args = [MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? dataDir ?? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...extra];
   return spawnChild(args, () => rmSync(dir, { recursive: true, force: true }));
 }
 
