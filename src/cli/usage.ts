@@ -18,7 +18,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'host', value: 'H', desc: 'address to listen on (default 127.0.0.1)' },
       { name: 'log-level', value: 'L', desc: 'fatal|error|warn|info|debug|trace|silent (default info or $APB_LOG_LEVEL)' },
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm or $APB_CORE)' },
-      { name: 'durability', value: 'M', desc: 'commit: reply once the write-ahead log write reaches the OS (survives a crash of apb); flush: once it is fsynced (also survives power loss) (default commit)' },
+      { name: 'durability', value: 'M', desc: 'commit|flush: reply once the write-ahead log reaches the OS, or once fsynced (default commit)' },
       { name: 'allow-js-fallback', desc: 'run on uWebSockets.js\'s JS fallback when the native binary is missing' },
     ],
   },

@@ -32,7 +32,7 @@ process.on('unhandledRejection', (reason) => {
 const root = open({ path: dir, noSubdir: false, maxDbs: 16, readOnly: true } as never);
 const log = root.openDB<IndexableBatch, number>('log', {
   keyEncoding: 'ordered-binary', encoding: 'msgpack', sharedStructuresKey: Symbol.for('structures'),
-  encoder: { int64AsType: 'auto' },
+  encoder: { int64AsType: 'auto', useRecords: false }, // as the store writes them (lmdb-store.ts)
 } as never);
 // this thread's only job: its D/index transactions commit here, at its lowered priority (derived-index.ts write)
 const ix = DerivedIndex.attach(indexDir, true);

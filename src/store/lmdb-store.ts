@@ -46,7 +46,7 @@ import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, Sn
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, type PageSpec } from './event-cursor.js';
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
-import { routeLibraryOutput } from './lmdb-output.js';
+import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
 import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
@@ -199,8 +199,11 @@ export class LmdbStore implements Store {
       const ob = { keyEncoding: 'ordered-binary' as const };
       this.log = this.root.openDB<Batch, number>('log', {
         ...ob, encoding: 'msgpack', sharedStructuresKey: Symbol.for('structures'),
-        // bigints beyond 2^53 (u64 credentials and ids) must come back exact
-        encoder: { int64AsType: 'auto' },
+        // bigints beyond 2^53 (u64 credentials and ids) must come back exact. New values are written
+        // without record structures: a commit that fails (a full disk) after adding a structure left
+        // later values referring to one the file never got, which no reader could decode (values of
+        // earlier versions still decode: the structures they name stay under the key)
+        encoder: { int64AsType: 'auto', useRecords: false },
       } as never);
       this.snaps = this.root.openDB('snaps', { ...ob, encoding: 'msgpack' });
       this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
@@ -398,6 +401,7 @@ export class LmdbStore implements Store {
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
   private fail(err: unknown): ApbError {
+    endNativeWriteLine(err); // a failed page write: LMDB's own raw stderr line ends before anything is logged
     // lmdb-js rejects a failed commit's writes with 'Commit failed' and the cause in a second promise
     const cause = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
     if (cause && typeof cause.catch === 'function') {
@@ -459,6 +463,9 @@ export class LmdbStore implements Store {
 
   private recovered(): void {
     if (this.isHealthy || this.closed) return;
+    // batches replied to from the WAL but not in the journal yet go in first: whoever rebuilds state
+    // from the journal once the store is healthy (the server does) must find them there
+    if (this.unstored.length > 0) { this.putUnstored(); return; }
     if (!hasHeadroom(this.dir, this.headroom)) return; // a small write got through, but the disk is still (nearly) full
     clearInterval(this.probeTimer); this.probeTimer = undefined;
     this.isHealthy = true;
@@ -602,6 +609,7 @@ export class LmdbStore implements Store {
   /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */
   private store(t: Pending): void {
     const b = t.batch;
+    if (this.closed) return; // the WAL holds it: the next open puts it into the journal
     let written: Promise<boolean>;
     try {
       written = this.log.put(b.s, b);
