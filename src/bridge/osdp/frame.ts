@@ -14,8 +14,8 @@
 import { ApbError } from '../../errors.js';
 import { checksum8, crc16AugCcitt } from '../../adapters/osdp/crc.js';
 
-export const SOM = 0x53;
-export const MARK = 0xff;
+import { SOM, MARK } from '../../adapters/osdp/packet.js';
+export { SOM, MARK }; // one definition of the framing bytes for the adapter and the bridge
 /** the smallest frame: SOM ADDR LEN LEN CTRL CODE CKSUM */
 export const MIN_FRAME = 7;
 /** the bridge refuses longer frames (OSDP readers send far less; a typical PD buffer is 128-1440 bytes) */
