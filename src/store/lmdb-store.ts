@@ -52,7 +52,7 @@ import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
 import { Indexer } from './indexer.js';
-import { Wal, readWal } from './wal.js';
+import { Wal, walTail } from './wal.js';
 import { Packr } from 'msgpackr';
 
 export { MAX_INDEXED_NAME_BYTES } from './derived-index.js';
@@ -132,9 +132,8 @@ export class LmdbStore implements Store {
   private checkpointAt = 0;
   private readonly lock: DataLock | undefined;
   private unrouteOutput: (() => void) | undefined;
-  private syncCount = 0;
   /** the write-ahead log (wal.ts): the reply path's only write; undefined for read-only opens */
-  private wal: Wal | undefined;
+  private wal: Wal<Pending> | undefined;
   /** batches durable in the WAL, not committed to LMDB yet, by key in seq order (reads merge them in) */
   private readonly walOnly = new Map<number, Batch>();
   /** batches durable in the WAL whose LMDB put failed: put again by the probe before the store is healthy */
@@ -217,7 +216,6 @@ export class LmdbStore implements Store {
       if (err instanceof ApbError) throw err;
       throw new ApbError('storage_unavailable', `cannot open the data directory ${dir}: ${(err as Error).message}`);
     }
-    this.root.on('aftercommit', () => { this.syncCount++; });
     if (!this.readOnly) this.openWal(opts);
     else this.readWalTail();
     this.loadState();
@@ -248,52 +246,43 @@ export class LmdbStore implements Store {
       this.onOutput?.('warn', `the write-ahead log in ${dir} belongs to another journal: discarded`);
       rmSync(dir, { recursive: true, force: true });
     }
-    const { records, maxSeg } = readWal(dir);
     const last = this.lastBatch();
     let end = last ? batchEnd(last) : 0;
-    const apply = records.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
-    if (apply.length > 0) {
-      let gap = -1;
+    const { tail, gap, maxSeg } = walTail(dir, end);
+    if (tail.length > 0) {
       this.root.transactionSync(() => {
-        for (let k = 0; k < apply.length; k++) {
-          const r = apply[k]!;
-          if (r.s !== end + 1) { gap = k; break; }
+        for (const r of tail) {
           const b = walPackr.unpack(r.payload) as Batch;
           this.log.put(r.s, b);
           let cfg: string | undefined;
           for (const e of b.e ?? []) cfg = configOf(e) ?? cfg;
           if (cfg !== undefined) this.meta.put('config', cfg);
-          end = r.e;
         }
       });
-      if (gap >= 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${apply.length - gap} later batches (never acknowledged under durability 'flush') are discarded`);
+      end = tail.at(-1)!.e;
     }
+    if (gap > 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${gap} later batches (never acknowledged under durability 'flush') are discarded`);
     if (id === undefined) {
       id = randomUUID();
       this.meta.putSync('journalId', id);
     }
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (walId !== id) { writeFileSync(idFile, id, { mode: 0o600 }); }
-    this.wal = new Wal(dir, {
+    this.wal = new Wal<Pending>(dir, {
       flush: this.flush, segmentBytes: opts.walSegmentBytes,
+      onDurable: (t) => { this.walOnly.set(t.batch.s, t.batch); t.resolve(); this.store(t); },
+      onFailed: (t, err) => { this.inflight.delete(t.batch.s); t.reject(this.fail(err)); },
       onSyncError: (err) => { this.fail(err); },
     }, maxSeg, end);
   }
 
   /** A read-only open (apb events beside a running server): the WAL's batches past LMDB's end are read too. */
   private readWalTail(): void {
-    let end = 0;
-    const last = this.lastBatch();
-    if (last) end = batchEnd(last);
     let walId: string | undefined;
     try { walId = readFileSync(join(this.dir, 'wal', 'journal-id'), 'utf8'); } catch { return; }
     if (walId !== this.meta.get('journalId')) return;
-    const { records } = readWal(join(this.dir, 'wal'));
-    for (const r of records.filter((x) => x.e > end).sort((a, b) => a.s - b.s)) {
-      if (r.s !== end + 1) break;
-      this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
-      end = r.e;
-    }
+    const last = this.lastBatch();
+    for (const r of walTail(join(this.dir, 'wal'), last ? batchEnd(last) : 0).tail) this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
   }
 
   private loadState(): void {
@@ -394,8 +383,6 @@ export class LmdbStore implements Store {
   /** fdatasyncs of the write-ahead log since open (the reply path's syncs; each covers every batch
    *  written while the previous one ran): apb_storage_syncs_total */
   get syncs(): number { return this.wal?.syncs ?? 0; }
-  /** LMDB transactions committed since open (the journal's copy, off the reply path) */
-  get commits(): number { return this.syncCount; }
   /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES) */
   get indexSkipped(): number { return this.indexer?.skipped ?? 0; }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
@@ -600,10 +587,7 @@ export class LmdbStore implements Store {
       t.reject(this.fail(err));
       return;
     }
-    this.wal!.append(b.s, batchEnd(b), payload, () => { this.walOnly.set(b.s, b); t.resolve(); this.store(t); }, (err) => {
-      this.inflight.delete(b.s);
-      t.reject(this.fail(err));
-    });
+    this.wal!.append(b.s, batchEnd(b), payload, t);
   }
 
   /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */

@@ -46,15 +46,18 @@ const ZEROS = Buffer.alloc(2 ** 20);
 const pad8 = (n: number): number => (n + 7) & ~7;
 
 interface Segment { no: number; fd: number; path: string; size: number; lastEnd: number }
-/** one batch waiting for its write (and, in 'flush' mode, its sync) */
-interface Waiting { end: number; ok: () => void; fail: (err: Error) => void }
 
 export interface WalRecord { seg: number; s: number; e: number; payload: Buffer }
 
-export interface WalOptions {
+/** T: what the caller gives with each batch to learn its fate (one callback pair for all, no closure per batch) */
+export interface WalOptions<T> {
   /** 'flush': a batch is durable after the fdatasync covering it; 'commit': after its write */
   flush: boolean;
   segmentBytes?: number;
+  /** the batch tagged `tag` is durable (see the file comment) */
+  onDurable: (tag: T) => void;
+  /** its write or sync failed */
+  onFailed: (tag: T, err: Error) => void;
   /** a background sync failed ('commit' mode: nobody waits for it, so the store must learn of it) */
   onSyncError: (err: Error) => void;
 }
@@ -117,11 +120,27 @@ export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
   return { records, maxSeg };
 }
 
-export class Wal {
+/**
+ * The WAL's batches past seq `end`, in seq order, as long as they continue it (s = previous e + 1);
+ * `gap`: how many later ones were left out because one was missing.
+ */
+export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number } {
+  const { records, maxSeg } = readWal(dir);
+  const after = records.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
+  const tail: WalRecord[] = [];
+  for (const r of after) {
+    if (r.s !== end + 1) break;
+    tail.push(r);
+    end = r.e;
+  }
+  return { tail, gap: after.length - tail.length, maxSeg };
+}
+
+export class Wal<T> {
   private readonly segBytes: number;
   private readonly dir: string;
   private readonly flushMode: boolean;
-  private readonly onSyncError: (err: Error) => void;
+  private readonly opts: WalOptions<T>;
   /** segments in service order; the last one is written */
   private readonly active: Segment[] = [];
   private readonly spares: Segment[] = [];
@@ -132,10 +151,10 @@ export class Wal {
   /** staged records of this turn, written by one writeSync */
   private stage: Buffer = Buffer.allocUnsafe(64 * 1024);
   private staged = 0;
-  private stagedWaiting: Waiting[] = [];
+  private stagedWaiting: T[] = [];
   private scheduled = false;
   /** written, waiting for a sync ('flush' mode) */
-  private unsynced: Waiting[] = [];
+  private unsynced: T[] = [];
   private dirtyFds = new Set<number>();
   private syncing = false;
   private closed = false;
@@ -150,11 +169,11 @@ export class Wal {
    * Opens the WAL in `dir` for writing. Existing segment files are taken as spares for reuse once
    * LMDB has flushed `recoveredEnd` (their records were just applied to it, or were already there).
    */
-  constructor(dir: string, opts: WalOptions, maxSeg: number, recoveredEnd: number) {
+  constructor(dir: string, opts: WalOptions<T>, maxSeg: number, recoveredEnd: number) {
     this.dir = dir;
     this.segBytes = Math.max(64 * 1024, opts.segmentBytes ?? SEGMENT_BYTES);
     this.flushMode = opts.flush;
-    this.onSyncError = opts.onSyncError;
+    this.opts = opts;
     this.segNo = maxSeg;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const path of segmentFiles(dir)) {
@@ -171,20 +190,18 @@ export class Wal {
   get syncs(): number { return this.syncCount; }
   /** batches staged and not written yet */
   get staging(): boolean { return this.staged > 0 || this.unsynced.length > 0; }
-  /** bytes of the segment files (preallocated) */
-  get segments(): number { return this.active.length + this.spares.length; }
 
   /**
-   * Stages one batch (written at the end of this event-loop turn, or by flush()); `ok` runs when it
-   * is durable (see the file comment), `fail` if its write or sync fails.
+   * Stages one batch (written at the end of this event-loop turn, or by flush()); onDurable(tag) runs
+   * when it is durable (see the file comment), onFailed(tag, err) if its write or sync fails.
    */
-  append(s: number, e: number, payload: Uint8Array, ok: () => void, fail: (err: Error) => void): void {
-    if (this.closed) { fail(new Error('the write-ahead log is closed')); return; }
-    if (this.broken) { fail(this.broken); return; }
+  append(s: number, e: number, payload: Uint8Array, tag: T): void {
+    if (this.closed) { this.opts.onFailed(tag, new Error('the write-ahead log is closed')); return; }
+    if (this.broken) { this.opts.onFailed(tag, this.broken); return; }
     const len = pad8(HEADER_BYTES + payload.length);
     if (this.pos + this.staged + len > this.cur.size) {
       this.flush();
-      if (this.broken) { fail(this.broken); return; }
+      if (this.broken) { this.opts.onFailed(tag, this.broken); return; }
       this.roll(len);
     }
     if (this.staged + len > this.stage.length) {
@@ -203,7 +220,7 @@ export class Wal {
     b.writeUInt32LE(0, o + 36);
     b.fill(0, o + HEADER_BYTES + payload.length, o + len);
     this.staged += len;
-    this.stagedWaiting.push({ end: e, ok, fail });
+    this.stagedWaiting.push(tag);
     if (e > this.cur.lastEnd) this.cur.lastEnd = e;
     if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
   }
@@ -222,14 +239,14 @@ export class Wal {
       // the position does not move: the next write after recovery overwrites what was torn
       const e = err as Error;
       this.broken = e;
-      for (const w of waiting) w.fail(e);
+      for (const w of waiting) this.opts.onFailed(w, e);
       return;
     }
     this.pos += n;
     this.writtenGen++;
     this.dirtyFds.add(this.cur.fd);
     if (this.flushMode) { for (const w of waiting) this.unsynced.push(w); }
-    else for (const w of waiting) w.ok();
+    else for (const w of waiting) this.opts.onDurable(w);
     this.startSync();
   }
 
@@ -247,7 +264,7 @@ export class Wal {
         this.syncing = false;
         this.syncCount++;
         this.syncedGen = gen;
-        for (const w of covered) w.ok();
+        for (const w of covered) this.opts.onDurable(w);
         this.startSync();
         return;
       }
@@ -255,8 +272,8 @@ export class Wal {
         if (err) {
           this.syncing = false;
           this.broken = err;
-          for (const w of covered) w.fail(err);
-          this.onSyncError(err);
+          for (const w of covered) this.opts.onFailed(w, err);
+          this.opts.onSyncError(err);
           return;
         }
         next(k + 1);
