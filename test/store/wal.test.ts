@@ -12,7 +12,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LmdbStore } from '../../src/store/lmdb-store.js';
-import { HEADER_BYTES, readWal } from '../../src/store/wal.js';
+import { HEADER_BYTES, readWal, Wal } from '../../src/store/wal.js';
 import type { EventRecord } from '../../src/store/types.js';
 
 const dirs: string[] = [];
@@ -137,5 +137,36 @@ describe('write-ahead log', () => {
         assert.ok(s.syncs > before, `append ${i} resolved after a sync (${before} → ${s.syncs})`);
       }
     } finally { await s.close(); }
+  });
+
+  it('the next segment is created ahead, off the event loop, once the current one is half full; a roll then takes it', async () => {
+    const dir = join(temp(), 'wal');
+    const seg = 64 * 1024;
+    const durable: number[] = [];
+    const w = new Wal<number>(dir, { flush: false, segmentBytes: seg, onDurable: (t) => durable.push(t), onFailed: (_t, e) => { throw e; }, onSyncError: (e) => { throw e; } }, 0, 0);
+    const files = () => readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    try {
+      assert.deepEqual(files(), ['seg-0.wal']);
+      const payload = Buffer.alloc(1000, 7);
+      let k = 0;
+      // just under half a segment: nothing is prepared yet
+      while ((k + 1) * (HEADER_BYTES + 1000) < seg / 2 - 1024) w.append(k + 1, k + 1, payload, k++);
+      w.flush();
+      await w.prepared();
+      assert.deepEqual(files(), ['seg-0.wal'], 'no spare before the segment is half full');
+      // past half: the flush starts the spare's creation in the thread pool
+      for (let i = 0; i < 4; i++) w.append(k + 1, k + 1, payload, k++);
+      w.flush();
+      await w.prepared();
+      assert.deepEqual(files(), ['seg-0.wal', 'seg-1.wal'], 'a spare exists before the roll');
+      // fill past the end: the roll takes the spare; no third file is created synchronously
+      while (k * (HEADER_BYTES + 1000) < seg + 4096) { w.append(k + 1, k + 1, payload, k++); if (k % 8 === 0) w.flush(); }
+      w.flush();
+      assert.deepEqual(files(), ['seg-0.wal', 'seg-1.wal'], 'the roll took the prepared spare');
+      await w.idle();
+      const recs = readWal(dir).records;
+      assert.deepEqual(recs.map((r) => r.s), Array.from({ length: k }, (_, i) => i + 1), 'every record readable, in order, across the prepared segment');
+      assert.equal(durable.length, k);
+    } finally { await w.close(); }
   });
 });
