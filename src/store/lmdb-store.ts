@@ -36,7 +36,7 @@ import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, rea
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { ApbError } from '../errors.js';
 import {
   HealthListeners, RETENTION_DEFAULTS, configOf, normalizeId, storageError,
@@ -101,7 +101,17 @@ function tighten(path: string, mode: number): void {
 }
 
 /** A batch written in the current turn or in flight: its promise settles when its put commits (or fails). */
-interface Pending { batch: Batch; cfg?: string; promise: Promise<void>; resolve(): void; reject(e: unknown): void }
+/** `payload`: the batch as the WAL holds it (set by write()); the journal stores these same bytes */
+interface Pending { batch: Batch; cfg?: string; payload?: Uint8Array; promise: Promise<void>; resolve(): void; reject(e: unknown): void }
+
+/**
+ * A batch's journal value: the bytes the WAL already holds. They are plain MessagePack, what the log
+ * database's own encoder (no record structures) writes for the same batch and decodes on read, so
+ * the batch is encoded once, not twice (asBinary stores bytes as they are).
+ */
+function journalValue(t: Pending): Batch {
+  return (t.payload ? asBinary(t.payload) : t.batch) as unknown as Batch;
+}
 
 export class LmdbStore implements Store {
   readonly kind = 'lmdb' as const;
@@ -253,7 +263,7 @@ export class LmdbStore implements Store {
       this.root.transactionSync(() => {
         for (const r of tail) {
           const b = walPackr.unpack(r.payload) as Batch;
-          this.log.put(r.s, b);
+          this.log.put(r.s, asBinary(r.payload) as never);
           let cfg: string | undefined;
           for (const e of b.e ?? []) cfg = configOf(e) ?? cfg;
           if (cfg !== undefined) this.meta.put('config', cfg);
@@ -433,7 +443,7 @@ export class LmdbStore implements Store {
     let last: Promise<boolean> | undefined;
     try {
       for (const t of retry) {
-        last = this.log.put(t.batch.s, t.batch);
+        last = this.log.put(t.batch.s, journalValue(t));
         if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       }
     } catch (err) { this.unstored = retry.concat(this.unstored); absorb(err); return; }
@@ -587,6 +597,7 @@ export class LmdbStore implements Store {
       t.reject(this.fail(err));
       return;
     }
+    t.payload = payload;
     this.wal!.append(b.s, batchEnd(b), payload, t);
   }
 
@@ -596,7 +607,7 @@ export class LmdbStore implements Store {
     if (this.closed) return; // the WAL holds it: the next open puts it into the journal
     let written: Promise<boolean>;
     try {
-      written = this.log.put(b.s, b);
+      written = this.log.put(b.s, journalValue(t));
       // the configuration in force is kept beside the log, in the same transaction
       if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       if (this.seq - this.checkpointSeq >= CHECKPOINT_SEQS || (this.seq > this.checkpointSeq && this.now() - this.checkpointAt >= CHECKPOINT_MS)) this.checkpoint();

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { LmdbStore } from '../../src/store/lmdb-store.js';
 import { HEADER_BYTES, readWal, Wal } from '../../src/store/wal.js';
 import type { EventRecord } from '../../src/store/types.js';
@@ -168,5 +169,26 @@ describe('write-ahead log', () => {
       assert.deepEqual(recs.map((r) => r.s), Array.from({ length: k }, (_, i) => i + 1), 'every record readable, in order, across the prepared segment');
       assert.equal(durable.length, k);
     } finally { await w.close(); }
+  });
+
+  it('the journal holds exactly the bytes the log wrote for each batch (stored as they are, not encoded again), and they read back as the batch', async () => {
+    const dir = join(temp(), 'd');
+    const s = new LmdbStore(dir, OPTS);
+    try {
+      for (let i = 1; i <= 20; i++) await s.append([ev(i)], [reply(i)]);
+      await s.whenCommitted();
+    } finally { await s.close(); }
+    const recs = readWal(join(dir, 'wal')).records;
+    assert.equal(recs.length, 20);
+    const root = open({ path: dir, readOnly: true });
+    try {
+      const raw = root.openDB<Buffer, number>('log', { keyEncoding: 'ordered-binary', encoding: 'binary' });
+      for (const r of recs) assert.deepEqual(raw.get(r.s), r.payload, `journal value of batch ${r.s}`);
+    } finally { await root.close(); }
+    const again = new LmdbStore(dir, { ...OPTS, readOnly: true });
+    try {
+      assert.deepEqual([...again.since(0)].map((e) => [e.seq, e.cred, e.id]), Array.from({ length: 20 }, (_, k) => [k + 1, String(k + 1), k + 1]));
+      assert.deepEqual([...again.getIdem('c', 7)!], [0x97]);
+    } finally { await again.close(); }
   });
 });
