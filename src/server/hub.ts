@@ -182,7 +182,9 @@ export class Hub {
   private readonly opts: HubOptions;
   /** per controller: id (store form) → the slot whose commit is in flight */
   private readonly inflight = new Map<string, Map<number | string, Inflight>>();
-  private readonly pending = new Set<Promise<unknown>>();
+  /** commits in flight (commit/commitGroups), and who waits for none to be (whenIdle) */
+  private inflightCommits = 0;
+  private idleWaiters: (() => void)[] = [];
   private readonly controllers = new Map<string, ControllerCtx>();
   private recovering = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -235,18 +237,32 @@ export class Hub {
       this.controllers.set(c.id, ctx);
     });
     for (const id of [...this.controllers.keys()]) if (!seen.has(id)) this.controllers.delete(id);
+    for (const [id, l] of [...this.fastFlying]) if (l.length === 0 && !seen.has(id)) this.fastFlying.delete(id);
   }
 
   controller(id: string): ControllerCtx | undefined { return this.controllers.get(id); }
 
   /** How many commits are still in flight. */
-  get inFlight(): number { return this.pending.size; }
+  get inFlight(): number { return this.inflightCommits; }
 
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.pending.add(p);
-    const done = (): void => { this.pending.delete(p); };
-    p.then(done, done);
-    return p;
+  /*
+   * A commit's outcome as a boolean, through two handlers made once (a frame allocates no closures
+   * for them) that also count it out of the commits in flight.
+   */
+  private readonly committed = (): boolean => { this.metrics.storageCommits++; this.settledOne(); return true; };
+  private readonly notCommitted = (e: unknown): boolean => { this.settledOne(); this.fail(e); return false; };
+
+  private settledOne(): void {
+    if (--this.inflightCommits > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    // in the next turn: the replies chained on the last commit are sent first
+    setImmediate(() => { for (const w of waiters) w(); });
+  }
+
+  /** Resolves once no commit is in flight. */
+  private async whenIdle(): Promise<void> {
+    while (this.inflightCommits > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
   /**
@@ -378,7 +394,7 @@ export class Hub {
     list.push(flight);
     return commit.then((ok) => {
       const l = this.fastFlying.get(ctrl.id);
-      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); if (l.length === 0) this.fastFlying.delete(ctrl.id); }
+      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); } // an empty list stays: no Map churn per frame
       if (!ok) return this.fastErrors(meta.subarray(TALLY, TALLY + n), batch, 'storage_unavailable', 'the decision could not be persisted; nothing was decided');
       this.countTally(tally);
       if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
@@ -480,11 +496,8 @@ export class Hub {
     try {
       appended = groups.length === 1 ? store.appendCompact(groups[0]!) : Promise.all(groups.map((g) => store.appendCompact(g)));
     } catch (e) { appended = Promise.reject(e); }
-    const p = appended.then(
-      () => { this.metrics.storageCommits++; return true; },
-      (e: unknown) => { this.fail(e); return false; },
-    );
-    return this.track(p);
+    this.inflightCommits++;
+    return appended.then(this.committed, this.notCommitted);
   }
 
   /** A fast-path message of `controller` with this id whose commit is in flight (a resend waits for it), or undefined. */
@@ -900,11 +913,8 @@ export class Hub {
   private commit(events: EventRecord[], idem: IdemRecord[]): Promise<boolean> {
     let appended: Promise<void>;
     try { appended = this.store.append(events, idem); } catch (e) { appended = Promise.reject(e); } // a store that throws at once failed too
-    const p = appended.then(
-      () => { this.metrics.storageCommits++; return true; },
-      (e: unknown) => { this.fail(e); return false; },
-    );
-    return this.track(p);
+    this.inflightCommits++;
+    return appended.then(this.committed, this.notCommitted);
   }
 
   /**
@@ -938,7 +948,7 @@ export class Hub {
     this.recovering = true;
     try {
       // let every commit that was in flight settle first: they all fail or succeed against the old state
-      while (this.pending.size) await Promise.allSettled([...this.pending]);
+      await this.whenIdle();
       await this.store.saveConfig(this.configText); // a write probe: storage accepts writes again
       const engine = await this.opts.rebuild(this.configText);
       this.engine = engine;
@@ -1037,6 +1047,6 @@ export class Hub {
   async drain(): Promise<void> {
     this.draining = true;
     if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
+    await this.whenIdle();
   }
 }

@@ -110,10 +110,11 @@ export class CompactWriter {
   private dv = new DataView(this.buf.buffer);
   private off = 0;
   private count = 0;
+  /** the group's name tables: scratch arrays that keep their capacity, the first nReaders/nAreas in use */
   private readers: string[] = [];
-  private readerIx = new Map<string, number>();
   private areas: string[] = [];
-  private areaIx = new Map<string, number>();
+  private nReaders = 0;
+  private nAreas = 0;
 
   constructor(private controller: string) {}
 
@@ -122,21 +123,30 @@ export class CompactWriter {
   reset(controller: string): void {
     this.controller = controller;
     this.off = 0; this.count = 0;
-    this.readers = []; this.readerIx.clear(); this.areas = []; this.areaIx.clear();
+    this.nReaders = 0; this.nAreas = 0;
   }
 
-  /** index of `name` in the group's table, or -1 when the table is full (the caller takes the general path) */
-  private intern(name: string, list: string[], ix: Map<string, number>): number {
-    let i = ix.get(name);
-    if (i === undefined) {
-      if (list.length >= MAX_NAMES) return -1;
-      i = list.length; list.push(name); ix.set(name, i);
-    }
-    return i;
+  /*
+   * Index of `name` in the group's table, or -1 when the table is full (the caller takes the general
+   * path). A linear search: a group names a few readers and areas (at most MAX_NAMES), and the names
+   * are the site's own string objects, so this allocates nothing (a Map per group did, every frame).
+   */
+  readerIndex(reader: string): number {
+    const list = this.readers, n = this.nReaders;
+    for (let i = 0; i < n; i++) if (list[i] === reader) return i;
+    if (n >= MAX_NAMES) return -1;
+    list[n] = reader;
+    return this.nReaders++;
   }
 
-  readerIndex(reader: string): number { return this.intern(reader, this.readers, this.readerIx); }
-  areaIndex(area: string): number { return this.intern(area, this.areas, this.areaIx); }
+  areaIndex(area: string): number {
+    const list = this.areas, n = this.nAreas;
+    for (let i = 0; i < n; i++) if (list[i] === area) return i;
+    if (n >= MAX_NAMES) return -1;
+    list[n] = area;
+    return this.nAreas++;
+  }
+
 
   /**
    * Appends one record; `viol` holds nv triples (code, mode, areaIndex) already
@@ -170,8 +180,9 @@ export class CompactWriter {
 
   /** The group so far (its bytes copied once); the writer is reset for reuse. */
   finish(): CompactGroup {
-    const g: CompactGroup = { c: this.controller, r: this.readers, a: this.areas, n: this.count, b: this.buf.slice(0, this.off) };
-    this.readers = []; this.readerIx = new Map(); this.areas = []; this.areaIx = new Map();
+    // exact-size copies: the scratch tables keep their capacity for the next group
+    const g: CompactGroup = { c: this.controller, r: this.readers.slice(0, this.nReaders), a: this.areas.slice(0, this.nAreas), n: this.count, b: this.buf.slice(0, this.off) };
+    this.nReaders = 0; this.nAreas = 0;
     this.off = 0; this.count = 0;
     return g;
   }

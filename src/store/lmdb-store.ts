@@ -472,6 +472,10 @@ export class LmdbStore implements Store {
     this.indexer?.committedUpTo(this.committedSeq);
   }
 
+  /** recycleAfterFlush: the newest batch end committed, and whether a flush wait is out */
+  private recycleEnd = 0;
+  private recycleWaiting = false;
+
   private track<T>(p: Promise<T>): Promise<T> {
     // lmdb-js resolves writes in commit order: awaiting the last one awaits all before it
     this.inflightCount++;
@@ -624,11 +628,27 @@ export class LmdbStore implements Store {
         this.walOnly.delete(b.s);
         if (end > this.committedSeq) this.committedSeq = end;
         this.indexer?.committedUpTo(end);
-        // the WAL segment holding it is reusable once LMDB has flushed it
-        void Promise.resolve(this.root.flushed).then(() => this.wal?.durableUpTo(end), noop);
+        this.recycleAfterFlush(end);
       },
       (err: unknown) => { this.unstored.push(t); this.fail(err); },
     );
+  }
+
+  /**
+   * The WAL segments holding batches up to `end` are reusable once LMDB has flushed them. One wait
+   * on lmdb-js's `flushed` at a time, for the newest end committed when it starts (a wait per batch
+   * cost a Promise.all and four promises per frame).
+   */
+  private recycleAfterFlush(end: number): void {
+    if (end > this.recycleEnd) this.recycleEnd = end;
+    if (this.recycleWaiting) return;
+    this.recycleWaiting = true;
+    const target = this.recycleEnd;
+    void Promise.resolve(this.root.flushed).then(() => {
+      this.recycleWaiting = false;
+      this.wal?.durableUpTo(target);
+      if (this.recycleEnd > target) this.recycleAfterFlush(this.recycleEnd);
+    }, () => { this.recycleWaiting = false; });
   }
 
   /** meta 'idmax': every controller's high-water mark, covering every batch put so far (same transaction) */
