@@ -101,8 +101,13 @@ export function checkMessageStrings(msg: Record<string, unknown>, site: Compiled
   if (typeof c === 'string' && (c.length * 3 > MAX_STR_BYTES || !wellFormed(c))) parseCred(c, 'cred');
 }
 
-/** s cut to at most `max` UTF-8 bytes (on a character boundary), with "…" when cut: for logging text from outside. */
+/**
+ * s cut to at most `max` UTF-8 bytes (on a character boundary), with "…" when cut, and lone surrogates
+ * (JSON's "\ud800" escapes) as U+FFFD: for keeping and logging text from outside. A journaled record
+ * must read back as it was written, and MessagePack (UTF-8) cannot carry a lone surrogate.
+ */
 export function clipText(s: string, max: number): string {
+  if (!wellFormed(s)) s = Buffer.from(s, 'utf8').toString('utf8');
   if (!utf8Over(s, max)) return s;
   const b = Buffer.from(s.slice(0, max), 'utf8'); // max units hold at least max bytes
   let end = max - 3; // room for the 3-byte ellipsis

@@ -93,6 +93,15 @@ const BATCH_EVENTS = 256;
 /** an idempotency checkpoint (meta 'idmax') is written after this many seqs, or this long, whichever first */
 const CHECKPOINT_SEQS = 65_536;
 const CHECKPOINT_MS = 5_000;
+/**
+ * Batches the WAL holds durably are put into LMDB together, every STORE_EVERY_MS (or at once when
+ * STORE_MAX_BATCHES are waiting): one LMDB transaction, whose commit rewrites the B-tree path and the
+ * meta page and is fsynced, for all of them. Put per event-loop turn instead, single-message frames
+ * at 16 k/s made about a thousand commits a second (12 KB written per message). Reads see the waiting
+ * batches through walOnly meanwhile.
+ */
+const STORE_EVERY_MS = 10;
+const STORE_MAX_BATCHES = 512;
 /** sub-databases of the previous layout (indexes inside the journal), dropped on a writable open */
 const OLD_INDEXES = ['icred', 'ireader', 'itime', 'iidem'];
 /** `mode` without group/other bits, for files that hold tokens */
@@ -280,7 +289,7 @@ export class LmdbStore implements Store {
     if (walId !== id) { writeFileSync(idFile, id, { mode: 0o600 }); }
     this.wal = new Wal<Pending>(dir, {
       flush: this.flush, segmentBytes: opts.walSegmentBytes,
-      onDurable: (t) => { this.walOnly.set(t.batch.s, t.batch); t.resolve(); this.store(t); },
+      onDurable: (t) => { this.walOnly.set(t.batch.s, t.batch); t.resolve(); this.storeSoon(t); },
       onFailed: (t, err) => { this.inflight.delete(t.batch.s); t.reject(this.fail(err)); },
       onSyncError: (err) => { this.fail(err); },
     }, maxSeg, end);
@@ -605,6 +614,25 @@ export class LmdbStore implements Store {
     this.wal!.append(b.s, batchEnd(b), payload, t);
   }
 
+  /** WAL-durable batches waiting for their LMDB put (storeSoon), and the timer that puts them */
+  private toStore: Pending[] = [];
+  private storeTimer: NodeJS.Timeout | undefined;
+
+  private storeSoon(t: Pending): void {
+    this.toStore.push(t);
+    if (this.toStore.length >= STORE_MAX_BATCHES) this.storeQueued();
+    else if (!this.storeTimer) { this.storeTimer = setTimeout(this.storeQueued, STORE_EVERY_MS); this.storeTimer.unref(); }
+  }
+
+  /** Puts every waiting batch now, in seq order (one lmdb-js transaction: they are put in one turn). */
+  private readonly storeQueued = (): void => {
+    if (this.storeTimer) { clearTimeout(this.storeTimer); this.storeTimer = undefined; }
+    const q = this.toStore;
+    if (q.length === 0) return;
+    this.toStore = [];
+    for (const t of q) this.store(t);
+  };
+
   /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */
   private store(t: Pending): void {
     const b = t.batch;
@@ -663,6 +691,7 @@ export class LmdbStore implements Store {
   async whenCommitted(): Promise<void> {
     if (this.turn) await this.turn.promise.catch(noop);
     await this.wal?.idle();
+    this.storeQueued();
     await this.lastWrite.catch(noop);
   }
 
@@ -671,10 +700,11 @@ export class LmdbStore implements Store {
     // bounded: close() must finish even if the indexer cannot progress (what is not indexed yet is
     // indexed from D/index's meta 'indexed' on the next open)
     const deadline = Date.now() + maxMs;
-    while (this.turn !== undefined || this.inflightCount > 0 || this.wal?.staging) {
+    while (this.turn !== undefined || this.inflightCount > 0 || this.wal?.staging || this.toStore.length > 0) {
       if (Date.now() > deadline) return;
       if (this.turn) await this.turn.promise.catch(noop);
       await this.wal?.idle();
+      this.storeQueued();
       await this.lastWrite.catch(noop);
       await new Promise((r) => setImmediate(r));
     }
@@ -1001,6 +1031,7 @@ export class LmdbStore implements Store {
       }
     }
     this.closed = true;
+    if (this.storeTimer) { clearTimeout(this.storeTimer); this.storeTimer = undefined; }
     clearInterval(this.probeTimer);
     clearInterval(this.retentionTimer);
     await this.wal?.close().catch(() => undefined);
