@@ -730,10 +730,11 @@ export class LmdbStore implements Store {
     const ixSeq = this.ix ? this.ix.indexedSeq : 0;
     if (this.ix) {
       const key = this.ix.idemBatch(controller, nid);
-      if (key !== undefined) { const r = replyIn(this.log.get(key), controller, nid); if (r) return r; }
+      if (key !== undefined) { const r = replyIn(this.batchAt(key), controller, nid); if (r) return r; }
     }
     if (w.evicted > ixSeq) {
-      for (const { value } of this.log.getRange({ start: w.evicted, end: ixSeq, reverse: true })) {
+      // batches(): with the ones only the WAL holds yet (their LMDB put waits up to STORE_EVERY_MS)
+      for (const { value } of this.batches(w.evicted, ixSeq, true)) {
         const r = replyIn(value, controller, nid);
         if (r) return r;
       }
@@ -1010,8 +1011,14 @@ export class LmdbStore implements Store {
     for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY, limit: 1 })) firstSeq = value.s;
     // event count: exact would need a full scan, so records are counted only when the log is small
     const batches = (this.log.getStats() as { entryCount: number }).entryCount;
-    if (batches <= 100_000) for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY })) events += value.n;
+    let lmdbLast = 0;
+    if (batches <= 100_000) for (const { key, value } of this.log.getRange({ start: 1, end: MAX_KEY })) { events += value.n; lmdbLast = key; }
     else events = -1;
+    // the batches only the WAL holds yet (their LMDB put is a few milliseconds away)
+    for (const b of this.walOnly.values()) {
+      if (firstSeq === 0) firstSeq = b.s;
+      if (events >= 0 && b.s > lmdbLast) events += b.n;
+    }
     let indexedSeq = 0;
     try { indexedSeq = this.ix ? this.ix.indexedSeq : 0; } catch { /* unreadable: nothing indexed */ }
     return {
