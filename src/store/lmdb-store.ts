@@ -42,7 +42,7 @@ import {
   HealthListeners, RETENTION_DEFAULTS, configOf, normalizeId, storageError,
   validateAppend,
 } from './common.js';
-import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { CompactRun, EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, type PageSpec } from './event-cursor.js';
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
@@ -836,6 +836,16 @@ export class LmdbStore implements Store {
     for (const { key } of this.batches(afterSeq + 1, 0, true)) { start = key; break; }
     for (const { value } of this.batches(start, MAX_KEY)) {
       if (batchEnd(value) <= afterSeq) continue;
+      for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
+    }
+  }
+
+  *sinceGroups(afterSeq: number): Iterable<EventRecord | CompactRun> {
+    let start = 1;
+    for (const { key } of this.batches(afterSeq + 1, 0, true)) { start = key; break; }
+    for (const { value } of this.batches(start, MAX_KEY)) {
+      if (batchEnd(value) <= afterSeq) continue;
+      if (value.k && value.s > afterSeq) { yield { seq: value.s, group: value.k }; continue; }
       for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
     }
   }

@@ -15,6 +15,9 @@ import type { IndexerKnobs } from './indexer.js';
 
 export type EventKind = 'badge' | 'passage' | 'offline' | 'action' | 'rejected' | 'config';
 
+/** A compact group of the journal whose first record has seq `seq` (Store.sinceGroups). */
+export interface CompactRun { seq: number; group: CompactGroup }
+
 export interface EventRecord {
   seq?: number;               // assigned by the store (monotonic)
   at: number;                 // engine clock (ms) the event was applied at
@@ -161,6 +164,12 @@ export interface Store {
   page(q: EventPageQuery): EventPage;
   /** Events with seq > after, oldest first (recovery, export). */
   since(afterSeq: number): Iterable<EventRecord>;
+  /**
+   * Optional: since(), except that a compact group (compact-journal.ts) lying wholly after `afterSeq`
+   * comes as one item, its records taking seqs seq, seq+1, ... in order: a replayer (replica.ts)
+   * then applies it without an object per record.
+   */
+  sinceGroups?(afterSeq: number): Iterable<EventRecord | CompactRun>;
   /** Events with sinceAt <= at <= untilAt, oldest first (export). */
   range(sinceAt?: number, untilAt?: number): Iterable<EventRecord>;
   /** `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes). */
