@@ -55,6 +55,8 @@ export interface ServerOptions {
   retryMs?: number;
   /** an already-open store (tests inject failures through it); `data` is then only reported */
   store?: Store;
+  /** cluster mode (src/cluster): `cluster` in /healthz, and lines appended to /metrics */
+  cluster?: { health(): Record<string, unknown>; metrics(): string };
 }
 
 export interface RunningServer {
@@ -148,6 +150,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         live: true, ready, native, storage: store.healthy ? 'ok' : 'unavailable', draining: hub.draining,
         reason: hub.reason || undefined, core: hub.engine.core.kind, site: hub.site.config.site,
         controllers: controllers.controllers().length, uptimeS: Math.round(process.uptime()),
+        cluster: opts.cluster?.health(),
       },
     };
   };
@@ -155,7 +158,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     native, ready: hub.ready && store.healthy, connected: controllers.count, backpressure: controllers.backpressure(),
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
     indexSkipped: store.indexSkipped ?? 0, syncs: store.syncs ?? 0,
-  });
+  }) + (opts.cluster?.metrics() ?? '');
   registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
 
   // ── occupancy (coalesced, ≤ 4/s, on change) and stats (1/s) for the stream ──

@@ -1,0 +1,508 @@
+/**
+ * Cluster mode (`apb serve --cluster nats://H:P[,...] --node NAME`): one site decided by one node
+ * at a time, its journal replicated through NATS JetStream, the other nodes kept up to date and
+ * ready to take over. No consensus or replication of our own: JetStream's stream (replicated by its
+ * RAFT group over `--stream-replicas` servers) is the source of truth, its expected-last-sequence
+ * check is the fence, and a key-value bucket holds the lease.
+ *
+ * Objects per site (names.ts): stream APB_<key> on subject apb.<key>.journal, lease <key> in bucket
+ * APB_LEASES. A journal message is exactly one write-ahead-log batch (store/wal.ts payload: the
+ * msgpack journal batch of store/journal-batch.ts), headers:
+ *
+ *   Apb-Seq    "<s>-<e>"   the journal seqs the batch holds (the stream's own seq counts batches)
+ *   Apb-Epoch  "<n>"       the publisher's lease epoch
+ *   Apb-Node   "<name>"    the publisher
+ *   Apb-Fence  "<n>"       (no payload) a new leader's first message: it ends every older epoch
+ *
+ * Leader, per batch: the store (lmdb-store.ts, option `replicate`) writes the batch to its WAL and
+ * hands it to publishBatch(), which publishes it with Nats-Expected-Last-Sequence = the stream seq
+ * of the previous one (pipelined: each publish expects its predecessor). The replies of the batch
+ * are released only when both the local WAL and JetStream's acknowledgement (the stream's quorum
+ * has it) are in, and the lease is still valid on the leader's own clock. A refused publish (wrong
+ * last sequence: someone else appended), a failed or timed-out one, a lost lease: the node steps
+ * down at once: every reply still waiting is answered storage_unavailable (never a grant), the
+ * server closes, and a local journal holding batches the stream does not have is moved aside
+ * (D.stale-<ms>) and rebuilt from the stream.
+ *
+ * Lease (lease.ts): {node, epoch, since, renewedAt, expiresAt}, written by compare-and-swap on the
+ * key's revision, renewed every leaseMs/4. A follower judges it expired when expiresAt + marginMs
+ * has passed on its own clock (NATS 2.9 has no per-key TTL; clocks are assumed within marginMs).
+ *
+ * Takeover (follower → leader):
+ *   1. CAS the expired lease to {me, epoch + 1};
+ *   2. read the stream's last seq L, apply every message up to L to the local journal (durably);
+ *   3. publish the fence with expected last seq L (refused: someone appended meanwhile: back to 2);
+ *      from here no older leader can append: its next publish expects a seq below the fence;
+ *   4. start the server on the local data (recovery: snapshot + local journal): serve.
+ *
+ * Follower: an ordered consumer on the stream from the seq after its position; each batch goes
+ * through LmdbStore.appendReplicated (same seqs, same reply bytes: a resend after failover gets the
+ * identical reply). D/cluster-position.json {stream, streamSeq, end} records how far the local
+ * journal follows the stream; at start a journal that does not end where that file says (a crash
+ * with unacknowledged batches, a deposed leader) is moved aside and rebuilt from the stream.
+ *
+ * Not done yet (docs/cluster.md says so too): followers keep the journal hot but rebuild their engine
+ * at takeover (snapshot + local journal replay), followers take no snapshots, the stream is never
+ * trimmed and a node cannot start from a snapshot, no forwarding from followers to the leader, one
+ * site per node.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { connect, headers, Empty, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { ApbError } from '../errors.js';
+import { loadSiteText } from '../config/load.js';
+import { openStore } from '../store/index.js';
+import type { LmdbStore } from '../store/lmdb-store.js';
+import type { Store } from '../store/types.js';
+import { startServer, type RunningServer } from '../server/server.js';
+import type { Logger } from '../server/log.js';
+import { LEASE_BUCKET, siteNames, type SiteNames } from './names.js';
+import { isWrongRevision, releaseLease, renewLease, tryTakeLease, type HeldLease, readLease } from './lease.js';
+import { listenFollower } from './follower-http.js';
+
+export const H_SEQ = 'Apb-Seq';
+export const H_EPOCH = 'Apb-Epoch';
+export const H_NODE = 'Apb-Node';
+export const H_FENCE = 'Apb-Fence';
+
+export interface ClusterOptions {
+  servers: string[];
+  node: string;
+  configPath: string;
+  data: string;
+  host: string;
+  port: number;
+  /** replicas of the site's stream and of the lease bucket when this node creates them (1-5) */
+  replicas: number;
+  /** lease duration (ms); default 2000 */
+  leaseMs?: number;
+  /** clock-skew margin a follower adds before judging a lease expired (ms); default 500 */
+  marginMs?: number;
+  core: 'wasm' | 'reference';
+  durability: 'commit' | 'flush';
+  allowJsFallback?: boolean;
+  logger: Logger;
+}
+
+type Role = 'starting' | 'follower' | 'candidate' | 'leader' | 'stepping-down' | 'closed';
+interface Position { stream: string; streamSeq: number; end: number }
+
+const ROLES: Role[] = ['starting', 'follower', 'candidate', 'leader', 'stepping-down', 'closed'];
+
+export class ClusterNode {
+  role: Role = 'starting';
+  readonly names: SiteNames;
+  private readonly text: string;
+  private readonly leaseMs: number;
+  private readonly marginMs: number;
+  private nc!: NatsConnection;
+  private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  private kv!: KV;
+  private store!: LmdbStore;
+  private fenced!: Store;
+  private server: RunningServer | undefined;
+  private follower: { port: number; close(): Promise<void> } | undefined;
+  private msgs: ConsumerMessages | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private posTimer: NodeJS.Timeout | undefined;
+  private held: HeldLease | undefined;
+  /** the lease as last read by a follower (for /healthz: who leads) */
+  private seenLeader: string | undefined;
+  private seenEpoch = 0;
+  /** leader: the lease is ours until then, on this clock */
+  private validUntil = 0;
+  private canPublish = false;
+  private renewing = false;
+  private taking = false;
+  /** leader: stream seq of the last message published (the next publish expects it) */
+  private lastStreamSeq = 0;
+  /** stream seq and journal end of the last message known durable both in the stream and locally */
+  private appliedSeq = 0;
+  private appliedEnd = 0;
+  /** follower: stream seq of the last message handed to the store, and the promise of its append */
+  private receivedSeq = 0;
+  private lastIngest: Promise<void> = Promise.resolve();
+  /** follower: messages the consumer reported still pending after the last one (replication lag) */
+  private pending = 0;
+  private port: number;
+  readonly counters = { published: 0, refused: 0, ingested: 0, takeovers: 0, stepDowns: 0 };
+
+  constructor(private readonly opts: ClusterOptions) {
+    this.text = readFileSync(opts.configPath, 'utf8');
+    this.names = siteNames(loadSiteText(this.text, opts.configPath).site.config.site);
+    this.leaseMs = opts.leaseMs ?? 2000;
+    this.marginMs = opts.marginMs ?? 500;
+    this.port = opts.port;
+  }
+
+  private get log(): Logger { return this.opts.logger; }
+
+  async start(): Promise<void> {
+    const { opts, names } = this;
+    try {
+      this.nc = await connect({ servers: opts.servers, name: `apb-${opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (e) {
+      throw new ApbError('storage_unavailable', `cannot reach NATS at ${opts.servers.join(',')}: ${(e as Error).message}`);
+    }
+    this.js = jetstream(this.nc, { timeout: this.leaseMs });
+    this.jsm = await jetstreamManager(this.nc, { timeout: this.leaseMs * 2 });
+    try { await this.jsm.streams.info(names.stream); } catch {
+      await this.jsm.streams.add({ name: names.stream, subjects: [names.subject], num_replicas: opts.replicas, storage: 'file' as never, max_msgs_per_subject: -1 })
+        .catch(async (e) => { if (!/already in use|exists/.test((e as Error).message)) throw e; });
+    }
+    this.kv = await new Kvm(this.js).create(LEASE_BUCKET, { history: 1, replicas: opts.replicas });
+    await this.openLocal();
+    const f = await listenFollower(opts.host, this.port, this.view());
+    this.follower = f;
+    this.port = f.port;
+    this.log.info({ node: opts.node, site: names.key, stream: names.stream, port: this.port, position: this.appliedSeq }, 'cluster: following');
+    this.role = 'follower';
+    await this.follow();
+    this.leaseTimer = setInterval(() => this.tick(), Math.max(50, Math.floor(this.leaseMs / 4)));
+  }
+
+  get url(): string { return `http://${this.opts.host}:${this.port}`; }
+
+  // ---- local journal ------------------------------------------------------------------------
+
+  private posFile(): string { return `${this.opts.data}/cluster-position.json`; }
+
+  private async openLocal(): Promise<void> {
+    const open = async (): Promise<LmdbStore> => await openStore(this.opts.data, {
+      durability: this.opts.durability,
+      replicate: (s, e, p) => this.publishBatch(s, e, p),
+      onLibraryOutput: (level, text) => this.log[level](`lmdb: ${text}`),
+    }) as LmdbStore;
+    let store = await open();
+    let pos: Position | undefined;
+    try { pos = JSON.parse(readFileSync(this.posFile(), 'utf8')) as Position; } catch { pos = undefined; }
+    const last = (await this.jsm.streams.info(this.names.stream)).state.last_seq;
+    const fits = store.lastSeq === 0 || (pos !== undefined && pos.stream === this.names.stream && pos.end === store.lastSeq && pos.streamSeq <= last);
+    if (!fits) {
+      const aside = `${this.opts.data}.stale-${Date.now()}`;
+      this.log.warn({ data: this.opts.data, movedTo: aside, localEnd: store.lastSeq, position: pos }, 'cluster: the local journal does not match the stream: moved aside, rebuilt from the stream');
+      await store.close();
+      renameSync(this.opts.data, aside);
+      store = await open();
+      pos = undefined;
+    }
+    this.store = store;
+    this.appliedSeq = this.receivedSeq = store.lastSeq === 0 ? 0 : pos!.streamSeq;
+    this.appliedEnd = store.lastSeq;
+    this.fenced = fence(store, () => this.canPublish);
+  }
+
+  private async resetLocal(): Promise<void> {
+    await this.store.close();
+    const aside = `${this.opts.data}.stale-${Date.now()}`;
+    renameSync(this.opts.data, aside);
+    this.log.warn({ movedTo: aside }, 'cluster: local journal held batches the stream refused: moved aside, rebuilt from the stream');
+    await this.openLocal();
+  }
+
+  private notePosition(streamSeq: number, end: number): void {
+    if (streamSeq <= this.appliedSeq) return;
+    this.appliedSeq = streamSeq;
+    this.appliedEnd = end;
+    this.posTimer ??= setTimeout(() => { this.posTimer = undefined; this.writePosition(); }, 50);
+  }
+
+  private writePosition(): void {
+    const p: Position = { stream: this.names.stream, streamSeq: this.appliedSeq, end: this.appliedEnd };
+    try {
+      if (!existsSync(this.opts.data)) mkdirSync(this.opts.data, { recursive: true, mode: 0o700 });
+      const tmp = this.posFile() + '.tmp';
+      writeFileSync(tmp, JSON.stringify(p), { mode: 0o600 });
+      renameSync(tmp, this.posFile());
+    } catch (e) { this.log.warn({ err: e }, 'cluster: cannot write the position file'); }
+  }
+
+  // ---- follower -----------------------------------------------------------------------------
+
+  private async follow(): Promise<void> {
+    const start = this.receivedSeq + 1;
+    const c = await this.js.consumers.get(this.names.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start });
+    const msgs = await c.consume({ max_messages: 512 });
+    this.msgs = msgs;
+    void (async () => {
+      try {
+        for await (const m of msgs) {
+          if (this.msgs !== msgs) break;
+          this.ingest(m);
+        }
+      } catch (e) {
+        if (this.msgs === msgs) this.log.warn({ err: e }, 'cluster: the stream consumer stopped');
+      }
+    })();
+  }
+
+  private async unfollow(): Promise<void> {
+    const m = this.msgs;
+    this.msgs = undefined;
+    if (m) await m.close().catch(() => undefined);
+  }
+
+  private ingest(m: JsMsg): void {
+    if (m.seq !== this.receivedSeq + 1) { void this.resync(`stream message ${m.seq} after ${this.receivedSeq}`); return; }
+    this.receivedSeq = m.seq;
+    this.pending = m.info.pending;
+    const range = m.headers?.get(H_SEQ);
+    const seq = m.seq;
+    let p: Promise<void>;
+    let end = this.appliedEnd;
+    if (range) {
+      const [s, e] = range.split('-').map(Number) as [number, number];
+      end = e;
+      p = this.store.appendReplicated(s, e, m.data);
+      this.counters.ingested++;
+    } else {
+      p = this.lastIngest; // a fence: nothing to store, in order with the batches before it
+      const epoch = Number(m.headers?.get(H_FENCE) ?? 0);
+      if (epoch > this.seenEpoch) { this.seenEpoch = epoch; this.seenLeader = m.headers?.get(H_NODE) || this.seenLeader; }
+    }
+    this.lastIngest = p.then(() => this.notePosition(seq, Math.max(end, this.appliedEnd)), (e) => { void this.resync((e as Error).message); });
+  }
+
+  /** the local journal cannot follow the stream (a gap, a refused batch): rebuilt from the stream */
+  private async resync(why: string): Promise<void> {
+    if (this.role !== 'follower') return;
+    this.role = 'starting';
+    this.log.error({ why }, 'cluster: follower out of step with the stream: rebuilding the local journal');
+    await this.unfollow();
+    await this.resetLocal().catch((e) => this.log.error({ err: e }, 'cluster: reset failed'));
+    this.role = 'follower';
+    await this.follow().catch((e) => this.log.error({ err: e }, 'cluster: cannot follow'));
+  }
+
+  // ---- lease --------------------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.role === 'follower') void this.tryTakeover();
+    else if (this.role === 'leader' || this.role === 'candidate') {
+      if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed before it could be renewed'); return; }
+      void this.renew();
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.renewing || !this.held) return;
+    this.renewing = true;
+    const now = Date.now();
+    try {
+      const h = await renewLease(this.kv, this.names.key, this.held, this.leaseMs, now);
+      if (this.role !== 'leader' && this.role !== 'candidate') return;
+      if (!h) { this.stepDown('another node took the lease'); return; }
+      this.held = h;
+      this.validUntil = now + this.leaseMs;
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cluster: lease renewal failed; retrying');
+    } finally { this.renewing = false; }
+  }
+
+  private async tryTakeover(): Promise<void> {
+    if (this.taking) return;
+    this.taking = true;
+    try {
+      const now = Date.now();
+      const cur = await readLease(this.kv, this.names.key);
+      if (cur.lease) { this.seenLeader = cur.lease.node; this.seenEpoch = Math.max(this.seenEpoch, cur.lease.epoch); }
+      const held = await tryTakeLease(this.kv, this.names.key, this.opts.node, this.leaseMs, this.marginMs, now);
+      if (!held || this.role !== 'follower') return;
+      this.held = held;
+      this.validUntil = now + this.leaseMs;
+      await this.takeOver();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cluster: lease check failed');
+    } finally { this.taking = false; }
+  }
+
+  /** Takeover steps 2-4 (see the file comment). */
+  private async takeOver(): Promise<void> {
+    const epoch = this.held!.lease.epoch;
+    this.role = 'candidate';
+    this.log.info({ epoch }, 'cluster: lease taken; catching up with the stream');
+    for (;;) {
+      if (this.role !== 'candidate') return;
+      const last = (await this.jsm.streams.info(this.names.stream)).state.last_seq;
+      while (this.receivedSeq < last && this.role === 'candidate') await delay(2);
+      await this.lastIngest;
+      await this.store.whenCommitted();
+      if (this.role !== 'candidate') return;
+      await this.unfollow();
+      try {
+        const h = headers();
+        h.set(H_FENCE, String(epoch));
+        h.set(H_NODE, this.opts.node);
+        const ack = await this.js.publish(this.names.subject, Empty, { expect: { lastSequence: last }, headers: h });
+        this.receivedSeq = ack.seq;
+        this.lastStreamSeq = ack.seq;
+        this.notePosition(ack.seq, this.appliedEnd);
+        break;
+      } catch (e) {
+        if (!isWrongRevision(e)) { this.stepDown(`the fence could not be published: ${(e as Error).message}`); return; }
+        await this.follow(); // someone appended after L: read it too, then fence again
+      }
+    }
+    this.seenLeader = this.opts.node;
+    this.seenEpoch = epoch;
+    this.canPublish = true;
+    try {
+      await this.follower?.close();
+      this.follower = undefined;
+      this.server = await startServer({
+        configPath: this.opts.configPath, data: this.opts.data, port: this.port, host: this.opts.host,
+        logger: this.log, core: this.opts.core, durability: this.opts.durability, allowJsFallback: this.opts.allowJsFallback,
+        store: this.fenced, cluster: this.view(),
+      });
+    } catch (e) {
+      this.stepDown(`the server could not start: ${(e as Error).message}`);
+      return;
+    }
+    if (this.role !== 'candidate') return;
+    this.role = 'leader';
+    this.counters.takeovers++;
+    this.log.info({ epoch, streamSeq: this.lastStreamSeq, url: this.server.url }, 'cluster: leading the site');
+  }
+
+  /**
+   * Leaves the leader (or candidate) role: nothing more is published, every reply still waiting is
+   * refused, the server closes, the lease is released (unless taken), and the node follows again
+   * (from a rebuilt local journal when it holds batches the stream may not have).
+   */
+  stepDown(why: string): void {
+    if (this.role !== 'leader' && this.role !== 'candidate') return;
+    this.role = 'stepping-down';
+    this.canPublish = false;
+    this.counters.stepDowns++;
+    this.log.warn({ why, epoch: this.held?.lease.epoch }, 'cluster: stepping down');
+    void (async () => {
+      const server = this.server;
+      this.server = undefined;
+      await server?.close().catch((e) => this.log.error({ err: e }, 'cluster: closing the server failed'));
+      const held = this.held;
+      this.held = undefined;
+      if (held && !/took the lease/.test(why)) await releaseLease(this.kv, this.names.key, held);
+      await this.unfollow();
+      await this.lastIngest.catch(() => undefined);
+      await this.store.whenCommitted().catch(() => undefined);
+      // every batch the local journal holds was acknowledged by the stream: it is a prefix of it
+      if (this.store.lastSeq !== this.appliedEnd) await this.resetLocal();
+      this.receivedSeq = this.appliedSeq;
+      this.lastIngest = Promise.resolve();
+      try {
+        this.follower = await listenFollower(this.opts.host, this.port, this.view());
+      } catch (e) { this.log.error({ err: e }, 'cluster: cannot listen as a follower'); }
+      this.role = 'follower';
+      await this.follow();
+    })().catch((e) => this.log.error({ err: e }, 'cluster: stepping down failed'));
+  }
+
+  // ---- leader: the replicated journal -------------------------------------------------------
+
+  /** The store's `replicate` hook: one batch, published after its predecessor (see the file comment). */
+  private publishBatch(s: number, e: number, payload: Uint8Array): Promise<void> {
+    if (!this.canPublish) return Promise.reject(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)'));
+    const expected = this.lastStreamSeq++;
+    const epoch = this.held!.lease.epoch;
+    const h = headers();
+    h.set(H_SEQ, `${s}-${e}`);
+    h.set(H_EPOCH, String(epoch));
+    h.set(H_NODE, this.opts.node);
+    return this.js.publish(this.names.subject, payload, { expect: { lastSequence: expected }, headers: h }).then(
+      (ack) => {
+        if (!this.canPublish || this.held?.lease.epoch !== epoch) throw new ApbError('storage_unavailable', 'this node stepped down before the reply could go (cluster)');
+        if (ack.seq !== expected + 1) { this.stepDown(`the stream stored batch ${s}-${e} at seq ${ack.seq}, not ${expected + 1}`); throw new ApbError('storage_unavailable', 'the replicated journal is out of step (cluster)'); }
+        if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed while a batch was being replicated'); throw new ApbError('storage_unavailable', 'the leader lease lapsed (cluster)'); }
+        this.counters.published++;
+        this.notePosition(ack.seq, e);
+      },
+      (err: unknown) => {
+        if (isWrongRevision(err)) { this.counters.refused++; this.stepDown('the stream refused a batch: another node appended (deposed)'); }
+        else this.stepDown(`publishing a batch failed: ${(err as Error).message}`);
+        throw new ApbError('storage_unavailable', `the decision could not be replicated (cluster): ${(err as Error).message}`);
+      },
+    );
+  }
+
+  /** SIGHUP: the leader re-reads its site file (followers take the journaled configuration as it comes) */
+  async reload(): Promise<void> {
+    if (this.role !== 'leader' || !this.server) { this.log.info('cluster: SIGHUP ignored: this node does not lead the site'); return; }
+    await this.server.reload('sighup');
+  }
+
+  // ---- operations ---------------------------------------------------------------------------
+
+  private lag(): number { return this.role === 'leader' ? 0 : this.pending; }
+
+  view(): { health(): Record<string, unknown>; metrics(): string; leader(): string | undefined } {
+    return {
+      health: () => ({
+        node: this.opts.node, site: this.names.key, role: this.role, leader: this.role === 'leader' ? this.opts.node : this.seenLeader,
+        epoch: this.held?.lease.epoch ?? this.seenEpoch, streamSeq: this.appliedSeq, journalSeq: this.appliedEnd, lag: this.lag(),
+      }),
+      metrics: () => {
+        const site = `site="${this.names.key}",node="${this.opts.node}"`;
+        const L = [
+          '# HELP apb_cluster_role 1 for the role this node has for the site', '# TYPE apb_cluster_role gauge',
+          ...ROLES.map((r) => `apb_cluster_role{${site},role="${r}"} ${r === this.role ? 1 : 0}`),
+          '# HELP apb_cluster_epoch lease epoch of the site as this node knows it', '# TYPE apb_cluster_epoch gauge',
+          `apb_cluster_epoch{${site}} ${this.held?.lease.epoch ?? this.seenEpoch}`,
+          '# HELP apb_cluster_lag_messages stream messages this node has not applied yet', '# TYPE apb_cluster_lag_messages gauge',
+          `apb_cluster_lag_messages{${site}} ${this.lag()}`,
+          '# HELP apb_cluster_stream_seq last stream message applied locally', '# TYPE apb_cluster_stream_seq gauge',
+          `apb_cluster_stream_seq{${site}} ${this.appliedSeq}`,
+          '# HELP apb_cluster_published_total batches this node published as leader', '# TYPE apb_cluster_published_total counter',
+          `apb_cluster_published_total{${site}} ${this.counters.published}`,
+          '# HELP apb_cluster_refused_total publishes the stream refused (deposed)', '# TYPE apb_cluster_refused_total counter',
+          `apb_cluster_refused_total{${site}} ${this.counters.refused}`,
+          '# HELP apb_cluster_takeovers_total times this node took the lead', '# TYPE apb_cluster_takeovers_total counter',
+          `apb_cluster_takeovers_total{${site}} ${this.counters.takeovers}`,
+          '# HELP apb_cluster_step_downs_total times this node stepped down', '# TYPE apb_cluster_step_downs_total counter',
+          `apb_cluster_step_downs_total{${site}} ${this.counters.stepDowns}`,
+        ];
+        return L.join('\n') + '\n';
+      },
+      leader: () => this.seenLeader,
+    };
+  }
+
+  async close(): Promise<void> {
+    const was = this.role;
+    this.role = 'closed';
+    clearInterval(this.leaseTimer);
+    if (was === 'leader' || was === 'candidate') {
+      await this.server?.close().catch(() => undefined); // in-flight replies still wait for their acknowledgements
+      this.canPublish = false;
+      if (this.held) await releaseLease(this.kv, this.names.key, this.held); // the next node takes over at once
+    }
+    await this.unfollow();
+    await this.follower?.close();
+    await this.lastIngest.catch(() => undefined);
+    clearTimeout(this.posTimer);
+    await this.store?.whenCommitted().catch(() => undefined);
+    if (this.store && this.store.lastSeq === this.appliedEnd) this.writePosition();
+    await this.store?.close().catch(() => undefined);
+    await this.nc?.close().catch(() => undefined);
+  }
+}
+
+/** The store as the server sees it: writes refused (storage_unavailable) unless this node may publish; close() leaves the store open. */
+function fence(store: LmdbStore, open: () => boolean): Store {
+  const refuse = (): Promise<never> => Promise.reject(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)'));
+  return new Proxy(store as unknown as Store, {
+    get(target, p) {
+      if (p === 'append' || p === 'appendCompact' || p === 'saveConfig') {
+        const fn = (target as unknown as Record<string, (...a: unknown[]) => Promise<void>>)[p]!;
+        return (...a: unknown[]) => (open() ? fn.apply(target, a) : refuse());
+      }
+      if (p === 'healthy') return target.healthy && open();
+      if (p === 'close') return () => target.whenCommitted();
+      const v = Reflect.get(target, p, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
