@@ -61,6 +61,11 @@ import { LEASE_BUCKET, siteNames, type SiteNames } from './names.js';
 import { isWrongRevision, releaseLease, renewLease, tryTakeLease, type HeldLease, readLease } from './lease.js';
 import { listenFollower } from './follower-http.js';
 
+/** JetStream API calls that are not on the reply path */
+const API_TIMEOUT_MS = 5000;
+/** a candidate that has not caught up with the stream and fenced it by then gives the lease up */
+const CATCH_UP_MS = 15_000;
+
 export const H_SEQ = 'Apb-Seq';
 export const H_EPOCH = 'Apb-Epoch';
 export const H_NODE = 'Apb-Node';
@@ -98,6 +103,8 @@ export class ClusterNode {
   private readonly marginMs: number;
   private nc!: NatsConnection;
   private js!: JetStreamClient;
+  /** JetStream API calls other than publishing (consumers, stream info): a longer timeout, as NATS may be electing */
+  private jsa!: JetStreamClient;
   private jsm!: JetStreamManager;
   private kv!: KV;
   private store!: LmdbStore;
@@ -126,6 +133,11 @@ export class ClusterNode {
   private lastIngest: Promise<void> = Promise.resolve();
   /** follower: messages the consumer reported still pending after the last one (replication lag) */
   private pending = 0;
+  /** watchdog: the stream's last seq as last read, and receivedSeq at the previous check */
+  private streamLast = 0;
+  private watchSeq = -1;
+  private watchAt = 0;
+  private watching = false;
   private port: number;
   readonly counters = { published: 0, refused: 0, ingested: 0, takeovers: 0, stepDowns: 0 };
 
@@ -147,7 +159,8 @@ export class ClusterNode {
       throw new ApbError('storage_unavailable', `cannot reach NATS at ${opts.servers.join(',')}: ${(e as Error).message}`);
     }
     this.js = jetstream(this.nc, { timeout: this.leaseMs });
-    this.jsm = await jetstreamManager(this.nc, { timeout: this.leaseMs * 2 });
+    this.jsa = jetstream(this.nc, { timeout: API_TIMEOUT_MS });
+    this.jsm = await jetstreamManager(this.nc, { timeout: API_TIMEOUT_MS });
     try { await this.jsm.streams.info(names.stream); } catch {
       await this.jsm.streams.add({ name: names.stream, subjects: [names.subject], num_replicas: opts.replicas, storage: 'file' as never, max_msgs_per_subject: -1 })
         .catch(async (e) => { if (!/already in use|exists/.test((e as Error).message)) throw e; });
@@ -221,21 +234,40 @@ export class ClusterNode {
 
   // ---- follower -----------------------------------------------------------------------------
 
+  /**
+   * Starts the consumer from the message after receivedSeq, retrying (with backoff) while JetStream
+   * does not answer (a NATS server lost, the stream electing a new leader); restarted the same way
+   * when it ends by itself.
+   */
   private async follow(): Promise<void> {
-    const start = this.receivedSeq + 1;
-    const c = await this.js.consumers.get(this.names.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start });
-    const msgs = await c.consume({ max_messages: 512 });
-    this.msgs = msgs;
-    void (async () => {
+    for (let attempt = 0; this.role === 'follower' || this.role === 'candidate'; attempt++) {
       try {
-        for await (const m of msgs) {
-          if (this.msgs !== msgs) break;
-          this.ingest(m);
-        }
+        const c = await this.jsa.consumers.get(this.names.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.receivedSeq + 1 });
+        const msgs = await c.consume({ max_messages: 512 });
+        this.msgs = msgs;
+        void this.drain(msgs);
+        return;
       } catch (e) {
-        if (this.msgs === msgs) this.log.warn({ err: e }, 'cluster: the stream consumer stopped');
+        this.log.warn({ err: (e as Error).message, attempt }, 'cluster: cannot read the stream yet; retrying');
+        await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
       }
-    })();
+    }
+  }
+
+  private async drain(msgs: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of msgs) {
+        if (this.msgs !== msgs) break;
+        this.ingest(m);
+      }
+    } catch (e) {
+      if (this.msgs === msgs) this.log.warn({ err: (e as Error).message }, 'cluster: the stream consumer stopped');
+    }
+    if (this.msgs === msgs) { // ended by itself: start again from where it stopped
+      this.msgs = undefined;
+      await delay(100);
+      if (this.msgs === undefined) await this.follow();
+    }
   }
 
   private async unfollow(): Promise<void> {
@@ -279,11 +311,33 @@ export class ClusterNode {
   // ---- lease --------------------------------------------------------------------------------
 
   private tick(): void {
-    if (this.role === 'follower') void this.tryTakeover();
+    if (this.role === 'follower') { void this.tryTakeover(); void this.watch(); }
     else if (this.role === 'leader' || this.role === 'candidate') {
       if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed before it could be renewed'); return; }
       void this.renew();
     }
+  }
+
+  /**
+   * Follower watchdog, every second at most: a consumer that made no progress while the stream has
+   * more (its server died and the client did not bring it back) is started again.
+   */
+  private async watch(): Promise<void> {
+    const now = Date.now();
+    if (this.watching || now - this.watchAt < 1000) return;
+    this.watching = true;
+    this.watchAt = now;
+    try {
+      const seen = this.receivedSeq;
+      const last = (await this.jsm.streams.info(this.names.stream)).state.last_seq;
+      this.streamLast = last;
+      if (last > seen && seen === this.watchSeq && this.role === 'follower') {
+        this.log.warn({ at: seen, last }, 'cluster: the stream consumer is stuck: starting it again');
+        await this.unfollow();
+        await this.follow();
+      }
+      this.watchSeq = this.receivedSeq;
+    } catch { /* NATS busy: next time */ } finally { this.watching = false; }
   }
 
   private async renew(): Promise<void> {
@@ -312,7 +366,7 @@ export class ClusterNode {
       if (!held || this.role !== 'follower') return;
       this.held = held;
       this.validUntil = now + this.leaseMs;
-      await this.takeOver();
+      await this.takeOver().catch((e) => this.stepDown(`the takeover failed: ${(e as Error).message}`));
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'cluster: lease check failed');
     } finally { this.taking = false; }
@@ -323,10 +377,14 @@ export class ClusterNode {
     const epoch = this.held!.lease.epoch;
     this.role = 'candidate';
     this.log.info({ epoch }, 'cluster: lease taken; catching up with the stream');
+    const deadline = Date.now() + CATCH_UP_MS;
     for (;;) {
       if (this.role !== 'candidate') return;
       const last = (await this.jsm.streams.info(this.names.stream)).state.last_seq;
-      while (this.receivedSeq < last && this.role === 'candidate') await delay(2);
+      while (this.receivedSeq < last && this.role === 'candidate') {
+        if (Date.now() > deadline) { this.stepDown(`could not catch up with the stream (at ${this.receivedSeq} of ${last})`); return; }
+        await delay(2);
+      }
       await this.lastIngest;
       await this.store.whenCommitted();
       if (this.role !== 'candidate') return;
@@ -434,7 +492,7 @@ export class ClusterNode {
 
   // ---- operations ---------------------------------------------------------------------------
 
-  private lag(): number { return this.role === 'leader' ? 0 : this.pending; }
+  private lag(): number { return this.role === 'leader' ? 0 : Math.max(this.pending, this.streamLast - this.appliedSeq); }
 
   view(): { health(): Record<string, unknown>; metrics(): string; leader(): string | undefined } {
     return {
