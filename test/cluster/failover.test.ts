@@ -11,7 +11,10 @@
  * 2. SIGSTOP the leader past its lease: another node takes over; frames sent to the stopped leader
  *    meanwhile are answered after SIGCONT with errors only (no decision, no ack), it steps down,
  *    and nothing it published after the new leader's fence is in the stream.
- * 3. One nats-server killed: decisions go on (a quorum of 2 of 3 remains).
+ * 3. One nats-server killed: decisions go on (a quorum of 2 of 3 remains); two: the leader answers
+ *    storage_unavailable and no node leads; both back: decisions again.
+ * 4. A fourth node joins with an empty data directory, catches up from the stream, and once the
+ *    three others stop it leads and answers a resent frame with the identical bytes.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -163,6 +166,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     old.signal('SIGCONT');
     await until('the old leader to step down', 20_000, async () => ((await old.health())?.role === 'follower' ? true : undefined));
     await new Promise((res) => { if (ws.readyState === WebSocket.CLOSED) res(undefined); else { ws.once('close', res); setTimeout(res, 2000); } });
+    process.stderr.write(`# deposed leader: ${got.length} frames answered after SIGCONT (errors only)\n`);
     for (const frame of got) {
       const replies = decode(frame) as Record<string, unknown>[] | Record<string, unknown>;
       for (const rep of Array.isArray(replies) ? replies : [replies]) {
@@ -177,12 +181,54 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     for (const b of batches.slice(fence + 1)) assert.ok(b.epoch >= newEpoch, `stream seq ${b.streamSeq} of epoch ${b.epoch} after the fence of ${newEpoch}`);
   });
 
-  it('one NATS server killed: decisions go on', async () => {
+  it('one NATS server killed: decisions go on; two: storage_unavailable, and decisions again once they are back', async () => {
     await nats[2]!.stop('SIGKILL');
     const c = new Controller('gate-north', 5, 1_000_000); // ids the first test did not use
     const run = c.run(() => leaderOf(nodes), enc);
     await until('decisions with one NATS server down', 30_000, () => (c.acked.size >= 40 ? true : undefined));
     c.stopped = true;
     await run;
+
+    // no quorum: the leader's publishes fail; what it answers is storage_unavailable, never a decision
+    const leader = await until('a leader', 20_000, () => leaderOf(nodes));
+    const ws = await until('a socket to the leader', 5000, () => Controller.open(leader, 'vip'));
+    await nats[1]!.stop('SIGKILL');
+    const v = new Controller('vip', 6, 2_000_000);
+    const reply = await Controller.exchange(ws, enc(v.newFrame(4)), 10_000);
+    ws.terminate();
+    if (reply) { // (the socket may also close first, the leader stepping down)
+      for (const rep of decode(reply) as Record<string, unknown>[]) assert.equal(rep.code, 'storage_unavailable', JSON.stringify(rep));
+    }
+    await until('no node leads without a quorum', 20_000, async () => ((await leaderOf(nodes)) ? undefined : true));
+
+    nats[1]!.start();
+    nats[2]!.start();
+    const back = new Controller('vip', 8, 3_000_000);
+    const run2 = back.run(() => leaderOf(nodes), enc);
+    await until('decisions once the NATS servers are back', 60_000, () => (back.acked.size >= 40 ? true : undefined), 100);
+    back.stopped = true;
+    await run2;
+  });
+
+  it('a fourth node joins empty, catches up with the stream, and serves the site when the others stop', async () => {
+    const config = join(tmp, 'site.yaml');
+    const n3 = new ApbNode('n3', await freePort(), join(tmp, 'data-n3'), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS)]);
+    nodes.push(n3);
+    await n3.start();
+    const leader = await until('a leader', 20_000, () => leaderOf(nodes));
+    const c = new Controller('turnstiles', 21, 4_000_000);
+    const ws = await until('a socket to the leader', 5000, () => Controller.open(leader, c.name));
+    const msgs = c.newFrame(8);
+    const first = await Controller.exchange(ws, enc(msgs));
+    ws.close();
+    assert.ok(first && (decode(first) as { t: string }[]).every((r) => r.t !== 'error'), 'decided');
+    const last = (await readStream(nats[0]!.url, STREAM)).at(-1)!.streamSeq;
+    await until('the new node to catch up', 30_000, async () => ((await n3.health())?.streamSeq === last ? true : undefined));
+    for (const n of nodes) if (n !== n3) await n.stop('SIGTERM');
+    await until('the new node to lead', 30_000, async () => ((await n3.health())?.role === 'leader' ? true : undefined));
+    const w3 = await until('a socket to the new node', 5000, () => Controller.open(n3, c.name));
+    const again = await Controller.exchange(w3, enc(msgs));
+    w3.close();
+    assert.ok(again && again.equals(first), 'the resent frame gets the identical bytes from the node that joined empty');
   });
 });
