@@ -26,12 +26,6 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'lease-ms', value: 'MS', desc: 'cluster mode: leader lease duration, 500-60000 (default 2000)' },
     ],
   },
-  cluster: {
-    file: './cluster.js', summary: 'print each site\'s leader, lease epoch and stream position (cluster mode)',
-    flags: [
-      { name: 'cluster', value: 'URLS', desc: 'NATS JetStream servers nats://H:P[,...]', required: true },
-    ],
-  },
   replay: {
     file: './replay.js', summary: 'decide a recorded stream offline, one JSON line out per line in',
     flags: [
@@ -75,6 +69,12 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'frame', value: 'N', desc: 'messages per frame (default 64)' },
       { name: 'tokens', value: 'a=T,…', desc: 'controller tokens, overriding the site\'s' },
       { name: 'cred-base', value: 'N', desc: 'first credential number' },
+    ],
+  },
+  cluster: {
+    file: './cluster.js', summary: 'status: print each site\'s leader, lease epoch and stream position (cluster mode)',
+    flags: [
+      { name: 'cluster', value: 'URLS', desc: 'NATS JetStream servers nats://H:P[,...]', required: true },
     ],
   },
 };
