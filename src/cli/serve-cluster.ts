@@ -33,7 +33,7 @@ export async function runCluster(a: ParsedArgs, b: ServeBasics): Promise<number>
   const leaseMs = intFlag(a, 'lease-ms', 500, 60_000, 2000);
   const cn = new ClusterNode({
     servers, node, configPath: b.configPath, data: b.data, host: b.host, port: b.port, replicas, leaseMs,
-    marginMs: Math.max(250, Math.round(leaseMs / 4)), core: b.core, durability: b.durability,
+    marginMs: Math.max(250, Math.round(leaseMs / 8)), core: b.core, durability: b.durability,
     allowJsFallback: a['allow-js-fallback'] === true, logger: b.log,
   });
   await cn.start();

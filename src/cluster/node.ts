@@ -25,7 +25,7 @@
  * (D.stale-<ms>) and rebuilt from the stream.
  *
  * Lease (lease.ts): {node, epoch, since, renewedAt, expiresAt}, written by compare-and-swap on the
- * key's revision, renewed every leaseMs/4. A follower judges it expired when expiresAt + marginMs
+ * key's revision, renewed every leaseMs/4 (followers look at it every leaseMs/8). A follower judges it expired when expiresAt + marginMs
  * has passed on its own clock (NATS 2.9 has no per-key TTL; clocks are assumed within marginMs).
  *
  * Takeover (follower → leader):
@@ -82,7 +82,7 @@ export interface ClusterOptions {
   replicas: number;
   /** lease duration (ms); default 2000 */
   leaseMs?: number;
-  /** clock-skew margin a follower adds before judging a lease expired (ms); default 500 */
+  /** clock-skew margin a follower adds before judging a lease expired (ms); default 250 */
   marginMs?: number;
   core: 'wasm' | 'reference';
   durability: 'commit' | 'flush';
@@ -121,7 +121,10 @@ export class ClusterNode {
   /** leader: the lease is ours until then, on this clock */
   private validUntil = 0;
   private canPublish = false;
+  /** stepping down must rebuild the local journal from the stream (a local write failed while leading) */
+  private mustReset = false;
   private renewing = false;
+  private renewStarted = 0;
   private taking = false;
   /** leader: stream seq of the last message published (the next publish expects it) */
   private lastStreamSeq = 0;
@@ -145,7 +148,7 @@ export class ClusterNode {
     this.text = readFileSync(opts.configPath, 'utf8');
     this.names = siteNames(loadSiteText(this.text, opts.configPath).site.config.site);
     this.leaseMs = opts.leaseMs ?? 2000;
-    this.marginMs = opts.marginMs ?? 500;
+    this.marginMs = opts.marginMs ?? 250;
     this.port = opts.port;
   }
 
@@ -173,7 +176,9 @@ export class ClusterNode {
     this.log.info({ node: opts.node, site: names.key, stream: names.stream, port: this.port, position: this.appliedSeq }, 'cluster: following');
     this.role = 'follower';
     await this.follow();
-    this.leaseTimer = setInterval(() => this.tick(), Math.max(50, Math.floor(this.leaseMs / 4)));
+    // followers look at the lease every eighth of it (a takeover starts at most that late); the
+    // leader renews every quarter
+    this.leaseTimer = setInterval(() => this.tick(), Math.max(50, Math.floor(this.leaseMs / 8)));
   }
 
   get url(): string { return `http://${this.opts.host}:${this.port}`; }
@@ -205,6 +210,13 @@ export class ClusterNode {
     this.appliedSeq = this.receivedSeq = store.lastSeq === 0 ? 0 : pos!.streamSeq;
     this.appliedEnd = store.lastSeq;
     this.fenced = fence(store, () => this.canPublish);
+    // a local write that fails while leading: the stream may hold a batch this journal lacks
+    store.onHealthChange((healthy) => {
+      if (!healthy && this.store === store && (this.role === 'leader' || this.role === 'candidate')) {
+        this.mustReset = true;
+        this.stepDown('the local store failed');
+      }
+    });
   }
 
   private async resetLocal(): Promise<void> {
@@ -314,7 +326,7 @@ export class ClusterNode {
     if (this.role === 'follower') { void this.tryTakeover(); void this.watch(); }
     else if (this.role === 'leader' || this.role === 'candidate') {
       if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed before it could be renewed'); return; }
-      void this.renew();
+      if (Date.now() - this.renewStarted >= this.leaseMs / 4) void this.renew();
     }
   }
 
@@ -344,6 +356,7 @@ export class ClusterNode {
     if (this.renewing || !this.held) return;
     this.renewing = true;
     const now = Date.now();
+    this.renewStarted = now;
     try {
       const h = await renewLease(this.kv, this.names.key, this.held, this.leaseMs, now);
       if (this.role !== 'leader' && this.role !== 'candidate') return;
@@ -410,6 +423,9 @@ export class ClusterNode {
       await this.follower?.close();
       this.follower = undefined;
       this.server = await startServer({
+        // the configuration in force is the journaled one (a reload on the previous leader reached this
+        // node through the stream); the file is only read again on SIGHUP
+        configText: this.store.configText() ?? this.text,
         configPath: this.opts.configPath, data: this.opts.data, port: this.port, host: this.opts.host,
         logger: this.log, core: this.opts.core, durability: this.opts.durability, allowJsFallback: this.opts.allowJsFallback,
         store: this.fenced, cluster: this.view(),
@@ -446,7 +462,8 @@ export class ClusterNode {
       await this.lastIngest.catch(() => undefined);
       await this.store.whenCommitted().catch(() => undefined);
       // every batch the local journal holds was acknowledged by the stream: it is a prefix of it
-      if (this.store.lastSeq !== this.appliedEnd) await this.resetLocal();
+      if (this.mustReset || this.store.lastSeq !== this.appliedEnd) await this.resetLocal();
+      this.mustReset = false;
       this.receivedSeq = this.appliedSeq;
       this.lastIngest = Promise.resolve();
       try {
