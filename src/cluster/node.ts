@@ -434,7 +434,14 @@ export class ClusterNode {
       this.stepDown(`the server could not start: ${(e as Error).message}`);
       return;
     }
-    if (this.role !== 'candidate') return;
+    if (this.role !== 'candidate') {
+      // stepped down while the server was starting: it must not serve
+      const s = this.server;
+      this.server = undefined;
+      await s?.close().catch(() => undefined);
+      if (!this.follower && this.role === 'follower') this.follower = await listenFollower(this.opts.host, this.port, this.view()).catch(() => undefined);
+      return;
+    }
     this.role = 'leader';
     this.counters.takeovers++;
     this.log.info({ epoch, streamSeq: this.lastStreamSeq, url: this.server.url }, 'cluster: leading the site');
