@@ -13,8 +13,9 @@ import { LEASE_BUCKET } from '../cluster/names.js';
 import { leaseExpired, readLease } from '../cluster/lease.js';
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv[0] !== 'status') throw new ApbError('usage', `apb cluster takes one subcommand: status (got "${argv[0] ?? ''}")`);
-  const a = parseArgs(argv.slice(1), specOf('cluster'));
+  const sub = argv[0]?.startsWith('--') ? undefined : argv[0];
+  const a = parseArgs(sub === undefined ? argv : argv.slice(1), specOf('cluster')); // unknown options are named first
+  if (sub !== 'status') throw new ApbError('usage', `apb cluster takes one subcommand: status (got "${sub ?? ''}")`);
   const { parseServers } = await import('../cluster/names.js');
   const servers = parseServers(required(a, 'cluster'));
   let nc;

@@ -6,17 +6,21 @@
  * check is the fence, and a key-value bucket holds the lease.
  *
  * Objects per site (names.ts): stream APB_<key> on subject apb.<key>.journal, lease <key> in bucket
- * APB_LEASES. A journal message is exactly one write-ahead-log batch (store/wal.ts payload: the
- * msgpack journal batch of store/journal-batch.ts), headers:
+ * APB_LEASES. A journal message holds one or more consecutive write-ahead-log batches (store/wal.ts
+ * payload: the msgpack journal batch of store/journal-batch.ts), framed as journal-message.ts draws,
+ * headers:
  *
- *   Apb-Seq    "<s>-<e>"   the journal seqs the batch holds (the stream's own seq counts batches)
+ *   Apb-Seq    "<s>-<e>"   the journal seqs the message holds (the stream's own seq counts messages)
  *   Apb-Epoch  "<n>"       the publisher's lease epoch
  *   Apb-Node   "<name>"    the publisher
  *   Apb-Fence  "<n>"       (no payload) a new leader's first message: it ends every older epoch
  *
  * Leader, per batch: the store (lmdb-store.ts, option `replicate`) writes the batch to its WAL and
- * hands it to publishBatch(), which publishes it with Nats-Expected-Last-Sequence = the stream seq
- * of the previous one (pipelined: each publish expects its predecessor). The replies of the batch
+ * hands it to publishBatch(). One message is in flight at a time, holding every batch handed over
+ * while the previous one was (group commit over NATS), published with Nats-Expected-Last-Sequence
+ * = the stream seq the previous message was acknowledged at. (Not pipelined: a refused publish
+ * followed by one that expects, by coincidence, the seq a new leader's fence took would be stored
+ * after the fence.) The replies of the batch
  * are released only when both the local WAL and JetStream's acknowledgement (the stream's quorum
  * has it) are in, and the lease is still valid on the leader's own clock. A refused publish (wrong
  * last sequence: someone else appended), a failed or timed-out one, a lost lease: the node steps
@@ -60,6 +64,7 @@ import type { Logger } from '../server/log.js';
 import { LEASE_BUCKET, siteNames, type SiteNames } from './names.js';
 import { isWrongRevision, releaseLease, renewLease, tryTakeLease, type HeldLease, readLease } from './lease.js';
 import { listenFollower } from './follower-http.js';
+import { decodeEntries, encodeEntries, MESSAGE_TARGET_BYTES } from './journal-message.js';
 
 /** JetStream API calls that are not on the reply path */
 const API_TIMEOUT_MS = 5000;
@@ -121,6 +126,9 @@ export class ClusterNode {
   /** leader: the lease is ours until then, on this clock */
   private validUntil = 0;
   private canPublish = false;
+  /** leader: batches waiting for the message in flight to be acknowledged */
+  private outbox: { s: number; e: number; payload: Uint8Array; resolve(): void; reject(e: Error): void }[] = [];
+  private sending = false;
   /** stepping down must rebuild the local journal from the stream (a local write failed while leading) */
   private mustReset = false;
   private renewing = false;
@@ -294,15 +302,17 @@ export class ClusterNode {
     this.pending = m.info.pending;
     const range = m.headers?.get(H_SEQ);
     const seq = m.seq;
-    let p: Promise<void>;
+    let p: Promise<void> = this.lastIngest;
     let end = this.appliedEnd;
     if (range) {
-      const [s, e] = range.split('-').map(Number) as [number, number];
-      end = e;
-      p = this.store.appendReplicated(s, e, m.data);
+      try {
+        const all: Promise<void>[] = [];
+        for (const x of decodeEntries(m.data)) { all.push(this.store.appendReplicated(x.s, x.e, x.payload)); end = x.e; }
+        p = Promise.all(all).then(() => undefined);
+      } catch (e) { p = Promise.reject(e); }
       this.counters.ingested++;
     } else {
-      p = this.lastIngest; // a fence: nothing to store, in order with the batches before it
+      // a fence: nothing to store, in order with the batches before it
       const epoch = Number(m.headers?.get(H_FENCE) ?? 0);
       if (epoch > this.seenEpoch) { this.seenEpoch = epoch; this.seenLeader = m.headers?.get(H_NODE) || this.seenLeader; }
     }
@@ -483,29 +493,59 @@ export class ClusterNode {
 
   // ---- leader: the replicated journal -------------------------------------------------------
 
-  /** The store's `replicate` hook: one batch, published after its predecessor (see the file comment). */
+  /**
+   * The store's `replicate` hook: the batch joins the outbox; at most one message is in flight, so
+   * each publish expects exactly the stream seq its predecessor was acknowledged at. (Pipelined
+   * publishes would not fence: after one of them is refused, a later one can expect by coincidence
+   * the seq a new leader's fence took, and be stored after it.)
+   */
   private publishBatch(s: number, e: number, payload: Uint8Array): Promise<void> {
     if (!this.canPublish) return Promise.reject(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)'));
-    const expected = this.lastStreamSeq++;
-    const epoch = this.held!.lease.epoch;
+    return new Promise<void>((resolve, reject) => {
+      this.outbox.push({ s, e, payload, resolve, reject });
+      if (!this.sending) this.sendNext();
+    });
+  }
+
+  private sendNext(): void {
+    if (this.outbox.length === 0) { this.sending = false; return; }
+    this.sending = true;
+    let bytes = 0, n = 0;
+    while (n < this.outbox.length && (n === 0 || bytes + this.outbox[n]!.payload.length <= MESSAGE_TARGET_BYTES)) bytes += this.outbox[n++]!.payload.length;
+    const group = this.outbox.splice(0, n);
+    const refuse = (err: ApbError): void => { for (const g of group) g.reject(err); this.failOutbox(err); };
+    if (!this.canPublish || !this.held) { refuse(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)')); return; }
+    const expected = this.lastStreamSeq;
+    const epoch = this.held.lease.epoch;
+    const first = group[0]!.s, last = group.at(-1)!.e;
     const h = headers();
-    h.set(H_SEQ, `${s}-${e}`);
+    h.set(H_SEQ, `${first}-${last}`);
     h.set(H_EPOCH, String(epoch));
     h.set(H_NODE, this.opts.node);
-    return this.js.publish(this.names.subject, payload, { expect: { lastSequence: expected }, headers: h }).then(
+    this.js.publish(this.names.subject, encodeEntries(group), { expect: { lastSequence: expected }, headers: h }).then(
       (ack) => {
-        if (!this.canPublish || this.held?.lease.epoch !== epoch) throw new ApbError('storage_unavailable', 'this node stepped down before the reply could go (cluster)');
-        if (ack.seq !== expected + 1) { this.stepDown(`the stream stored batch ${s}-${e} at seq ${ack.seq}, not ${expected + 1}`); throw new ApbError('storage_unavailable', 'the replicated journal is out of step (cluster)'); }
-        if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed while a batch was being replicated'); throw new ApbError('storage_unavailable', 'the leader lease lapsed (cluster)'); }
+        if (!this.canPublish || this.held?.lease.epoch !== epoch) { refuse(new ApbError('storage_unavailable', 'this node stepped down before the reply could go (cluster)')); return; }
+        if (ack.seq !== expected + 1) { this.stepDown(`the stream stored batches ${first}-${last} at seq ${ack.seq}, not ${expected + 1}`); refuse(new ApbError('storage_unavailable', 'the replicated journal is out of step (cluster)')); return; }
+        if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed while a batch was being replicated'); refuse(new ApbError('storage_unavailable', 'the leader lease lapsed (cluster)')); return; }
+        this.lastStreamSeq = ack.seq;
         this.counters.published++;
-        this.notePosition(ack.seq, e);
+        this.notePosition(ack.seq, last);
+        for (const g of group) g.resolve();
+        this.sendNext();
       },
       (err: unknown) => {
         if (isWrongRevision(err)) { this.counters.refused++; this.stepDown('the stream refused a batch: another node appended (deposed)'); }
         else this.stepDown(`publishing a batch failed: ${(err as Error).message}`);
-        throw new ApbError('storage_unavailable', `the decision could not be replicated (cluster): ${(err as Error).message}`);
+        refuse(new ApbError('storage_unavailable', `the decision could not be replicated (cluster): ${(err as Error).message}`));
       },
     );
+  }
+
+  /** after a failed publish nothing more goes out: every batch waiting is refused */
+  private failOutbox(err: ApbError): void {
+    const rest = this.outbox.splice(0);
+    for (const g of rest) g.reject(err);
+    this.sending = false;
   }
 
   /** SIGHUP: the leader re-reads its site file (followers take the journaled configuration as it comes) */

@@ -109,7 +109,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     // the leader's state equals a replay of the stream
     const replayDir = join(tmp, 'replay');
     const replay = new LmdbStore(replayDir, {});
-    for (const b of batches) if (b.batch) await replay.appendReplicated(b.s, b.e, wire.pack(b.batch));
+    for (const b of batches) if (b.payload) await replay.appendReplicated(b.s, b.e, b.payload);
     const { engine } = await openDurableEngine({ store: replay, configText: STADIUM });
     engine.tick(Date.now());
     for (let c = 0; c < N_CREDS; c++) {
@@ -124,7 +124,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
 
     // each node's own journal: every acknowledged id exactly once (followers caught up first)
     const last = batches.at(-1)!.streamSeq;
-    await until('followers caught up', 20_000, async () => {
+    await until(`followers caught up to ${last}`, 20_000, async () => {
       for (const n of nodes) if ((await n.health())?.streamSeq !== last) return undefined;
       return true;
     });

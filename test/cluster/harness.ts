@@ -12,6 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Packr } from 'msgpackr';
 import { ROOT } from '../store/util.js';
 import { forEachId, replyIn, type Batch } from '../../src/store/journal-batch.js';
+import { decodeEntries } from '../../src/cluster/journal-message.js';
 
 export const hasNats = (): boolean => spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0;
 export const SKIP_NO_NATS = hasNats() ? false : 'nats-server is not installed (Debian package nats-server): no JetStream to run a cluster on';
@@ -117,7 +118,10 @@ export class ApbNode {
   async stop(sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     if (!p || !this.alive) return;
+    // bounded: a node that does not finish its shutdown in 15 s is killed (and the test sees it gone)
+    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
     await new Promise<void>((r) => { p.once('exit', () => r()); p.kill(sig); });
+    clearTimeout(t);
   }
 
   async health(): Promise<Health | undefined> {
@@ -134,7 +138,8 @@ export async function leaderOf(nodes: ApbNode[]): Promise<ApbNode | undefined> {
   return undefined;
 }
 
-export interface StreamBatch { streamSeq: number; epoch: number; node: string; fence: boolean; s: number; e: number; batch?: Batch }
+/** one journal batch of the stream (a message holds one or more), or a fence */
+export interface StreamBatch { streamSeq: number; epoch: number; node: string; fence: boolean; s: number; e: number; batch?: Batch; payload?: Uint8Array }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'auto' } as never);
 
@@ -149,13 +154,12 @@ export async function readStream(url: string, stream: string): Promise<StreamBat
       const m = await jsm.streams.getMessage(stream, { seq });
       if (!m) continue;
       const range = m.header?.get('Apb-Seq');
-      const fence = !range;
-      const [s, e] = range ? range.split('-').map(Number) as [number, number] : [0, 0];
-      out.push({
-        streamSeq: seq, fence, s, e, node: m.header?.get('Apb-Node') ?? '',
-        epoch: Number(m.header?.get(fence ? 'Apb-Fence' : 'Apb-Epoch') ?? 0),
-        batch: range ? packr.unpack(m.data) as Batch : undefined,
-      });
+      const node = m.header?.get('Apb-Node') ?? '';
+      if (!range) { out.push({ streamSeq: seq, fence: true, s: 0, e: 0, node, epoch: Number(m.header?.get('Apb-Fence') ?? 0) }); continue; }
+      const epoch = Number(m.header?.get('Apb-Epoch') ?? 0);
+      for (const x of decodeEntries(m.data)) {
+        out.push({ streamSeq: seq, fence: false, s: x.s, e: x.e, node, epoch, batch: packr.unpack(x.payload) as Batch, payload: x.payload });
+      }
     }
     return out;
   } finally { await nc.close(); }

@@ -75,6 +75,11 @@ describe('lease and fence on JetStream', { skip: SKIP_NO_NATS }, () => {
     await js.publish('apb.fence.journal', new Uint8Array([2]), { expect: { lastSequence: 1 } }); // the new leader's fence
     await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([3]), { expect: { lastSequence: 1 } }), (e: unknown) => isWrongRevision(e));
     assert.equal((await jsm.streams.info('APB_fence')).state.last_seq, 2);
+    // why a leader never pipelines: a later publish that expects, by coincidence, the seq the fence
+    // took is stored after it, although the one before it was refused
+    await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([4]), { expect: { lastSequence: 1 } }), (e: unknown) => isWrongRevision(e));
+    const late = await js.publish('apb.fence.journal', new Uint8Array([5]), { expect: { lastSequence: 2 } });
+    assert.equal(late.seq, 3);
   });
 });
 
