@@ -3,6 +3,8 @@
  *
  *   stream   APB_<key>            the replicated journal: one message per journal batch
  *   subject  apb.<key>.journal    the only subject of that stream
+ *   subject  apb.<key>.forward    request/reply, not stored: a follower forwards a controller's frame
+ *                                 to the leader (header Apb-Controller), the reply is the leader's
  *   bucket   APB_LEASES           key-value bucket shared by the sites of a cluster
  *   key      <key>                the site's leader lease
  *
@@ -17,12 +19,12 @@ export const LEASE_BUCKET = 'APB_LEASES';
 /** at most this many characters in a node name (`--node`): it is written into every lease and header */
 export const MAX_NODE_NAME_BYTES = 64;
 
-export interface SiteNames { key: string; stream: string; subject: string }
+export interface SiteNames { key: string; stream: string; subject: string; forward: string }
 
 export function siteNames(siteName: string): SiteNames {
   const key = siteName.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, MAX_SITE_KEY_BYTES);
   if (key === '' || /^_+$/.test(key)) throw new ApbError('usage', `the site name "${siteName}" gives no usable NATS key: use letters, digits, _ or -`);
-  return { key, stream: `APB_${key}`, subject: `apb.${key}.journal` };
+  return { key, stream: `APB_${key}`, subject: `apb.${key}.journal`, forward: `apb.${key}.forward` };
 }
 
 export function checkNodeName(name: unknown): string {

@@ -51,11 +51,12 @@
  * site per node.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { connect, headers, Empty, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, Empty, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { ApbError } from '../errors.js';
 import { loadSiteText } from '../config/load.js';
+import type { CompiledSite } from '../config/types.js';
 import { openStore } from '../store/index.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
 import type { Store } from '../store/types.js';
@@ -63,7 +64,7 @@ import { startServer, type RunningServer } from '../server/server.js';
 import type { Logger } from '../server/log.js';
 import { LEASE_BUCKET, siteNames, type SiteNames } from './names.js';
 import { isWrongRevision, releaseLease, renewLease, tryTakeLease, type HeldLease, readLease } from './lease.js';
-import { listenFollower } from './follower-http.js';
+import { listenFollower, type FollowerPort } from './follower-port.js';
 import { decodeEntries, encodeEntries, MESSAGE_TARGET_BYTES } from './journal-message.js';
 
 /** JetStream API calls that are not on the reply path */
@@ -75,6 +76,9 @@ export const H_SEQ = 'Apb-Seq';
 export const H_EPOCH = 'Apb-Epoch';
 export const H_NODE = 'Apb-Node';
 export const H_FENCE = 'Apb-Fence';
+/** forwarded frames (request/reply, not stored): the controller, and the leader's refusal */
+export const H_CONTROLLER = 'Apb-Controller';
+export const H_ERROR = 'Apb-Error';
 
 export interface ClusterOptions {
   servers: string[];
@@ -115,7 +119,10 @@ export class ClusterNode {
   private store!: LmdbStore;
   private fenced!: Store;
   private server: RunningServer | undefined;
-  private follower: { port: number; close(): Promise<void> } | undefined;
+  private follower: FollowerPort | undefined;
+  /** leader: the subscription answering frames forwarded by followers */
+  private fwdSub: Subscription | undefined;
+  private readonly site: CompiledSite;
   private msgs: ConsumerMessages | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private posTimer: NodeJS.Timeout | undefined;
@@ -150,11 +157,12 @@ export class ClusterNode {
   private watchAt = 0;
   private watching = false;
   private port: number;
-  readonly counters = { published: 0, refused: 0, ingested: 0, takeovers: 0, stepDowns: 0 };
+  readonly counters = { published: 0, refused: 0, ingested: 0, takeovers: 0, stepDowns: 0, forwarded: 0, answeredForwarded: 0 };
 
   constructor(private readonly opts: ClusterOptions) {
     this.text = readFileSync(opts.configPath, 'utf8');
-    this.names = siteNames(loadSiteText(this.text, opts.configPath).site.config.site);
+    this.site = loadSiteText(this.text, opts.configPath).site;
+    this.names = siteNames(this.site.config.site);
     this.leaseMs = opts.leaseMs ?? 2000;
     this.marginMs = opts.marginMs ?? 250;
     this.port = opts.port;
@@ -178,7 +186,7 @@ export class ClusterNode {
     }
     this.kv = await new Kvm(this.js).create(LEASE_BUCKET, { history: 1, replicas: opts.replicas });
     await this.openLocal();
-    const f = await listenFollower(opts.host, this.port, this.view());
+    const f = await this.listenAsFollower(opts.host);
     this.follower = f;
     this.port = f.port;
     this.log.info({ node: opts.node, site: names.key, stream: names.stream, port: this.port, position: this.appliedSeq }, 'cluster: following');
@@ -190,6 +198,37 @@ export class ClusterNode {
   }
 
   get url(): string { return `http://${this.opts.host}:${this.port}`; }
+
+  /** the follower's port (follower-port.ts): controllers' frames are forwarded to the leader */
+  private listenAsFollower(host: string): Promise<FollowerPort> {
+    return listenFollower(host, this.port, this.view(), this.site, (c, f) => this.forwardFrame(c, f), this.opts.allowJsFallback);
+  }
+
+  /** a controller's frame, to whichever node leads (NATS request/reply); the leader's reply bytes */
+  private async forwardFrame(controller: string, frame: Uint8Array): Promise<Uint8Array> {
+    const h = headers();
+    h.set(H_CONTROLLER, controller);
+    const m = await this.nc.request(this.names.forward, frame, { timeout: API_TIMEOUT_MS, headers: h });
+    if (m.headers?.get(H_ERROR)) throw new ApbError('not_ready', m.headers.get(H_ERROR));
+    this.counters.forwarded++;
+    return m.data;
+  }
+
+  /** leader: answers the frames followers forward, through the server's own frame path */
+  private serveForwarded(): void {
+    this.fwdSub?.unsubscribe();
+    this.fwdSub = this.nc.subscribe(this.names.forward, {
+      callback: (err, m) => {
+        if (err) return;
+        const server = this.server;
+        const controller = m.headers?.get(H_CONTROLLER) ?? '';
+        const refuse = (why: string): void => { const h = headers(); h.set(H_ERROR, why); m.respond(Empty, { headers: h }); };
+        if (!server || this.role !== 'leader') { refuse('this node does not lead the site'); return; }
+        this.counters.answeredForwarded++;
+        server.forward(controller, m.data).then((b) => { m.respond(b); }, (e: unknown) => refuse((e as Error).message));
+      },
+    });
+  }
 
   // ---- local journal ------------------------------------------------------------------------
 
@@ -449,10 +488,11 @@ export class ClusterNode {
       const s = this.server;
       this.server = undefined;
       await s?.close().catch(() => undefined);
-      if (!this.follower && this.role === 'follower') this.follower = await listenFollower(this.opts.host, this.port, this.view()).catch(() => undefined);
+      if (!this.follower && this.role === 'follower') this.follower = await this.listenAsFollower(this.opts.host).catch(() => undefined);
       return;
     }
     this.role = 'leader';
+    this.serveForwarded();
     this.counters.takeovers++;
     this.log.info({ epoch, streamSeq: this.lastStreamSeq, url: this.server.url }, 'cluster: leading the site');
   }
@@ -468,6 +508,8 @@ export class ClusterNode {
     this.canPublish = false;
     this.counters.stepDowns++;
     this.log.warn({ why, epoch: this.held?.lease.epoch }, 'cluster: stepping down');
+    this.fwdSub?.unsubscribe();
+    this.fwdSub = undefined;
     void (async () => {
       const server = this.server;
       this.server = undefined;
@@ -484,7 +526,7 @@ export class ClusterNode {
       this.receivedSeq = this.appliedSeq;
       this.lastIngest = Promise.resolve();
       try {
-        this.follower = await listenFollower(this.opts.host, this.port, this.view());
+        this.follower = await this.listenAsFollower(this.opts.host);
       } catch (e) { this.log.error({ err: e }, 'cluster: cannot listen as a follower'); }
       this.role = 'follower';
       await this.follow();
@@ -563,6 +605,7 @@ export class ClusterNode {
       health: () => ({
         node: this.opts.node, site: this.names.key, role: this.role, leader: this.role === 'leader' ? this.opts.node : this.seenLeader,
         epoch: this.held?.lease.epoch ?? this.seenEpoch, streamSeq: this.appliedSeq, journalSeq: this.appliedEnd, lag: this.lag(),
+        forwarded: this.counters.forwarded,
       }),
       metrics: () => {
         const site = `site="${this.names.key}",node="${this.opts.node}"`;
@@ -583,6 +626,10 @@ export class ClusterNode {
           `apb_cluster_takeovers_total{${site}} ${this.counters.takeovers}`,
           '# HELP apb_cluster_step_downs_total times this node stepped down', '# TYPE apb_cluster_step_downs_total counter',
           `apb_cluster_step_downs_total{${site}} ${this.counters.stepDowns}`,
+          '# HELP apb_cluster_forwarded_total controller frames this node forwarded to the leader (as a follower)', '# TYPE apb_cluster_forwarded_total counter',
+          `apb_cluster_forwarded_total{${site}} ${this.counters.forwarded}`,
+          '# HELP apb_cluster_forwarded_answered_total frames forwarded by followers that this node answered (as leader)', '# TYPE apb_cluster_forwarded_answered_total counter',
+          `apb_cluster_forwarded_answered_total{${site}} ${this.counters.answeredForwarded}`,
         ];
         return L.join('\n') + '\n';
       },
@@ -594,6 +641,7 @@ export class ClusterNode {
     const was = this.role;
     this.role = 'closed';
     clearInterval(this.leaseTimer);
+    this.fwdSub?.unsubscribe();
     if (was === 'leader' || was === 'candidate') {
       await this.server?.close().catch(() => undefined); // in-flight replies still wait for their acknowledgements
       this.canPublish = false;

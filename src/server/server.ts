@@ -25,7 +25,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Auth } from './auth.js';
 import { Hub, type HubEvent } from './hub.js';
-import { ControllerSocket } from './controller-socket.js';
+import { ControllerSocket, frameMessages, frameReply } from './controller-socket.js';
 import { Stream } from './stream.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { registerHttpApi } from './http-api.js';
@@ -67,6 +67,8 @@ export interface RunningServer {
   reload(who?: string): Promise<ReloadReport>;
   /** the UHPPOTE listener's UDP port, undefined when not listening */
   uhppotePort(): number | undefined;
+  /** cluster mode: one frame of `controller` forwarded by a follower node, answered as if it came on its socket */
+  forward(controller: string, frame: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -241,7 +243,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return report;
   };
 
-  return { port, url, native, reload, close, uhppotePort: () => uhppote.port };
+  const forward = async (controller: string, frame: Uint8Array): Promise<Uint8Array> => {
+    const ctrl = hub.controller(controller);
+    if (!ctrl || !accepting) throw new ApbError('not_ready', 'this server does not take frames of that controller now');
+    if (!hub.admit(ctrl, frameMessages(frame))) return hub.limitedReply(ctrl);
+    return frameReply(hub, metrics, ctrl, frame);
+  };
+
+  return { port, url, native, reload, close, uhppotePort: () => uhppote.port, forward };
 }
 
 function safeSize(e: Engine): number {

@@ -8,12 +8,14 @@
  *       the reply bytes it received, and exactly once in each surviving node's journal;
  *     - a resend of acknowledged frames to the current leader gets the identical bytes;
  *     - the current leader's credential states equal a replay of the stream.
- * 2. SIGSTOP the leader past its lease: another node takes over; frames sent to the stopped leader
+ *    Controllers connect to different nodes: a follower forwards their frames to the leader.
+ * 2. A controller on a follower gets the leader's decisions, byte for byte.
+ * 3. SIGSTOP the leader past its lease: another node takes over; frames sent to the stopped leader
  *    meanwhile are answered after SIGCONT with errors only (no decision, no ack), it steps down,
  *    and nothing it published after the new leader's fence is in the stream.
- * 3. One nats-server killed: decisions go on (a quorum of 2 of 3 remains); two: the leader answers
+ * 4. One nats-server killed: decisions go on (a quorum of 2 of 3 remains); two: the leader answers
  *    storage_unavailable and no node leads; both back: decisions again.
- * 4. A fourth node joins with an empty data directory, catches up from the stream, and once the
+ * 5. A fourth node joins with an empty data directory, catches up from the stream, and once the
  *    three others stop it leads and answers a resent frame with the identical bytes.
  */
 import { describe, it, before, after } from 'node:test';
@@ -62,7 +64,8 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
   it('SIGKILL of the leader at random instants: nothing acknowledged lost or doubled, resends identical, state = replay of the stream', async () => {
     const r = rng(20261207);
     const ctrls = [new Controller('gate-north', 11), new Controller('turnstiles', 12)];
-    const runs = ctrls.map((c) => c.run(() => leaderOf(nodes), enc));
+    // each controller on a node of its own (a follower forwards its frames to the leader)
+    const runs = ctrls.map((c, k) => c.run(async () => { const up = nodes.filter((n) => n.alive); return up[k % up.length]; }, enc));
     const takeovers: number[] = [];
     for (let round = 0; round < 3; round++) {
       await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 900)));
@@ -141,6 +144,33 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
       for (const c of ctrls) for (const id of c.acked.keys()) assert.equal(counts.get(`${c.name}/${id}`), 1, `node ${n.name}: ${c.name}/${id}`);
     }
     process.stderr.write(`# cluster failover: ${acked} acknowledged, takeover (kill to the next acknowledged decision) ${takeovers.join(', ')} ms\n`);
+  });
+
+  it('a controller on a follower: its frames are forwarded to the leader, replies relayed byte for byte', async () => {
+    const leader = await until('a leader', 20_000, () => leaderOf(nodes));
+    const follower = nodes.find((n) => n !== leader && n.alive)!;
+    const c = new Controller('vip', 31, 5_000_000);
+    const ws = await until('a socket to a follower', 5000, () => Controller.open(follower, 'vip'));
+    const msgs = c.newFrame(6);
+    const viaFollower = await Controller.exchange(ws, enc(msgs));
+    ws.close();
+    assert.ok(viaFollower, 'answered through the follower');
+    for (const rep of decode(viaFollower) as { t: string }[]) assert.notEqual(rep.t, 'error', JSON.stringify(rep));
+    const direct = await until('a socket to the leader', 5000, () => Controller.open(leader, 'vip'));
+    const again = await Controller.exchange(direct, enc(msgs));
+    direct.close();
+    assert.ok(again && again.equals(viaFollower), 'the leader answers the resent frame with the same bytes');
+    const h = await follower.health() as unknown as { forwarded: number; role: string };
+    assert.equal(h.role, 'follower');
+    assert.ok(h.forwarded >= 1, `forwarded ${h.forwarded}`);
+    // a wrong token is refused at the follower's upgrade, as on the leader
+    const bad = await new Promise<number>((resolve) => {
+      const w = new WebSocket(`ws://127.0.0.1:${follower.port}/v1/controller`, { headers: { authorization: 'Bearer not-a-token-of-this-site' } });
+      w.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); w.terminate(); });
+      w.once('open', () => { resolve(101); w.terminate(); });
+      w.once('error', () => resolve(-1));
+    });
+    assert.equal(bad, 401);
   });
 
   it('SIGSTOP past the lease, SIGCONT: the deposed leader answers no decision and appends nothing after the fence', async () => {

@@ -85,7 +85,7 @@ describe('lease and fence on JetStream', { skip: SKIP_NO_NATS }, () => {
 
 describe('cluster names and flags', () => {
   it('site keys, node names and server lists are checked', () => {
-    assert.deepEqual(siteNames('demo stadium'), { key: 'demo_stadium', stream: 'APB_demo_stadium', subject: 'apb.demo_stadium.journal' });
+    assert.deepEqual(siteNames('demo stadium'), { key: 'demo_stadium', stream: 'APB_demo_stadium', subject: 'apb.demo_stadium.journal', forward: 'apb.demo_stadium.forward' });
     assert.throws(() => siteNames('***'), (e: unknown) => isApbError(e) && e.code === 'usage');
     assert.equal(siteNames('x'.repeat(200)).key.length, 64);
     assert.throws(() => checkNodeName('a b'), /--node/);
