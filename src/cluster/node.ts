@@ -45,10 +45,12 @@
  * journal follows the stream; at start a journal that does not end where that file says (a crash
  * with unacknowledged batches, a deposed leader) is moved aside and rebuilt from the stream.
  *
+ * Forwarding (follower-port.ts): a follower takes controllers and forwards each frame to the leader
+ * over NATS request/reply (subject apb.<key>.forward); the leader answers through its own frame path.
+ *
  * Not done yet (docs/cluster.md says so too): followers keep the journal hot but rebuild their engine
  * at takeover (snapshot + local journal replay), followers take no snapshots, the stream is never
- * trimmed and a node cannot start from a snapshot, no forwarding from followers to the leader, one
- * site per node.
+ * trimmed and a node cannot start from a snapshot, followers serve no HTTP reads, one site per node.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { connect, headers, Empty, type NatsConnection, type Subscription } from '@nats-io/transport-node';
