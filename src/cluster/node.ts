@@ -16,11 +16,12 @@
  *   Apb-Fence  "<n>"       (no payload) a new leader's first message: it ends every older epoch
  *
  * Leader, per batch: the store (lmdb-store.ts, option `replicate`) writes the batch to its WAL and
- * hands it to publishBatch(). One message is in flight at a time, holding every batch handed over
- * while the previous one was (group commit over NATS), published with Nats-Expected-Last-Sequence
- * = the stream seq the previous message was acknowledged at. (Not pipelined: a refused publish
- * followed by one that expects, by coincidence, the seq a new leader's fence took would be stored
- * after the fence.) The replies of the batch
+ * hands it to publishBatch(). The batches of one event-loop turn go out as one message, published
+ * with Nats-Expected-Last-Sequence = the stream seq of the previous message and
+ * Nats-Expected-Last-Msg-Id = its id (Nats-Msg-Id: node, epoch, first journal seq; at most
+ * MAX_IN_FLIGHT pipelined). The id chain is what fences a pipeline: after a refused message, a later
+ * one could expect, by coincidence, exactly the seq a new leader's fence took; it cannot expect the
+ * fence's id. The replies of the batch
  * are released only when both the local WAL and JetStream's acknowledgement (the stream's quorum
  * has it) are in, and the lease is still valid on the leader's own clock. A refused publish (wrong
  * last sequence: someone else appended), a failed or timed-out one, a lost lease: the node steps
@@ -73,6 +74,8 @@ import { decodeEntries, encodeEntries, MESSAGE_TARGET_BYTES } from './journal-me
 const API_TIMEOUT_MS = 5000;
 /** a candidate that has not caught up with the stream and fenced it by then gives the lease up */
 const CATCH_UP_MS = 15_000;
+/** journal messages a leader has published and not seen acknowledged yet, at most */
+const MAX_IN_FLIGHT = 8;
 
 export const H_SEQ = 'Apb-Seq';
 export const H_EPOCH = 'Apb-Epoch';
@@ -135,9 +138,11 @@ export class ClusterNode {
   /** leader: the lease is ours until then, on this clock */
   private validUntil = 0;
   private canPublish = false;
-  /** leader: batches waiting for the message in flight to be acknowledged */
+  /** leader: batches waiting to be published (MAX_IN_FLIGHT messages are), and the id of the last message published */
   private outbox: { s: number; e: number; payload: Uint8Array; resolve(): void; reject(e: Error): void }[] = [];
-  private sending = false;
+  private flushScheduled = false;
+  private inFlight = 0;
+  private lastMsgId = '';
   /** stepping down must rebuild the local journal from the stream (a local write failed while leading) */
   private mustReset = false;
   private renewing = false;
@@ -457,9 +462,12 @@ export class ClusterNode {
         const h = headers();
         h.set(H_FENCE, String(epoch));
         h.set(H_NODE, this.opts.node);
-        const ack = await this.js.publish(this.names.subject, Empty, { expect: { lastSequence: last }, headers: h });
+        const fenceId = `${this.opts.node}.${epoch}.fence`;
+        const ack = await this.js.publish(this.names.subject, Empty, { msgID: fenceId, expect: { lastSequence: last }, headers: h });
         this.receivedSeq = ack.seq;
         this.lastStreamSeq = ack.seq;
+        this.lastMsgId = fenceId;
+        this.inFlight = 0;
         this.notePosition(ack.seq, this.appliedEnd);
         break;
       } catch (e) {
@@ -538,58 +546,74 @@ export class ClusterNode {
   // ---- leader: the replicated journal -------------------------------------------------------
 
   /**
-   * The store's `replicate` hook: the batch joins the outbox; at most one message is in flight, so
-   * each publish expects exactly the stream seq its predecessor was acknowledged at. (Pipelined
-   * publishes would not fence: after one of them is refused, a later one can expect by coincidence
-   * the seq a new leader's fence took, and be stored after it.)
+   * The store's `replicate` hook: the batch joins the outbox, sent at the end of the event-loop turn
+   * with every other batch of the turn in one message (journal-message.ts). Up to MAX_IN_FLIGHT
+   * messages are pipelined, each expecting both the stream seq and the message id of its
+   * predecessor (ids are unique: node, epoch, first journal seq). The id matters: after a refused
+   * message, a later pipelined one could expect, by coincidence, exactly the seq a new leader's fence
+   * took (the fence has another id, so it is refused too).
    */
   private publishBatch(s: number, e: number, payload: Uint8Array): Promise<void> {
     if (!this.canPublish) return Promise.reject(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)'));
     return new Promise<void>((resolve, reject) => {
       this.outbox.push({ s, e, payload, resolve, reject });
-      if (!this.sending) this.sendNext();
+      if (!this.flushScheduled) { this.flushScheduled = true; setImmediate(() => { this.flushScheduled = false; this.sendNext(); }); }
     });
   }
 
   private sendNext(): void {
-    if (this.outbox.length === 0) { this.sending = false; return; }
-    this.sending = true;
-    let bytes = 0, n = 0;
-    while (n < this.outbox.length && (n === 0 || bytes + this.outbox[n]!.payload.length <= MESSAGE_TARGET_BYTES)) bytes += this.outbox[n++]!.payload.length;
-    const group = this.outbox.splice(0, n);
-    const refuse = (err: ApbError): void => { for (const g of group) g.reject(err); this.failOutbox(err); };
-    if (!this.canPublish || !this.held) { refuse(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)')); return; }
-    const expected = this.lastStreamSeq;
-    const epoch = this.held.lease.epoch;
+    while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
+      let bytes = 0, n = 0;
+      while (n < this.outbox.length && (n === 0 || bytes + this.outbox[n]!.payload.length <= MESSAGE_TARGET_BYTES)) bytes += this.outbox[n++]!.payload.length;
+      const group = this.outbox.splice(0, n);
+      if (!this.canPublish || !this.held) { this.refuseAll(group, new ApbError('storage_unavailable', 'this node does not lead the site (cluster)')); return; }
+      this.publishGroup(group);
+    }
+  }
+
+  private publishGroup(group: { s: number; e: number; payload: Uint8Array; resolve(): void; reject(e: Error): void }[]): void {
+    const expected = this.lastStreamSeq++;
+    const prevId = this.lastMsgId;
+    const epoch = this.held!.lease.epoch;
     const first = group[0]!.s, last = group.at(-1)!.e;
+    const id = `${this.opts.node}.${epoch}.${first}`;
+    this.lastMsgId = id;
     const h = headers();
     h.set(H_SEQ, `${first}-${last}`);
     h.set(H_EPOCH, String(epoch));
     h.set(H_NODE, this.opts.node);
-    this.js.publish(this.names.subject, encodeEntries(group), { expect: { lastSequence: expected }, headers: h }).then(
+    this.inFlight++;
+    const refuse = (err: ApbError): void => this.refuseAll(group, err);
+    this.js.publish(this.names.subject, encodeEntries(group), { msgID: id, expect: { lastSequence: expected, lastMsgID: prevId }, headers: h }).then(
       (ack) => {
+        this.inFlight--;
         if (!this.canPublish || this.held?.lease.epoch !== epoch) { refuse(new ApbError('storage_unavailable', 'this node stepped down before the reply could go (cluster)')); return; }
         if (ack.seq !== expected + 1) { this.stepDown(`the stream stored batches ${first}-${last} at seq ${ack.seq}, not ${expected + 1}`); refuse(new ApbError('storage_unavailable', 'the replicated journal is out of step (cluster)')); return; }
         if (Date.now() > this.validUntil) { this.stepDown('the lease lapsed while a batch was being replicated'); refuse(new ApbError('storage_unavailable', 'the leader lease lapsed (cluster)')); return; }
-        this.lastStreamSeq = ack.seq;
         this.counters.published++;
         this.notePosition(ack.seq, last);
         for (const g of group) g.resolve();
         this.sendNext();
       },
       (err: unknown) => {
-        if (isWrongRevision(err)) { this.counters.refused++; this.stepDown('the stream refused a batch: another node appended (deposed)'); }
+        this.inFlight--;
+        if (isWrongRevision(err) || /wrong last msg ID/i.test((err as Error).message)) { this.counters.refused++; this.stepDown('the stream refused a batch: another node appended (deposed)'); }
         else this.stepDown(`publishing a batch failed: ${(err as Error).message}`);
         refuse(new ApbError('storage_unavailable', `the decision could not be replicated (cluster): ${(err as Error).message}`));
       },
     );
   }
 
+  /** `group` refused, and with it every batch still waiting (nothing more goes out: the node steps down) */
+  private refuseAll(group: { reject(e: Error): void }[], err: ApbError): void {
+    for (const g of group) g.reject(err);
+    this.failOutbox(err);
+  }
+
   /** after a failed publish nothing more goes out: every batch waiting is refused */
   private failOutbox(err: ApbError): void {
     const rest = this.outbox.splice(0);
     for (const g of rest) g.reject(err);
-    this.sending = false;
   }
 
   /** SIGHUP: the leader re-reads its site file (followers take the journaled configuration as it comes) */

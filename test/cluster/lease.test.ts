@@ -75,11 +75,17 @@ describe('lease and fence on JetStream', { skip: SKIP_NO_NATS }, () => {
     await js.publish('apb.fence.journal', new Uint8Array([2]), { expect: { lastSequence: 1 } }); // the new leader's fence
     await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([3]), { expect: { lastSequence: 1 } }), (e: unknown) => isWrongRevision(e));
     assert.equal((await jsm.streams.info('APB_fence')).state.last_seq, 2);
-    // why a leader never pipelines: a later publish that expects, by coincidence, the seq the fence
-    // took is stored after it, although the one before it was refused
+    // why pipelined publishes also expect the previous message's id: a later publish that expects,
+    // by coincidence, the seq the fence took is stored after it, although the one before was refused
     await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([4]), { expect: { lastSequence: 1 } }), (e: unknown) => isWrongRevision(e));
     const late = await js.publish('apb.fence.journal', new Uint8Array([5]), { expect: { lastSequence: 2 } });
     assert.equal(late.seq, 3);
+    // with the id chain it is refused: the last message is not the one it follows
+    await js.publish('apb.fence.journal', new Uint8Array([6]), { msgID: 'old.1.10', expect: { lastSequence: 3 } });
+    await js.publish('apb.fence.journal', new Uint8Array([7]), { msgID: 'new.2.fence', expect: { lastSequence: 4 } }); // a new leader's fence
+    await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([8]), { msgID: 'old.1.11', expect: { lastSequence: 4, lastMsgID: 'old.1.10' } }), /wrong last/);
+    await assert.rejects(js.publish('apb.fence.journal', new Uint8Array([9]), { msgID: 'old.1.12', expect: { lastSequence: 5, lastMsgID: 'old.1.11' } }), /wrong last msg ID/);
+    assert.equal((await jsm.streams.info('APB_fence')).state.last_seq, 5);
   });
 });
 
