@@ -3,6 +3,7 @@
  *  - throughput, closed loop, 64 messages per frame, 16 controllers: a single durable node (LMDB,
  *    the baseline, same run) against the leader of a cluster on one NATS server (stream replicas 1)
  *    and on three clustered NATS servers (replicas 3);
+ *  - forwarding: the same light load on the leader directly and through a follower (latency added);
  *  - takeover: three NATS servers, three nodes, default lease (2000 ms); one controller keeps asking
  *    for decisions; the leader is SIGKILLed; the time from the kill to the first grant answered by
  *    the new leader, over several rounds (p50, p99 = the largest of so few).
@@ -61,6 +62,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const cfg = join(tmp, 'site.yaml');
   writeFileSync(cfg, site);
   const rows: (string | number)[][] = [];
+  const fwd: (string | number)[][] = [];
   const notes: string[] = [];
   try {
     const swarm = (port: number, idBase: number) => runSwarmChild({ url: `ws://127.0.0.1:${port}/v1/controller`, conns, batch: 64, mode: 'closed', inflight: 2, durationMs: dur, idBase });
@@ -84,6 +86,18 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       const bad = Object.values(r.errors).reduce((a, b) => a + b, 0);
       rows.push([`apb cluster leader, ${n} NATS server${n > 1 ? 's' : ''}, replicas ${n}`, Math.round(r.msgsPerSec), (r.latencyUs.p50 / 1000).toFixed(2), (r.latencyUs.p99 / 1000).toFixed(2), (r.msgsPerSec / base).toFixed(2)]);
       if (bad) notes.push(`cluster replicas ${n}: ${bad} error replies in the checked frames (${JSON.stringify(r.errors)})`);
+      if (n === 3) {
+        // forwarding: the same light load (4 controllers, one message per frame, one frame in flight) on the leader and through a follower
+        opts.log('forwarding through a follower');
+        const f = new ApbNode('b1', await freePort(), join(tmp, 'data-f'), cfg, nats.map((s) => s.url).join(','), ['--stream-replicas', '3']);
+        await f.start();
+        const light = conns.slice(0, 4);
+        for (const [name, port] of [['leader directly', node.port], ['through a follower', f.port]] as const) {
+          const x = await runSwarmChild({ url: `ws://127.0.0.1:${port}/v1/controller`, conns: light, batch: 1, mode: 'closed', inflight: 1, durationMs: dur, idBase: name === 'leader directly' ? 50_000_000 : 60_000_000 });
+          fwd.push([name, Math.round(x.msgsPerSec), (x.latencyUs.p50 / 1000).toFixed(2), (x.latencyUs.p99 / 1000).toFixed(2)]);
+        }
+        await f.stop();
+      }
       await node.stop();
       for (const s of nats) await s.stop();
     }
@@ -108,12 +122,13 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     const p50 = times[Math.floor((times.length - 1) / 2)]!, p99 = times.at(-1)!;
     const tables: BenchTable[] = [
       { title: `Cluster throughput: closed loop, ${N} controllers, 64 messages per frame, 2 frames in flight each (${dur} ms)`, headers: ['target', 'msgs/s', 'p50 ms', 'p99 ms', 'x one node'], rows },
+      { title: `Forwarding: 4 controllers, 1 message per frame, 1 frame in flight each (${dur} ms), cluster of 3 NATS servers, replicas 3`, headers: ['controllers connected to', 'msgs/s', 'p50 ms', 'p99 ms'], rows: fwd },
       { title: `Takeover: SIGKILL of the leader to the first grant from the new leader (3 NATS servers, 3 nodes, lease 2000 ms, ${rounds} rounds)`, headers: ['p50 ms', 'p99 ms (max)', 'rounds (ms)'], rows: [[p50, p99, times.join(' ')]] },
     ];
     const r1 = rows.find((r) => String(r[0]).includes('1 NATS'))!, r3 = rows.find((r) => String(r[0]).includes('3 NATS'))!;
     notes.push(`throughput goal >= 0.5x one node: replicas 1 ${r1[4]}x, replicas 3 ${r3[4]}x`);
     notes.push(`takeover goal p99 <= 3000 ms: p99 (the largest of ${rounds}) ${p99} ms, p50 ${p50} ms; the lease (2000 ms) plus the margin (250 ms) is most of it`);
-    notes.push('forwarding through a follower: not measured (followers do not forward yet; see docs/cluster.md)');
+    notes.push(`forwarding through a follower adds ${(Number(fwd[1]![2]) - Number(fwd[0]![2])).toFixed(2)} ms at p50 and ${(Number(fwd[1]![3]) - Number(fwd[0]![3])).toFixed(2)} ms at p99 (one NATS request/reply more per frame)`);
     return { name: 'cluster', tables, notes };
   } finally {
     await stopAll();
