@@ -10,9 +10,9 @@
  *       20  L     payload: the journal batch (msgpack)
  *     20+L        the next batch, or the end of the message
  *
- * Header `Apb-Seq: <s of the first>-<e of the last>`. A leader has at most one message in flight:
- * what its store hands over meanwhile goes into the next one (group commit over NATS), so every
- * publish expects exactly the stream sequence of the previous acknowledgement.
+ * Header `Apb-Seq: <s of the first>-<e of the last>`. A leader puts the batches of one event-loop
+ * turn into one message (node.ts publishBatch); each message expects the previous one's stream seq
+ * and message id.
  */
 import { ApbError } from '../errors.js';
 
