@@ -9,7 +9,8 @@
  *     - a resend of acknowledged frames to the current leader gets the identical bytes;
  *     - the current leader's credential states equal a replay of the stream.
  *    Controllers connect to different nodes: a follower forwards their frames to the leader.
- * 2. A controller on a follower gets the leader's decisions, byte for byte.
+ * 2. A controller on a follower gets the leader's decisions, byte for byte; /metrics of both and
+ *    `apb cluster status` name the roles and the leader.
  * 3. SIGSTOP the leader past its lease: another node takes over; frames sent to the stopped leader
  *    meanwhile are answered after SIGCONT with errors only (no decision, no ack), it steps down,
  *    and nothing it published after the new leader's fence is in the stream.
@@ -20,6 +21,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +31,7 @@ import WebSocket from 'ws';
 import { LmdbStore } from '../../src/store/lmdb-store.js';
 import { openDurableEngine } from '../../src/store/recovery.js';
 import { credFromText } from '../../src/engine/cred.js';
-import { STADIUM, rng } from '../store/util.js';
+import { ROOT, STADIUM, rng } from '../store/util.js';
 import { ApbNode, SKIP_NO_NATS, freePort, idsOf, leaderOf, readStream, startNats, stopAll, until, type NatsServer } from './harness.js';
 import { Controller, N_CREDS } from './controller.js';
 
@@ -171,6 +173,19 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
       w.once('error', () => resolve(-1));
     });
     assert.equal(bad, 401);
+    // operations: the follower's /metrics, and apb cluster status
+    const metrics = await (await fetch(`${follower.base}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^apb_cluster_role\\{site="demo-stadium",node="${follower.name}",role="follower"\\} 1$`, 'm'));
+    assert.match(metrics, /^apb_cluster_forwarded_total\{[^}]*\} [1-9]/m);
+    const leaderMetrics = await (await fetch(`${leader.base}/metrics`)).text();
+    assert.match(leaderMetrics, /^apb_decisions_total/m, 'the leader keeps its own metrics');
+    assert.match(leaderMetrics, new RegExp(`^apb_cluster_role\\{site="demo-stadium",node="${leader.name}",role="leader"\\} 1$`, 'm'));
+    const st = spawnSync(process.execPath, [join(ROOT, 'build', 'src', 'cli', 'main.js'), 'cluster', 'status', '--cluster', natsUrls()], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(st.status, 0, st.stderr);
+    const line = JSON.parse(st.stdout.trim().split('\n').find((l) => l.includes('demo-stadium'))!) as { leader: string; leaseValid: boolean; streamSeq: number; epoch: number };
+    assert.equal(line.leader, leader.name);
+    assert.equal(line.leaseValid, true);
+    assert.ok(line.streamSeq > 0 && line.epoch >= 1);
   });
 
   it('SIGSTOP past the lease, SIGCONT: the deposed leader answers no decision and appends nothing after the fence', async () => {
