@@ -21,8 +21,7 @@
  * Nats-Expected-Last-Msg-Id = its id (Nats-Msg-Id: node, epoch, first journal seq; at most
  * MAX_IN_FLIGHT pipelined). The id chain is what fences a pipeline: after a refused message, a later
  * one could expect, by coincidence, exactly the seq a new leader's fence took; it cannot expect the
- * fence's id. The replies of the batch
- * are released only when both the local WAL and JetStream's acknowledgement (the stream's quorum
+ * fence's id. The replies of the batch are released only when both the local WAL and JetStream's acknowledgement (the stream's quorum
  * has it) are in, and the lease is still valid on the leader's own clock. A refused publish (wrong
  * last sequence: someone else appended), a failed or timed-out one, a lost lease: the node steps
  * down at once: every reply still waiting is answered storage_unavailable (never a grant), the
@@ -30,15 +29,18 @@
  * (D.stale-<ms>) and rebuilt from the stream.
  *
  * Lease (lease.ts): {node, epoch, since, renewedAt, expiresAt}, written by compare-and-swap on the
- * key's revision, renewed every leaseMs/4 (followers look at it every leaseMs/8). A follower judges it expired when expiresAt + marginMs
- * has passed on its own clock (NATS 2.9 has no per-key TTL; clocks are assumed within marginMs).
+ * key's revision, renewed every leaseMs/4 (followers look at it every leaseMs/8). A follower judges
+ * it expired when expiresAt + marginMs has passed on its own clock (NATS 2.9 has no per-key TTL;
+ * clocks are assumed within marginMs).
  *
  * Takeover (follower → leader):
  *   1. CAS the expired lease to {me, epoch + 1};
  *   2. read the stream's last seq L, apply every message up to L to the local journal (durably);
  *   3. publish the fence with expected last seq L (refused: someone appended meanwhile: back to 2);
- *      from here no older leader can append: its next publish expects a seq below the fence;
- *   4. start the server on the local data (recovery: snapshot + local journal): serve.
+ *      from here no older leader can append: its next publish expects a seq and a message id the
+ *      fence has replaced;
+ *   4. start the server on the local data (recovery: snapshot + local journal) with the journaled
+ *      configuration: serve, and answer the frames followers forward.
  *
  * Follower: an ordered consumer on the stream from the seq after its position; each batch goes
  * through LmdbStore.appendReplicated (same seqs, same reply bytes: a resend after failover gets the
