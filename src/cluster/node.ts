@@ -39,7 +39,7 @@
  *   3. publish the fence with expected last seq L (refused: someone appended meanwhile: back to 2);
  *      from here no older leader can append: its next publish expects a seq and a message id the
  *      fence has replaced;
- *   4. start the server on the local data (recovery: snapshot + local journal) with the journaled
+ *   4. start the server on the local data (its hot engine, else recovery) with the journaled
  *      configuration: serve, and answer the frames followers forward.
  *
  * Follower: an ordered consumer on the stream from the seq after its position; each batch goes
@@ -51,8 +51,11 @@
  * Forwarding (follower-port.ts): a follower takes controllers and forwards each frame to the leader
  * over NATS request/reply (subject apb.<key>.forward); the leader answers through its own frame path.
  *
- * Not done yet (docs/cluster.md says so too): followers keep the journal hot but rebuild their engine
- * at takeover (snapshot + local journal replay), followers take no snapshots, the stream is never
+ * Hot engine: a follower keeps an engine (store/replica.ts, the code recovery uses) applying each
+ * ingested batch, and hands it to the server at takeover when it has applied the whole local journal
+ * under the configuration in force; otherwise the server recovers from the local journal as usual.
+ *
+ * Not done yet (docs/cluster.md says so too): followers take no snapshots, the stream is never
  * trimmed and a node cannot start from a snapshot, followers serve no HTTP reads, one site per node.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
@@ -65,6 +68,8 @@ import type { CompiledSite } from '../config/types.js';
 import { openStore } from '../store/index.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
 import type { Store } from '../store/types.js';
+import { JournalReplica } from '../store/replica.js';
+import type { Engine } from '../engine/types.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import type { Logger } from '../server/log.js';
 import { LEASE_BUCKET, siteNames, type SiteNames } from './names.js';
@@ -124,6 +129,10 @@ export class ClusterNode {
   private jsm!: JetStreamManager;
   private kv!: KV;
   private store!: LmdbStore;
+  /** follower: the engine kept up to date with the local journal (replica.ts), handed to the server at takeover */
+  private replica: JournalReplica | undefined;
+  /** how the last takeover got its engine: the follower's hot engine, or recovery from the local journal */
+  private takeoverEngine: 'hot' | 'recovered' | undefined;
   private fenced!: Store;
   private server: RunningServer | undefined;
   private follower: FollowerPort | undefined;
@@ -266,6 +275,7 @@ export class ClusterNode {
     this.appliedSeq = this.receivedSeq = store.lastSeq === 0 ? 0 : pos!.streamSeq;
     this.appliedEnd = store.lastSeq;
     this.fenced = fence(store, () => this.canPublish);
+    this.makeReplica();
     // a local write that fails while leading: the stream may hold a batch this journal lacks
     store.onHealthChange((healthy) => {
       if (!healthy && this.store === store && (this.role === 'leader' || this.role === 'candidate')) {
@@ -273,6 +283,27 @@ export class ClusterNode {
         this.stepDown('the local store failed');
       }
     });
+  }
+
+  /** the hot engine: newest local snapshot plus the local journal, then every batch as it is ingested */
+  private makeReplica(): void {
+    const r = new JournalReplica(this.store, this.opts.core, this.text, this.log);
+    try {
+      r.restoreSnapshot();
+      r.catchUp();
+      this.replica = r;
+    } catch (e) {
+      this.replica = undefined; // the takeover recovers from the store instead
+      this.log.warn({ err: (e as Error).message }, 'cluster: no hot engine; a takeover will recover from the local journal');
+    }
+  }
+
+  private advanceReplica(): void {
+    if (!this.replica) return;
+    try { this.replica.catchUp(); } catch (e) {
+      this.replica = undefined;
+      this.log.warn({ err: (e as Error).message }, 'cluster: the hot engine could not apply the journal; a takeover will recover from the local journal');
+    }
   }
 
   private async resetLocal(): Promise<void> {
@@ -364,7 +395,7 @@ export class ClusterNode {
       const epoch = Number(m.headers?.get(H_FENCE) ?? 0);
       if (epoch > this.seenEpoch) { this.seenEpoch = epoch; this.seenLeader = m.headers?.get(H_NODE) || this.seenLeader; }
     }
-    this.lastIngest = p.then(() => this.notePosition(seq, Math.max(end, this.appliedEnd)), (e) => { void this.resync((e as Error).message); });
+    this.lastIngest = p.then(() => { this.notePosition(seq, Math.max(end, this.appliedEnd)); this.advanceReplica(); }, (e) => { void this.resync((e as Error).message); });
   }
 
   /** the local journal cannot follow the stream (a gap, a refused batch): rebuilt from the stream */
@@ -480,13 +511,26 @@ export class ClusterNode {
     this.seenLeader = this.opts.node;
     this.seenEpoch = epoch;
     this.canPublish = true;
+    // the hot engine, when it has applied the whole local journal under the configuration in force
+    const text = this.store.configText() ?? this.text;
+    let engine: Engine | undefined;
+    const r = this.replica;
+    this.replica = undefined;
+    if (r?.engine) {
+      try {
+        r.catchUp(this.store.lastSeq);
+        if (r.position === this.store.lastSeq && r.text === text) engine = r.engine;
+      } catch { /* recovered from the store below */ }
+    }
+    this.takeoverEngine = engine ? 'hot' : 'recovered';
+    this.log.info({ engine: this.takeoverEngine }, 'cluster: starting the server');
     try {
       await this.follower?.close();
       this.follower = undefined;
       this.server = await startServer({
         // the configuration in force is the journaled one (a reload on the previous leader reached this
         // node through the stream); the file is only read again on SIGHUP
-        configText: this.store.configText() ?? this.text,
+        configText: text, engine,
         configPath: this.opts.configPath, data: this.opts.data, port: this.port, host: this.opts.host,
         logger: this.log, core: this.opts.core, durability: this.opts.durability, allowJsFallback: this.opts.allowJsFallback,
         store: this.fenced, cluster: this.view(),
@@ -534,6 +578,7 @@ export class ClusterNode {
       await this.store.whenCommitted().catch(() => undefined);
       // every batch the local journal holds was acknowledged by the stream: it is a prefix of it
       if (this.mustReset || this.store.lastSeq !== this.appliedEnd) await this.resetLocal();
+      else this.makeReplica(); // the server's engine went with it: a new hot engine from the journal
       this.mustReset = false;
       this.receivedSeq = this.appliedSeq;
       this.lastIngest = Promise.resolve();
@@ -633,7 +678,7 @@ export class ClusterNode {
       health: () => ({
         node: this.opts.node, site: this.names.key, role: this.role, leader: this.role === 'leader' ? this.opts.node : this.seenLeader,
         epoch: this.held?.lease.epoch ?? this.seenEpoch, streamSeq: this.appliedSeq, journalSeq: this.appliedEnd, lag: this.lag(),
-        forwarded: this.counters.forwarded,
+        forwarded: this.counters.forwarded, takeoverEngine: this.takeoverEngine,
       }),
       metrics: () => {
         const site = `site="${this.names.key}",node="${this.opts.node}"`;

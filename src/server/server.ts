@@ -55,6 +55,8 @@ export interface ServerOptions {
   retryMs?: number;
   /** an already-open store (tests inject failures through it); `data` is then only reported */
   store?: Store;
+  /** an engine already up to date with `store`, running configText (a cluster follower's hot engine): no recovery */
+  engine?: Engine;
   /** cluster mode (src/cluster): `cluster` in /healthz, and lines appended to /metrics */
   cluster?: { health(): Record<string, unknown>; metrics(): string };
 }
@@ -91,7 +93,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   let engine: Engine;
   try {
-    engine = (await openDurableEngine({ store, configText: text, core: opts.core ?? 'wasm', log })).engine;
+    engine = opts.engine ?? (await openDurableEngine({ store, configText: text, core: opts.core ?? 'wasm', log })).engine;
   } catch (e) {
     await store.close().catch(() => undefined);
     throw e;

@@ -69,6 +69,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     // each controller on a node of its own (a follower forwards its frames to the leader)
     const runs = ctrls.map((c, k) => c.run(async () => { const up = nodes.filter((n) => n.alive); return up[k % up.length]; }, enc));
     const takeovers: number[] = [];
+    const engines: string[] = [];
     for (let round = 0; round < 3; round++) {
       await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 900)));
       const leader = await until('a leader', 20_000, () => leaderOf(nodes));
@@ -78,6 +79,8 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
       // a new leader, and decisions acknowledged by it
       await until('decisions after the kill', 20_000, async () => (ctrls.reduce((n, c) => n + c.acked.size, 0) > before && (await leaderOf(nodes)) ? true : undefined));
       takeovers.push(Date.now() - t0);
+      const now = await until('the new leader', 20_000, () => leaderOf(nodes));
+      engines.push(((await now.health()) as unknown as { takeoverEngine?: string }).takeoverEngine ?? '?');
       await leader.start(); // back as a follower
     }
     for (const c of ctrls) c.stopped = true;
@@ -145,7 +148,9 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
       } finally { await st.close(); }
       for (const c of ctrls) for (const id of c.acked.keys()) assert.equal(counts.get(`${c.name}/${id}`), 1, `node ${n.name}: ${c.name}/${id}`);
     }
-    process.stderr.write(`# cluster failover: ${acked} acknowledged, takeover (kill to the next acknowledged decision) ${takeovers.join(', ')} ms\n`);
+    // the new leaders took their followers' hot engines (a follower that joined mid-round may have recovered)
+    assert.ok(engines.includes('hot'), `takeover engines: ${engines.join(', ')}`);
+    process.stderr.write(`# cluster failover: ${acked} acknowledged, takeover (kill to the next acknowledged decision) ${takeovers.join(', ')} ms, engines ${engines.join(', ')}\n`);
   });
 
   it('a controller on a follower: its frames are forwarded to the leader, replies relayed byte for byte', async () => {
