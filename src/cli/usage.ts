@@ -20,6 +20,10 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm or $APB_CORE)' },
       { name: 'durability', value: 'M', desc: 'commit|flush: reply once the write-ahead log reaches the OS, or once fsynced (default commit)' },
       { name: 'allow-js-fallback', desc: 'run on uWebSockets.js\'s JS fallback when the native binary is missing' },
+      { name: 'cluster', value: 'URLS', desc: 'cluster mode: NATS JetStream servers nats://H:P[,...] (docs/cluster.md)' },
+      { name: 'node', value: 'NAME', desc: 'cluster mode: this node\'s name, unique in the cluster (required with --cluster)' },
+      { name: 'stream-replicas', value: 'N', desc: 'cluster mode: replicas of the site\'s stream and lease bucket, 1-5 (default 1)' },
+      { name: 'lease-ms', value: 'MS', desc: 'cluster mode: leader lease duration, 500-60000 (default 2000)' },
     ],
   },
   replay: {
@@ -65,6 +69,12 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'frame', value: 'N', desc: 'messages per frame (default 64)' },
       { name: 'tokens', value: 'a=T,…', desc: 'controller tokens, overriding the site\'s' },
       { name: 'cred-base', value: 'N', desc: 'first credential number' },
+    ],
+  },
+  cluster: {
+    file: './cluster.js', summary: 'status: print each site\'s leader, lease epoch and stream position (cluster mode)',
+    flags: [
+      { name: 'cluster', value: 'URLS', desc: 'NATS JetStream servers nats://H:P[,...]', required: true },
     ],
   },
 };

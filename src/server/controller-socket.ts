@@ -256,8 +256,12 @@ export function frameReply(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, byte
 
 /** How many messages a frame holds, from its first bytes (an array header; anything else counts as one). */
 function messageCount(msg: ArrayBuffer): number {
-  if (msg.byteLength === 0) return 1;
-  const b = new Uint8Array(msg, 0, Math.min(5, msg.byteLength));
+  return frameMessages(new Uint8Array(msg, 0, Math.min(5, msg.byteLength)));
+}
+
+/** messageCount of a frame already in a Uint8Array (frames forwarded by a cluster follower) */
+export function frameMessages(b: Uint8Array): number {
+  if (b.length === 0) return 1;
   const t = b[0]!;
   if (t >= 0x90 && t <= 0x9f) return Math.max(1, t & 0x0f);
   if (t === 0xdc && b.length >= 3) return Math.max(1, (b[1]! << 8) | b[2]!);

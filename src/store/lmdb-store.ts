@@ -110,8 +110,11 @@ function tighten(path: string, mode: number): void {
 }
 
 /** A batch written in the current turn or in flight: its promise settles when its put commits (or fails). */
-/** `payload`: the batch as the WAL holds it (set by write()); the journal stores these same bytes */
-interface Pending { batch: Batch; cfg?: string; payload?: Uint8Array; promise: Promise<void>; resolve(): void; reject(e: unknown): void }
+/**
+ * `payload`: the batch as the WAL holds it (set by write()); the journal stores these same bytes.
+ * `rep`: cluster mode, the replicated journal's acknowledgement the replies also wait for.
+ */
+interface Pending { batch: Batch; cfg?: string; payload?: Uint8Array; promise: Promise<void>; resolve(): void; reject(e: unknown): void; rep?: Promise<void> }
 
 /**
  * A batch's journal value: the bytes the WAL already holds. They are plain MessagePack, what the log
@@ -177,6 +180,7 @@ export class LmdbStore implements Store {
   private readonly readOnly: boolean;
   private readonly headroom: number;
   private readonly onOutput: StoreOptions['onLibraryOutput'];
+  private readonly replicate: StoreOptions['replicate'];
 
   constructor(readonly dir: string, opts: StoreOptions = {}) {
     this.retention = { ...RETENTION_DEFAULTS, ...opts.retention };
@@ -189,6 +193,7 @@ export class LmdbStore implements Store {
     this.indexDir = join(dir, 'index');
     this.lock = opts.lock;
     this.onOutput = opts.onLibraryOutput;
+    this.replicate = opts.replicate;
     checkDataPath(dir);
     installRejectionFilter();
     let dropOld: string[] = [];
@@ -289,7 +294,12 @@ export class LmdbStore implements Store {
     if (walId !== id) { writeFileSync(idFile, id, { mode: 0o600 }); }
     this.wal = new Wal<Pending>(dir, {
       flush: this.flush, segmentBytes: opts.walSegmentBytes,
-      onDurable: (t) => { this.walOnly.set(t.batch.s, t.batch); t.resolve(); this.storeSoon(t); },
+      onDurable: (t) => {
+        this.walOnly.set(t.batch.s, t.batch);
+        // cluster mode: the replies also wait for the replicated journal's acknowledgement (replicate)
+        if (t.rep) t.rep.then(t.resolve, t.reject); else t.resolve();
+        this.storeSoon(t);
+      },
       onFailed: (t, err) => { this.inflight.delete(t.batch.s); t.reject(this.fail(err)); },
       onSyncError: (err) => { this.fail(err); },
     }, maxSeg, end);
@@ -611,6 +621,10 @@ export class LmdbStore implements Store {
       return;
     }
     t.payload = payload;
+    if (this.replicate) {
+      t.rep = this.replicate(b.s, batchEnd(b), payload);
+      t.rep.catch(noop); // handled in onDurable (a failed WAL write rejects the batch first)
+    }
     this.wal!.append(b.s, batchEnd(b), payload, t);
   }
 
@@ -632,6 +646,30 @@ export class LmdbStore implements Store {
     this.toStore = [];
     for (const t of q) this.store(t);
   };
+
+  /**
+   * Cluster followers (src/cluster): one batch of the leader's journal, exactly as its WAL holds it
+   * (`payload`, seqs s..e), appended as is: same seqs, same reply bytes, same WAL and journal path as
+   * an own batch (never replicated again). A batch this journal already holds (e <= lastSeq) is passed
+   * over; one that does not continue it is refused (`internal`: the caller resynchronises).
+   */
+  appendReplicated(s: number, e: number, payload: Uint8Array): Promise<void> {
+    const no = this.refusal();
+    if (no) return Promise.reject(no);
+    this.flushTurn();
+    if (e <= this.seq) return Promise.resolve();
+    if (s !== this.seq + 1 || e < s) return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} does not continue the journal at ${this.seq}`));
+    let b: Batch;
+    try { b = walPackr.unpack(payload) as Batch; } catch (err) { return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} is not a journal batch: ${(err as Error).message}`)); }
+    if (b?.s !== s || batchEnd(b) !== e) return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} holds seqs ${b?.s}-${b ? batchEnd(b) : '?'}`));
+    this.seq = e;
+    forEachId(b, (c, id) => this.window(c).note(id, s));
+    const t = this.pending(b);
+    t.payload = payload;
+    for (const ev of b.e ?? []) { const text = configOf(ev); if (text !== undefined) { t.cfg = text; this.config = text; } }
+    this.wal!.append(s, e, payload, t);
+    return t.promise;
+  }
 
   /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */
   private store(t: Pending): void {

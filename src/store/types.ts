@@ -121,6 +121,9 @@ export interface StoreOptions {
   walSegmentBytes?: number;
   /** what lmdb-js would print on the console (a failed commit's error), so the server logs it as JSON */
   onLibraryOutput?: (level: 'error' | 'warn', text: string, err?: Error) => void;
+  /** cluster mode (src/cluster): each journal batch (seqs s..e, `payload` = its WAL bytes) is also handed
+   *  here, in seq order, and its appends resolve only once both the WAL and this promise have */
+  replicate?: (s: number, e: number, payload: Uint8Array) => Promise<void>;
 }
 
 export interface StoreStats {
