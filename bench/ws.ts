@@ -91,7 +91,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
           const seconds = (performance.now() - w0) / 1000;
           const msgs = r.msgsPerSec * seconds;
           const syncs = after.syncs !== null && before.syncs !== null ? after.syncs - before.syncs : NaN;
-          disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, msgs / syncs]);
+          // no syncs (:memory:): no ratio (Infinity does not survive results.json)
+          disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, syncs > 0 ? msgs / syncs : 'no syncs']);
         }
         if (Object.keys(r.errors).length) problems.push(`${t.name} batch ${b}: error replies ${JSON.stringify(r.errors)} in ${r.checkedFrames} checked frames`);
       }
