@@ -110,11 +110,9 @@ export class CompactWriter {
   private dv = new DataView(this.buf.buffer);
   private off = 0;
   private count = 0;
-  /** the group's name tables: scratch arrays that keep their capacity, the first nReaders/nAreas in use */
-  private readers: string[] = [];
-  private areas: string[] = [];
-  private nReaders = 0;
-  private nAreas = 0;
+  /** the group's name tables (0 readers, 1 areas): scratch arrays that keep their capacity, the first used[t] in use */
+  private readonly tables: [string[], string[]] = [[], []];
+  private readonly used = [0, 0];
 
   constructor(private controller: string) {}
 
@@ -123,30 +121,25 @@ export class CompactWriter {
   reset(controller: string): void {
     this.controller = controller;
     this.off = 0; this.count = 0;
-    this.nReaders = 0; this.nAreas = 0;
+    this.used[0] = 0; this.used[1] = 0;
   }
 
   /*
-   * Index of `name` in the group's table, or -1 when the table is full (the caller takes the general
-   * path). A linear search: a group names a few readers and areas (at most MAX_NAMES), and the names
-   * are the site's own string objects, so this allocates nothing (a Map per group did, every frame).
+   * Index of `name` in name table t, or -1 when the table is full (the caller takes the general path).
+   * A linear search: a group names a few readers and areas (at most MAX_NAMES), and the names are the
+   * site's own string objects, so this allocates nothing (a Map per group did, every frame).
    */
-  readerIndex(reader: string): number {
-    const list = this.readers, n = this.nReaders;
-    for (let i = 0; i < n; i++) if (list[i] === reader) return i;
+  private intern(t: 0 | 1, name: string): number {
+    const list = this.tables[t], n = this.used[t]!;
+    for (let i = 0; i < n; i++) if (list[i] === name) return i;
     if (n >= MAX_NAMES) return -1;
-    list[n] = reader;
-    return this.nReaders++;
+    list[n] = name;
+    this.used[t] = n + 1;
+    return n;
   }
 
-  areaIndex(area: string): number {
-    const list = this.areas, n = this.nAreas;
-    for (let i = 0; i < n; i++) if (list[i] === area) return i;
-    if (n >= MAX_NAMES) return -1;
-    list[n] = area;
-    return this.nAreas++;
-  }
-
+  readerIndex(reader: string): number { return this.intern(0, reader); }
+  areaIndex(area: string): number { return this.intern(1, area); }
 
   /**
    * Appends one record; `viol` holds nv triples (code, mode, areaIndex) already
@@ -181,8 +174,8 @@ export class CompactWriter {
   /** The group so far (its bytes copied once); the writer is reset for reuse. */
   finish(): CompactGroup {
     // exact-size copies: the scratch tables keep their capacity for the next group
-    const g: CompactGroup = { c: this.controller, r: this.readers.slice(0, this.nReaders), a: this.areas.slice(0, this.nAreas), n: this.count, b: this.buf.slice(0, this.off) };
-    this.nReaders = 0; this.nAreas = 0;
+    const g: CompactGroup = { c: this.controller, r: this.tables[0].slice(0, this.used[0]), a: this.tables[1].slice(0, this.used[1]), n: this.count, b: this.buf.slice(0, this.off) };
+    this.used[0] = 0; this.used[1] = 0;
     this.off = 0; this.count = 0;
     return g;
   }
