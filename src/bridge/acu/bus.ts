@@ -9,19 +9,23 @@
  * times; a probe of an offline reader is sent once.
  * Frames without the reply bit (the adapter echoing our own commands, or a
  * second CP on the bus) and replies that match no command are counted and
- * dropped. If the port fails it is reopened every `reopenEvery` ms.
+ * dropped.
+ * If the port fails or disappears (USB adapter unplugged, device gone) its
+ * readers go offline at once, one error is logged, and the port is reopened
+ * after reopenMin ms, doubling up to reopenMax (with jitter), quietly, until
+ * it is back; other buses are not affected.
  */
 import type { Logger } from 'pino';
 import { Deframer, decodeFrame, type Frame } from '../osdp/frame.js';
 import { openSerial, type Transport } from './transport.js';
 import type { PdLink, Tx } from './pd-link.js';
 
-export interface BusSettings { path: string; baud: number; pollInterval: number; replyTimeout: number; retries: number; reopenEvery: number }
+export interface BusSettings { path: string; baud: number; pollInterval: number; replyTimeout: number; retries: number; reopenMin: number; reopenMax: number }
 
-export interface BusCounters { tx: number; rx: number; timeouts: number; retries: number; echoes: number; stray: number; badChecks: number; skipped: number; malformed: number }
+export interface BusCounters { tx: number; rx: number; timeouts: number; retries: number; echoes: number; stray: number; badChecks: number; skipped: number; malformed: number; opens: number; closes: number; openFailures: number }
 
 export class Bus {
-  readonly counters: BusCounters = { tx: 0, rx: 0, timeouts: 0, retries: 0, echoes: 0, stray: 0, badChecks: 0, skipped: 0, malformed: 0 };
+  readonly counters: BusCounters = { tx: 0, rx: 0, timeouts: 0, retries: 0, echoes: 0, stray: 0, badChecks: 0, skipped: 0, malformed: 0, opens: 0, closes: 0, openFailures: 0 };
   private transport: Transport | null = null;
   private readonly deframer = new Deframer();
   private waiter: { address: number; sqn: number; resolve(f: Frame | null): void } | null = null;
@@ -51,7 +55,7 @@ export class Bus {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      if (!this.transport && !(await this.openPort())) { await this.idle(this.settings.reopenEvery); continue; }
+      if (!this.transport && !(await this.openPort())) { await this.idle(this.reopenDelay()); continue; }
       const now = Date.now();
       const pd = this.pick(now);
       if (!pd) {
@@ -68,6 +72,16 @@ export class Bus {
     }
   }
 
+  /** reopenMin·2^n ms, capped at reopenMax, drawn from the upper half (jitter) */
+  private reopenDelay(): number {
+    const cap = Math.min(this.settings.reopenMax, this.settings.reopenMin * 2 ** Math.min(this.failures - 1, 20));
+    return Math.round(cap / 2 + Math.random() * (cap / 2));
+  }
+  /** consecutive failed opens */
+  private failures = 0;
+  /** when the port was lost (for the log line of its return) */
+  private lostAt: number | null = null;
+
   private async openPort(): Promise<boolean> {
     try {
       const t = await this.open(this.settings.path, this.settings.baud);
@@ -76,25 +90,34 @@ export class Bus {
         if (this.transport !== t) return;
         this.transport = null;
         this.portOpen = false;
+        this.counters.closes++;
         this.waiter?.resolve(null);
+        this.deframer.reset();
         if (!this.stopping) {
-          this.log.error({ port: this.settings.path, err: err?.message }, 'serial port closed; reopening');
+          // one line per outage: the failed reopens after it are logged at debug level
+          this.log.error({ port: this.settings.path, err: err?.message }, 'serial port lost; its readers are offline, reopening');
+          this.lostAt = Date.now();
+          this.failures = 1;
           for (const p of this.pds) p.portLost(Date.now());
         }
       });
       this.transport = t;
       this.portOpen = true;
-      this.warned = false;
-      this.log.info({ port: this.settings.path, baud: this.settings.baud }, 'serial port open');
+      this.counters.opens++;
+      this.failures = 0;
+      if (this.lostAt !== null) this.log.warn({ port: this.settings.path, afterMs: Date.now() - this.lostAt }, 'serial port back');
+      else this.log.info({ port: this.settings.path, baud: this.settings.baud }, 'serial port open');
+      this.lostAt = null;
       return true;
     } catch (e) {
-      // once per outage at error level, then quietly
-      this.log[this.warned ? 'debug' : 'error']({ port: this.settings.path, err: (e as Error).message }, 'cannot open serial port; retrying');
-      this.warned = true;
+      this.counters.openFailures++;
+      // once per outage at error level (unless the loss itself was logged), then quietly
+      this.log[this.failures === 0 ? 'error' : 'debug']({ port: this.settings.path, err: (e as Error).message }, 'cannot open serial port; retrying');
+      if (this.lostAt === null) this.lostAt = Date.now();
+      this.failures++;
       return false;
     }
   }
-  private warned = false;
 
   /** door commands first, then the round robin of due polls and probes */
   private pick(now: number): PdLink | null {
@@ -129,7 +152,8 @@ export class Bus {
         await t.write(tx.bytes);
       } catch (e) {
         this.waiter = null;
-        this.log.warn({ port: this.settings.path, err: (e as Error).message }, 'serial write failed');
+        // a vanished device fails the write and then closes: that close is logged, not each write
+        if (this.transport === t) this.log.debug({ port: this.settings.path, err: (e as Error).message }, 'serial write failed');
         return null;
       }
       this.counters.tx++;
