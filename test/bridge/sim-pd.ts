@@ -60,6 +60,9 @@ export class PtyPair {
 
 export interface Received { code: number; data: Uint8Array; secure: boolean; at: number }
 
+/** timing hooks for the benchmark (bench/bridge.ts): performance.now() when a card read leaves and a command arrives */
+export interface SimHooks { cardSent?(at: number): void; command?(code: number, at: number): void }
+
 export interface SimReaderOptions {
   /** the reader's own key (null: none set yet) */
   scbk?: Uint8Array | null;
@@ -104,6 +107,9 @@ export class SimReader {
   private lastSqn = -1;
   private lastReply: Uint8Array | null = null;
   readonly uid = Uint8Array.of(0x5a, 0x31, 0, 0, 1, 2, 3, 4);
+  hooks: SimHooks = {};
+  /** keep every received command in `received` (the benchmark turns it off) */
+  record = true;
   /** handshakes completed, and with which key flag (0 = SCBK-D) */
   readonly sessions: number[] = [];
 
@@ -148,14 +154,18 @@ export class SimReader {
       this.session = null;
       return this.remember(fr, this.clear(fr, REPLY.NAK, Uint8Array.of(NAK.SC_CONDITION)));
     }
-    this.received.push({ code: fr.code, data: data.slice(), secure, at: Date.now() });
+    if (this.record) this.received.push({ code: fr.code, data: data.slice(), secure, at: Date.now() });
+    this.hooks.command?.(fr.code, performance.now());
     const reply = (code: number, d: Uint8Array = new Uint8Array(0)): Uint8Array =>
       this.remember(fr, this.session ? this.session.wrap({ address: this.address, sqn: fr.sqn, crc: fr.crc, code, data: d }) : this.clear(fr, code, d));
     switch (fr.code) {
       case CMD.POLL: {
         this.polls++;
         const p = this.pending.shift();
-        return p ? reply(p.code, p.data) : reply(REPLY.ACK);
+        if (!p) return reply(REPLY.ACK);
+        const out = reply(p.code, p.data);
+        if (p.code !== REPLY.ISTATR) this.hooks.cardSent?.(performance.now());
+        return out;
       }
       case CMD.ID: return reply(REPLY.PDID, Uint8Array.of(0x5a, 0x31, 0x00, 7, 1, 0x04, 0x03, 0x02, 0x01, 1, 2, 3));
       case CMD.CAP: return reply(REPLY.PDCAP, this.caps);

@@ -134,8 +134,10 @@ export class PdLink {
       this.ev.problem(this, `dropped ${codeName(gone.code, false)} queued ${now - gone.queuedAt} ms ago (reader busy or reconnecting)`);
     }
     const q = this.queue[0];
-    this.nextPollAt = now + pollInterval;
-    if (q) return { ...this.cmd(q.code, q.data), cmd: q };
+    if (q) return { ...this.cmd(q.code, q.data), cmd: q }; // door commands do not move the poll schedule
+    // polls keep their own beat (due + interval), so timer lateness does not add up and the
+    // reader is polled `pollInterval` apart on average; a reader more than one interval late starts over
+    this.nextPollAt = this.nextPollAt + pollInterval > now ? this.nextPollAt + pollInterval : now + pollInterval;
     return this.cmd(CMD.POLL, new Uint8Array(0));
   }
 
