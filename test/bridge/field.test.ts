@@ -20,7 +20,11 @@ import { join } from 'node:path';
 import { CMD } from '../../src/bridge/osdp/codes.js';
 import { COLOR_GREEN, COLOR_RED } from '../../src/bridge/osdp/payloads.js';
 import { PtyPair, SimBus, SKIP_NO_SOCAT, waitFor, type SimReader } from './sim-pd.js';
-import { freePort, kill, spawnApb, startEngine, type Child } from './util.js';
+import { freePort, kill, MAIN, spawnApb, startEngine, type Child } from './util.js';
+import { spawnSync } from 'node:child_process';
+import { loadSiteText } from '../../src/config/load.js';
+import { Replayer } from '../../src/engine/replay.js';
+import { credFromText } from '../../src/engine/cred.js';
 
 const GATE = 'gate-token-0123456789abcdef';
 const VIEWER = 'viewer-token-0123456789abcdef';
@@ -196,6 +200,23 @@ test('a passage during an engine outage is journaled, survives a SIGKILL of the 
   await waitFor(async () => (await health()).engine === 'up', 5000, 'link up again');
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(await after(), got, 'nothing sent twice after another restart');
+
+  // the engine's state is what a replay of its whole log (online badges, the passage, the offline upload) gives
+  const exp = spawnSync(process.execPath, [MAIN, 'events', '--data', join(dir, 'engine-data')], { encoding: 'utf8' });
+  assert.equal(exp.status, 0, exp.stderr);
+  const lines = exp.stdout.trim().split('\n');
+  assert.ok(lines.some((l) => JSON.parse(l).t === 'passage'), 'the passage is in the exported stream');
+  const site = loadSiteText(SITE, 'site.yaml').site;
+  const replay = new Replayer(site, { core: 'reference' });
+  assert.ok(replay.process(lines).every((l) => JSON.parse(l).t !== 'error'));
+  const creds = [...new Set(lines.map((l) => JSON.parse(l).cred as string))];
+  assert.deepEqual(creds.sort(), ['67:1', '67:10', '67:2'], 'the exported stream (an offline deny changes nothing and is not replay input)');
+  for (const c of creds) {
+    const want = replay.engine.core.state(credFromText(`s:${encodeURIComponent(c)}`));
+    const live = await api(`/v1/credentials/s:${encodeURIComponent(c)}`);
+    assert.deepEqual([live.location, live.lastReader], [want.location < 0 ? null : site.areaIds[want.location], want.lastReader < 0 ? null : site.readerIds[want.lastReader]], `credential ${c}`);
+  }
+  assert.equal((await api('/v1/credentials/s:67%3A10')).location, 'hall', 'the passage committed the turnstile move');
 });
 
 test('a serial line unplugged: its reader goes offline, one error line; back when the device returns; the other line goes on', { skip }, async () => {
