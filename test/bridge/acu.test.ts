@@ -12,10 +12,11 @@ import { pino } from 'pino';
 import { Bus } from '../../src/bridge/acu/bus.js';
 import { PdLink, type PdEvents, type PdSettings, type PlainReply } from '../../src/bridge/acu/pd-link.js';
 import { CMD, REPLY } from '../../src/bridge/osdp/codes.js';
-import { COLOR_GREEN, ledData, outPulseData } from '../../src/bridge/osdp/payloads.js';
+import { buzData, COLOR_GREEN, ledData, outPulseData } from '../../src/bridge/osdp/payloads.js';
+import { crc16AugCcitt } from '../../src/adapters/osdp/crc.js';
 import { decodeCardRead } from '../../src/adapters/osdp/replies.js';
 import { buildFormatTable } from '../../src/adapters/wiegand/formats.js';
-import { PtyPair, SimBus, SKIP_NO_SOCAT, waitFor } from './sim-pd.js';
+import { PtyPair, SimBus, SKIP_NO_SOCAT, waitFor, type Received } from './sim-pd.js';
 import type { Capabilities } from '../../src/bridge/osdp/capabilities.js';
 
 const log = pino({ level: 'silent' });
@@ -228,4 +229,62 @@ test('serial port unplugged: its readers go offline, one error line, reopened wi
     assert.equal(b2.counters.closes, 1);
     assert.equal(seen.states.filter((s) => s.startsWith('pd11')).length, 1, 'reader 11 never went offline');
   } finally { await b1.stop(); await b2.stop(); await s1.close(); await s2.close(); await pty2.close(); }
+});
+
+test('a card read with a bad CRC is asked for again and arrives once; a reader that lost the sequence is restarted, not dropped', { skip: SKIP_NO_SOCAT }, async () => {
+  const { bus, links, seen, sim, stop } = await rig([{ address: 13 }]);
+  const r = sim.add(13);
+  bus.start();
+  try {
+    await waitFor(() => links[0]!.online, 3000, 'online');
+    r.corruptReads = 1;
+    r.card(67, 1000);
+    await waitFor(() => seen.reads.length === 1, 3000, 'the read');
+    const polls = r.polls;
+    await waitFor(() => r.polls > polls + 5, 3000, 'more polls');
+    assert.deepEqual(seen.reads, ['67:1000'], 'once: the resent poll got the reader\'s repeat, not a second read');
+    assert.equal(bus.counters.badChecks, 1, 'the damaged frame was counted');
+    assert.ok(bus.counters.retries >= 1 && bus.counters.timeouts >= 1);
+
+    const before = r.received.length;
+    r.nakSequenceNext = true;
+    r.card(67, 2000);
+    await waitFor(() => seen.reads.length === 2, 3000, 'the read after the restart');
+    assert.equal(seen.reads[1], '67:2000', 'the card waited in the reader');
+    assert.ok(seen.problems.includes('reconnecting: reader lost the sequence'), seen.problems.join('; '));
+    const after = r.received.slice(before);
+    const restart = after.findIndex((x) => x.code === CMD.POLL && x.sqn === 0);
+    assert.ok(restart >= 0, 'POLL with sequence 0');
+    assert.deepEqual(after.slice(restart, restart + 3).map((x) => x.code), [CMD.POLL, CMD.ID, CMD.CAP], 'then discovery again');
+    assert.deepEqual(seen.states, ['pd13:online:connected in clear text'], 'never reported offline');
+  } finally { await stop(); }
+});
+
+test('door commands on the wire, byte for byte', { skip: SKIP_NO_SOCAT }, async () => {
+  const { bus, links, sim, stop } = await rig([{ address: 14 }]);
+  const r = sim.add(14);
+  bus.start();
+  try {
+    await waitFor(() => links[0]!.online, 3000, 'online');
+    links[0]!.enqueue(CMD.LED, ledData(1, COLOR_GREEN, 3), Date.now());
+    links[0]!.enqueue(CMD.BUZ, buzData(1, 3, 2, 2), Date.now());
+    links[0]!.enqueue(CMD.OUT, outPulseData(2, 1500), Date.now());
+    bus.poke();
+    await waitFor(() => r.commands(CMD.OUT).length === 1, 3000, 'the three commands');
+    const wire = (code: number): Received => r.commands(code)[0]!;
+    // SOM, address, LEN (LSB, MSB), CTRL (sequence | 0x04 CRC), code, data, CRC-16 (LSB, MSB)
+    const expect = (x: Received, len: number, code: number, data: number[]): void => {
+      const head = [0x53, 14, len, 0, x.sqn | 0x04, code, ...data];
+      const crc = crc16AugCcitt(Uint8Array.from(head), 0, head.length);
+      assert.deepEqual([...x.raw], [...head, crc & 0xff, crc >> 8], `0x${code.toString(16)}`);
+    };
+    // osdp_LED: reader 1, LED 0; temporary: set (2), on 1 × 100 ms, off 0, green, green, timer 30 × 100 ms; permanent: no change
+    expect(wire(CMD.LED), 22, 0x69, [1, 0, 0x02, 1, 0, 2, 2, 30, 0, 0, 0, 0, 0, 0]);
+    // osdp_BUZ: reader 1, default tone 2, on 3 × 100 ms, off 2 × 100 ms, 2 times
+    expect(wire(CMD.BUZ), 13, 0x6a, [1, 2, 3, 2, 2]);
+    // osdp_OUT: output 2, temporary on (5), 15 × 100 ms
+    expect(wire(CMD.OUT), 12, 0x68, [2, 5, 15, 0]);
+    const seq = [CMD.LED, CMD.BUZ, CMD.OUT].map((c) => wire(c).sqn);
+    assert.deepEqual(seq.map((s, i) => (i ? (seq[i - 1]! % 3) + 1 === s : s >= 1)), [true, true, true], `sequence numbers advance 1, 2, 3, 1: ${seq}`);
+  } finally { await stop(); }
 });

@@ -58,7 +58,7 @@ export class PtyPair {
   }
 }
 
-export interface Received { code: number; data: Uint8Array; secure: boolean; at: number }
+export interface Received { code: number; data: Uint8Array; secure: boolean; at: number; sqn: number; /** the frame as it came off the wire (without the mark byte) */ raw: Uint8Array }
 
 /** timing hooks for the benchmark (bench/bridge.ts): performance.now() when a card read leaves and a command arrives */
 export interface SimHooks { cardSent?(at: number): void; command?(code: number, at: number): void }
@@ -108,6 +108,12 @@ export class SimReader {
   private lastReply: Uint8Array | null = null;
   readonly uid = Uint8Array.of(0x5a, 0x31, 0, 0, 1, 2, 3, 4);
   hooks: SimHooks = {};
+  /** the next n replies carrying a card read leave with a broken CRC (a repeat of the command gets the good one) */
+  corruptReads = 0;
+  /** set by answer(): SimBus sends this reply damaged */
+  corruptOut = false;
+  /** answer the next command (not sequence 0) with NAK "unexpected sequence number", as a reader that restarted */
+  nakSequenceNext = false;
   /** keep every received command in `received` (the benchmark turns it off) */
   record = true;
   /** handshakes completed, and with which key flag (0 = SCBK-D) */
@@ -142,8 +148,15 @@ export class SimReader {
   commands(code: number): Received[] { return this.received.filter((r) => r.code === code); }
 
   /** the reply frame to one command frame addressed to this reader, or null (silent) */
-  answer(fr: Frame): Uint8Array | null {
+  answer(fr: Frame & { raw: Uint8Array }): Uint8Array | null {
+    this.corruptOut = false;
     if (this.silent) return null;
+    if (this.nakSequenceNext && fr.sqn !== 0) {
+      // as a reader that restarted would: it expects sequence 0 and remembers nothing
+      this.nakSequenceNext = false;
+      this.lastSqn = -1; this.lastReply = null; this.session = null;
+      return this.clear(fr, REPLY.NAK, Uint8Array.of(NAK.SEQUENCE));
+    }
     if (fr.sqn === 0) { this.session = null; this.lastSqn = -1; }
     else if (fr.sqn === this.lastSqn && this.lastReply) return this.lastReply; // a repeat: the same reply, bit for bit
     let data = fr.data;
@@ -154,7 +167,7 @@ export class SimReader {
       this.session = null;
       return this.remember(fr, this.clear(fr, REPLY.NAK, Uint8Array.of(NAK.SC_CONDITION)));
     }
-    if (this.record) this.received.push({ code: fr.code, data: data.slice(), secure, at: Date.now() });
+    if (this.record) this.received.push({ code: fr.code, data: data.slice(), secure, at: Date.now(), sqn: fr.sqn, raw: fr.raw.slice() });
     this.hooks.command?.(fr.code, performance.now());
     const reply = (code: number, d: Uint8Array = new Uint8Array(0)): Uint8Array =>
       this.remember(fr, this.session ? this.session.wrap({ address: this.address, sqn: fr.sqn, crc: fr.crc, code, data: d }) : this.clear(fr, code, d));
@@ -164,7 +177,10 @@ export class SimReader {
         const p = this.pending.shift();
         if (!p) return reply(REPLY.ACK);
         const out = reply(p.code, p.data);
-        if (p.code !== REPLY.ISTATR) this.hooks.cardSent?.(performance.now());
+        if (p.code !== REPLY.ISTATR) {
+          this.hooks.cardSent?.(performance.now());
+          if (this.corruptReads > 0) { this.corruptReads--; this.corruptOut = true; }
+        }
         return out;
       }
       case CMD.ID: return reply(REPLY.PDID, Uint8Array.of(0x5a, 0x31, 0x00, 7, 1, 0x04, 0x03, 0x02, 0x01, 1, 2, 3));
@@ -218,8 +234,12 @@ export class SimBus {
         if (fr.reply) continue;
         this.frames++;
         const r = this.readers.get(fr.address);
-        const out = r?.answer(fr);
-        if (out) port.write(Buffer.concat([Buffer.of(0xff), Buffer.from(out)]));
+        const out = r?.answer({ ...fr, raw });
+        if (out) {
+          const wire = Buffer.concat([Buffer.of(0xff), Buffer.from(out)]);
+          if (r!.corruptOut) wire[wire.length - 1]! ^= 0xff;
+          port.write(wire);
+        }
       }
     });
   }
