@@ -238,7 +238,7 @@ test('a serial line unplugged: its reader goes offline, one error line; back whe
   assert.deepEqual(lost.map((l) => l.msg), ['serial port lost; its readers are offline, reopening'], 'one error line');
   const m = await metrics();
   assert.equal(metric(m, 'apb_bridge_serial_port_losses_total', `port="${pty2.a}"`), 1);
-  assert.ok(metric(m, 'apb_bridge_serial_open_failures_total', `port="${pty2.a}"`)! >= 2);
+  assert.ok(metric(m, 'apb_bridge_serial_open_failures_total', `port="${pty2.a}"`)! >= 1, 'reopen attempts counted');
   assert.equal(metric(m, 'apb_bridge_serial_port_losses_total', `port="${pty1.a}"`), 0);
   pdB.card(67, 30);
   assert.deepEqual(await led(pdB, 0), [0, COLOR_GREEN]);
