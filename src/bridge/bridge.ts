@@ -55,6 +55,8 @@ export class Bridge {
       /** the reader heads of each PD (one for most readers), by reader number */
       const heads = new Map<PdLink, DoorReader[]>();
       const headsOf = (pd: PdLink): DoorReader[] => heads.get(pd)!;
+      /** the capabilities last logged per PD: rediscoveries with the same answer are not logged again */
+      const capsLogged = new Map<PdLink, string>();
       const events: PdEvents = {
         reply: (pd, r, at) => door.onReply(headsOf(pd), r, at),
         state: (pd, online, why) => {
@@ -76,7 +78,6 @@ export class Bridge {
         },
         refused: (pd, why) => log.error({ reader: pd.name, address: pd.address }, `reader not used: ${why}`),
       };
-      const capsLogged = new Map<PdLink, string>();
       const buses = f.ports.map((p) => {
         const byAddress = new Map<number, ReaderConfig[]>();
         for (const rc of p.readers) byAddress.set(rc.address, [...(byAddress.get(rc.address) ?? []), rc]);
