@@ -69,7 +69,7 @@ export class Bridge {
         inputs: (pd, inputs) => { for (const h of headsOf(pd)) h.inputs = inputs; },
         keySet: (pd) => log.warn({ reader: pd.name }, 'install mode: the reader accepted the configured SCBK; set secure.install: false for this reader'),
         capabilities: (pd, caps, warnings) => {
-          // the same at every discovery: logged at info once, then at debug
+          // asked at every (re)discovery: logged when the answer or the warnings change
           const key = JSON.stringify([caps, warnings]);
           const seen = capsLogged.get(pd) === key;
           capsLogged.set(pd, key);
