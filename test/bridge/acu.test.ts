@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Bus } from '../../src/bridge/acu/bus.js';
+import type { Transport } from '../../src/bridge/acu/transport.js';
 import { PdLink, type PdEvents, type PdSettings, type PlainReply } from '../../src/bridge/acu/pd-link.js';
 import { CMD, REPLY } from '../../src/bridge/osdp/codes.js';
 import { buzData, COLOR_GREEN, ledData, outPulseData } from '../../src/bridge/osdp/payloads.js';
@@ -59,7 +60,7 @@ async function rig(pds: { address: number; o?: Partial<PdSettings> }[]): Promise
   return { bus, links, seen, sim, stop: async () => { await bus.stop(); await sim.close(); } };
 }
 
-test('polls every reader, turns card reads into credentials, delivers door commands', { skip: SKIP_NO_SOCAT }, async () => {
+test('polls every reader, turns card reads into credentials, delivers door commands', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 1 }, { address: 2, o: { crc: false } }]);
   const r1 = sim.add(1), r2 = sim.add(2);
   bus.start();
@@ -86,7 +87,7 @@ test('polls every reader, turns card reads into credentials, delivers door comma
   } finally { await stop(); }
 });
 
-test('a silent reader goes offline after the configured silence and comes back', { skip: SKIP_NO_SOCAT }, async () => {
+test('a silent reader goes offline after the configured silence and comes back', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 3 }, { address: 4 }]);
   const r3 = sim.add(3);
   sim.add(4);
@@ -109,7 +110,7 @@ test('a silent reader goes offline after the configured silence and comes back',
   } finally { await stop(); }
 });
 
-test('secure channel in install mode: SCBK-D, osdp_KEYSET, then a session on the new key; reads and commands encrypted', { skip: SKIP_NO_SOCAT }, async () => {
+test('secure channel in install mode: SCBK-D, osdp_KEYSET, then a session on the new key; reads and commands encrypted', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 5, o: { secure: { scbk: KEY, install: true } } }]);
   const r = sim.add(5, { install: true, scbk: null });
   bus.start();
@@ -130,7 +131,7 @@ test('secure channel in install mode: SCBK-D, osdp_KEYSET, then a session on the
   } finally { await stop(); }
 });
 
-test('secure channel with a set SCBK; a wrong key never falls back to clear text', { skip: SKIP_NO_SOCAT }, async () => {
+test('secure channel with a set SCBK; a wrong key never falls back to clear text', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([
     { address: 6, o: { secure: { scbk: KEY, install: false } } },
     { address: 7, o: { secure: { scbk: KEY, install: false } } },
@@ -148,7 +149,7 @@ test('secure channel with a set SCBK; a wrong key never falls back to clear text
   } finally { await stop(); }
 });
 
-test('discovery asks osdp_CAP and reads the reader\'s capabilities byte for byte', { skip: SKIP_NO_SOCAT }, async () => {
+test('discovery asks osdp_CAP and reads the reader\'s capabilities byte for byte', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 8, o: { heads: [0, 1] } }]);
   const r = sim.add(8, { inputs: 3 });
   bus.start();
@@ -170,7 +171,7 @@ test('discovery asks osdp_CAP and reads the reader\'s capabilities byte for byte
   } finally { await stop(); }
 });
 
-test('secure channel asked of a reader that reports none: refused, never used, said once', { skip: SKIP_NO_SOCAT }, async () => {
+test('secure channel asked of a reader that reports none: refused, never used, said once', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 9, o: { secure: { scbk: KEY, install: false }, probeEvery: 100 } }, { address: 10 }]);
   const r = sim.add(9, { secureCapable: false });
   sim.add(10, { caps: [] });
@@ -187,7 +188,7 @@ test('secure channel asked of a reader that reports none: refused, never used, s
   } finally { await stop(); }
 });
 
-test('serial port unplugged: its readers go offline, one error line, reopened with backoff; the other bus goes on', { skip: SKIP_NO_SOCAT }, async () => {
+test('serial port unplugged: its readers go offline, one error line, reopened with backoff; the other bus goes on', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const lines: any[] = [];
   const { Writable } = await import('node:stream');
   const cap = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } }));
@@ -231,7 +232,7 @@ test('serial port unplugged: its readers go offline, one error line, reopened wi
   } finally { await b1.stop(); await b2.stop(); await s1.close(); await s2.close(); await pty2.close(); }
 });
 
-test('a card read with a bad CRC is asked for again and arrives once; a reader that lost the sequence is restarted, not dropped', { skip: SKIP_NO_SOCAT }, async () => {
+test('a card read with a bad CRC is asked for again and arrives once; a reader that lost the sequence is restarted, not dropped', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, seen, sim, stop } = await rig([{ address: 13 }]);
   const r = sim.add(13);
   bus.start();
@@ -260,7 +261,7 @@ test('a card read with a bad CRC is asked for again and arrives once; a reader t
   } finally { await stop(); }
 });
 
-test('door commands on the wire, byte for byte', { skip: SKIP_NO_SOCAT }, async () => {
+test('door commands on the wire, byte for byte', { skip: SKIP_NO_SOCAT, timeout: 60_000 }, async () => {
   const { bus, links, sim, stop } = await rig([{ address: 14 }]);
   const r = sim.add(14);
   bus.start();
@@ -287,4 +288,25 @@ test('door commands on the wire, byte for byte', { skip: SKIP_NO_SOCAT }, async 
     const seq = [CMD.LED, CMD.BUZ, CMD.OUT].map((c) => wire(c).sqn);
     assert.deepEqual(seq.map((s, i) => (i ? (seq[i - 1]! % 3) + 1 === s : s >= 1)), [true, true, true], `sequence numbers advance 1, 2, 3, 1: ${seq}`);
   } finally { await stop(); }
+});
+
+test('a device that never takes a write: the port is dropped and reopened, and stop() still returns', { timeout: 60_000 }, async () => {
+  const lines: any[] = [];
+  const { Writable } = await import('node:stream');
+  const cap = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } }));
+  let opens = 0, closes = 0;
+  const hung = async (): Promise<Transport> => {
+    opens++;
+    return { write: () => new Promise<void>(() => undefined), onData: () => undefined, onClose: () => undefined, close: async () => { closes++; } };
+  };
+  const seen: Seen = { reads: [], states: [], problems: [], acked: 0, inputs: [], keySet: 0, caps: [], refused: [] };
+  const l = new PdLink(settings(15), 'pd15', events(seen));
+  const bus = new Bus({ path: '/dev/hung', baud: 9600, pollInterval: 50, replyTimeout: 200, retries: 1, reopenMin: 100, reopenMax: 400 }, [l], cap, hung);
+  bus.start();
+  await waitFor(() => bus.counters.closes >= 2, 10_000, 'two stuck writes detected');
+  await bus.stop();
+  assert.ok(opens >= 2 && closes >= 2, `opened ${opens}, closed ${closes}`);
+  const lost = lines.filter((x) => x.msg === 'serial port lost; its readers are offline, reopening');
+  assert.ok(lost.length >= 2);
+  assert.match(lost[0].err, /not taken within 2000 ms \(device hangs\)/);
 });

@@ -132,7 +132,7 @@ after(async () => {
 
 const skip = SKIP_NO_SOCAT;
 
-test('capabilities: asked at discovery, on /healthz and /metrics; a secure reader without secure channel is refused', { skip }, async () => {
+test('capabilities: asked at discovery, on /healthz and /metrics; a secure reader without secure channel is refused', { skip, timeout: 60_000 }, async () => {
   await waitFor(async () => { const x = await health(); return x.engine === 'up' && reader(x, 'turn-in').online && reader(x, 'door-b').online ? x : null; }, 8000, 'bridge up');
   await waitFor(async () => reader(await health(), 'side-in').refused, 3000, 'side-in refused');
   const hz = await health();
@@ -156,7 +156,7 @@ test('capabilities: asked at discovery, on /healthz and /metrics; a secure reade
   assert.equal(lines(bridge!).filter((l) => l.level === 50 && /reader not used/.test(l.msg)).length, 1, 'the refusal is logged once');
 });
 
-test('two reader heads on one PD: each read decided for its own reader id, feedback to its own head', { skip }, async () => {
+test('two reader heads on one PD: each read decided for its own reader id, feedback to its own head', { skip, timeout: 60_000 }, async () => {
   pd1.card(67, 1, 1); // head 1: turn-out
   assert.deepEqual(await led(pd1, 0), [1, COLOR_GREEN]);
   pd1.card(67, 2, 0); // head 0: turn-in
@@ -173,7 +173,7 @@ test('two reader heads on one PD: each read decided for its own reader id, feedb
   assert.equal(metric(await metrics(), 'apb_bridge_reads_total', 'reader="turn-in",kind="unknown_head"'), 1);
 });
 
-test('a passage during an engine outage is journaled, survives a SIGKILL of the bridge, and reaches the engine once, in order', { skip }, async () => {
+test('a passage during an engine outage is journaled, survives a SIGKILL of the bridge, and reaches the engine once, in order', { skip, timeout: 60_000 }, async () => {
   pd1.card(67, 10, 0); // turn-in: granted, the move waits for the turnstile
   assert.deepEqual(await led(pd1, 3), [0, COLOR_GREEN]);
   await kill(engine!);
@@ -219,7 +219,7 @@ test('a passage during an engine outage is journaled, survives a SIGKILL of the 
   assert.equal((await api('/v1/credentials/s:67%3A10')).location, 'hall', 'the passage committed the turnstile move');
 });
 
-test('a serial line unplugged: its reader goes offline, one error line; back when the device returns; the other line goes on', { skip }, async () => {
+test('a serial line unplugged: its reader goes offline, one error line; back when the device returns; the other line goes on', { skip, timeout: 60_000 }, async () => {
   await waitFor(async () => reader(await health(), 'door-b').online, 5000, 'door-b online');
   await pty2.unplug();
   await waitFor(async () => { const x = await health(); return !x.ports[1].open && !reader(x, 'door-b').online ? x : null; }, 5000, 'port 2 down');

@@ -90,7 +90,7 @@ async function pair(): Promise<{ ws: WsConnection; sock: Socket; frames: ClientF
   return { ws, ...c, msgs, closed, pongs: () => pongs, done: async () => { c.sock.destroy(); await new Promise((r) => s.srv.close(r)); } };
 }
 
-test('the upgrade: headers sent, a wrong accept key and an HTTP 401 refused with their codes', async () => {
+test('the upgrade: headers sent, a wrong accept key and an HTTP 401 refused with their codes', { timeout: 60_000 }, async () => {
   const p = await pair();
   try {
     assert.match(p.headers, /^GET \/v1\/controller HTTP\/1.1/);
@@ -105,7 +105,7 @@ test('the upgrade: headers sent, a wrong accept key and an HTTP 401 refused with
   no.srv.close();
 });
 
-test('client frames are masked, with 7-bit, 16-bit and 64-bit lengths', async () => {
+test('client frames are masked, with 7-bit, 16-bit and 64-bit lengths', { timeout: 60_000 }, async () => {
   const p = await pair();
   try {
     const sizes = [0, 1, 125, 126, 65535, 65536, 300_000];
@@ -119,7 +119,7 @@ test('client frames are masked, with 7-bit, 16-bit and 64-bit lengths', async ()
   } finally { await p.done(); }
 });
 
-test('a fragmented message with a ping between its fragments; pongs; large frames in small pieces', async () => {
+test('a fragmented message with a ping between its fragments; pongs; large frames in small pieces', { timeout: 60_000 }, async () => {
   const p = await pair();
   try {
     const a = randomBytes(100), b = randomBytes(70_000), c = randomBytes(5);
@@ -146,7 +146,7 @@ test('a fragmented message with a ping between its fragments; pongs; large frame
   } finally { await p.done(); }
 });
 
-test('close codes: the server\'s code and reason are reported and echoed; the client\'s code reaches the server', async () => {
+test('close codes: the server\'s code and reason are reported and echoed; the client\'s code reaches the server', { timeout: 60_000 }, async () => {
   const p = await pair();
   try {
     const body = Buffer.concat([Buffer.of(0x0f, 0xa1), Buffer.from('going away for maintenance')]); // 4001
@@ -168,7 +168,7 @@ test('close codes: the server\'s code and reason are reported and echoed; the cl
   } finally { await q.done(); }
 });
 
-test('protocol errors close with 1002; a frame over the limit with 1009, before its payload arrives', async () => {
+test('protocol errors close with 1002; a frame over the limit with 1009, before its payload arrives', { timeout: 60_000 }, async () => {
   const cases: [string, Buffer, number, RegExp][] = [
     ['masked server frame', sframe(0x2, Buffer.from('x'), { mask: randomBytes(4) }), 1002, /masked/],
     ['continuation first', sframe(0x0, Buffer.from('x')), 1002, /continuation/],

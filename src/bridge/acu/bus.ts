@@ -5,8 +5,10 @@
  *   1. a reader with a door command queued (LED, buzzer, output): feedback first;
  *   2. else the next reader (round robin) whose poll is due (`pollInterval`
  *      after its last transaction) or, if offline, whose probe is due.
- * A command unanswered after `replyTimeout` ms is resent as is, `retries`
- * times; a probe of an offline reader is sent once.
+ * A command unanswered after `replyTimeout` ms (counted from when its last
+ * byte has left at the baud rate) is resent as is, `retries` times; a probe
+ * of an offline reader is sent once. A write the OS has not taken within
+ * WRITE_STUCK_MS means a hung device: the port is dropped and reopened.
  * Frames without the reply bit (the adapter echoing our own commands, or a
  * second CP on the bus) and replies that match no command are counted and
  * dropped.
@@ -19,6 +21,14 @@ import type { Logger } from 'pino';
 import { Deframer, decodeFrame, type Frame } from '../osdp/frame.js';
 import { openSerial, type Transport } from './transport.js';
 import type { PdLink, Tx } from './pd-link.js';
+
+/** a write not handed to the OS after this long: the device hangs */
+const WRITE_STUCK_MS = 2000;
+/** Bus.stop() waits this long for the port to close */
+const CLOSE_WAIT_MS = 2000;
+
+/** ms the bytes take on the line: 10 bits per byte (start, 8 data, stop), rounded up */
+export const wireMs = (bytes: number, baud: number): number => Math.ceil((bytes * 10 * 1000) / baud);
 
 export interface BusSettings { path: string; baud: number; pollInterval: number; replyTimeout: number; retries: number; reopenMin: number; reopenMax: number }
 
@@ -48,9 +58,10 @@ export class Bus {
     this.poke();
     this.waiter?.resolve(null);
     await this.loopDone;
-    await this.transport?.close();
+    const t = this.transport;
     this.transport = null;
     this.portOpen = false;
+    if (t) await Promise.race([t.close(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
   }
 
   private async loop(): Promise<void> {
@@ -86,21 +97,7 @@ export class Bus {
     try {
       const t = await this.open(this.settings.path, this.settings.baud);
       t.onData((chunk) => this.onData(chunk));
-      t.onClose((err) => {
-        if (this.transport !== t) return;
-        this.transport = null;
-        this.portOpen = false;
-        this.counters.closes++;
-        this.waiter?.resolve(null);
-        this.deframer.reset();
-        if (!this.stopping) {
-          // one line per outage: the failed reopens after it are logged at debug level
-          this.log.error({ port: this.settings.path, err: err?.message }, 'serial port lost; its readers are offline, reopening');
-          this.lostAt = Date.now();
-          this.failures = 1;
-          for (const p of this.pds) p.portLost(Date.now());
-        }
-      });
+      t.onClose((err) => this.lose(t, err?.message ?? null));
       this.transport = t;
       this.portOpen = true;
       this.counters.opens++;
@@ -117,6 +114,22 @@ export class Bus {
       this.failures++;
       return false;
     }
+  }
+
+  /** the port closed or hangs: its readers go offline, it is reopened (one error line per outage) */
+  private lose(t: Transport, why: string | null): void {
+    if (this.transport !== t) return;
+    this.transport = null;
+    this.portOpen = false;
+    this.counters.closes++;
+    this.waiter?.resolve(null);
+    this.deframer.reset();
+    if (this.stopping) return;
+    this.log.error({ port: this.settings.path, err: why }, 'serial port lost; its readers are offline, reopening');
+    this.lostAt = Date.now();
+    this.failures = 1;
+    for (const p of this.pds) p.portLost(Date.now());
+    void t.close().catch(() => undefined);
   }
 
   /** door commands first, then the round robin of due polls and probes */
@@ -148,17 +161,23 @@ export class Bus {
       const t = this.transport;
       if (!t) return null;
       const reply = new Promise<Frame | null>((resolve) => { this.waiter = { address: pd.address, sqn: tx.sqn, resolve }; });
-      try {
-        await t.write(tx.bytes);
-      } catch (e) {
+      let stuck: NodeJS.Timeout | undefined;
+      const written = await Promise.race([
+        t.write(tx.bytes).then(() => 'ok' as const, (e: Error) => e),
+        new Promise<'stuck'>((r) => { stuck = setTimeout(() => r('stuck'), WRITE_STUCK_MS); }),
+      ]);
+      clearTimeout(stuck);
+      if (written !== 'ok') {
         this.waiter = null;
+        if (written === 'stuck') this.lose(t, `a write was not taken within ${WRITE_STUCK_MS} ms (device hangs)`);
         // a vanished device fails the write and then closes: that close is logged, not each write
-        if (this.transport === t) this.log.debug({ port: this.settings.path, err: (e as Error).message }, 'serial write failed');
+        else if (this.transport === t) this.log.debug({ port: this.settings.path, err: written.message }, 'serial write failed');
         return null;
       }
       this.counters.tx++;
       let timer: NodeJS.Timeout | undefined;
-      const fr = await Promise.race([reply, new Promise<null>((r) => { timer = setTimeout(() => r(null), this.settings.replyTimeout); })]);
+      const wait = this.settings.replyTimeout + wireMs(tx.bytes.length, this.settings.baud); // counted from the last byte on the line
+      const fr = await Promise.race([reply, new Promise<null>((r) => { timer = setTimeout(() => r(null), wait); })]);
       clearTimeout(timer);
       this.waiter = null;
       if (fr) return fr;
