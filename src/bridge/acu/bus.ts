@@ -3,8 +3,9 @@
  * PDs on it. OSDP is half duplex and the CP speaks first: one command, one
  * reply (or a timeout), then the next command. Each turn goes to:
  *   1. a reader with a door command queued (LED, buzzer, output): feedback first;
- *   2. else the next reader (round robin) whose poll is due (`pollInterval`
- *      after its last transaction) or, if offline, whose probe is due.
+ *   2. else the next reader (round robin) whose poll is due (each reader
+ *      keeps a beat of one poll per `pollInterval`) or, if offline, whose
+ *      probe is due.
  * A command unanswered after `replyTimeout` ms (counted from when its last
  * byte has left at the baud rate) is resent as is, `retries` times; a probe
  * of an offline reader is sent once. A write the OS has not taken within
@@ -124,12 +125,12 @@ export class Bus {
     this.counters.closes++;
     this.waiter?.resolve(null);
     this.deframer.reset();
+    void t.close().catch(() => undefined);
     if (this.stopping) return;
     this.log.error({ port: this.settings.path, err: why }, 'serial port lost; its readers are offline, reopening');
     this.lostAt = Date.now();
     this.failures = 1;
     for (const p of this.pds) p.portLost(Date.now());
-    void t.close().catch(() => undefined);
   }
 
   /** door commands first, then the round robin of due polls and probes */
