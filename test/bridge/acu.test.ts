@@ -82,6 +82,8 @@ test('polls every reader, turns card reads into credentials, delivers door comma
     const led = r1.commands(CMD.LED)[0]!;
     assert.equal(led.data[5], COLOR_GREEN, 'temporary on colour green');
     assert.deepEqual([...r1.commands(CMD.OUT)[0]!.data], [0, 0x05, 30, 0], 'output 0 on for 30 × 100 ms');
+    // the reader's ACK of OUT travels back after the command arrived: wait for it, do not assume it
+    await waitFor(() => seen.acked === 2, 3000, 'both commands acknowledged');
     assert.equal(seen.acked, 2);
     assert.equal(r2.commands(CMD.LED).length, 0, 'commands go to their reader only');
   } finally { await stop(); }
