@@ -192,8 +192,10 @@ export class ControllerSocket {
       conn.out = null;
       if (conn.closed) continue;
       let status = 0;
-      ws.cork(() => { for (let i = 0; i < out.length && status !== 2; i++) status = ws.send(out[i]!, true); });
-      if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
+      try {
+        ws.cork(() => { for (let i = 0; i < out.length && status !== 2; i++) status = ws.send(out[i]!, true); });
+        if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
+      } catch { conn.closed = true; } // closed under us: it resends and gets the stored replies; the other sockets still get theirs
     }
   };
 
