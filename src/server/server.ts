@@ -161,7 +161,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metricsText = (): string => metrics.render({
     native, ready: hub.ready && store.healthy, connected: controllers.count, backpressure: controllers.backpressure(),
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
-    indexSkipped: store.indexSkipped ?? 0, syncs: store.syncs ?? 0,
+    indexSkipped: store.indexSkipped ?? 0, indexLag: store.indexLag ?? 0, syncs: store.syncs ?? 0,
   }) + (opts.cluster?.metrics() ?? '');
   registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
 

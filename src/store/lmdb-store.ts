@@ -414,6 +414,11 @@ export class LmdbStore implements Store {
   get syncs(): number { return this.wal?.syncs ?? 0; }
   /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES) */
   get indexSkipped(): number { return this.indexer?.skipped ?? 0; }
+  get indexLag(): number {
+    let indexed = 0;
+    try { indexed = this.ix ? this.ix.indexedSeq : 0; } catch { /* unreadable: nothing indexed */ }
+    return Math.max(0, this.seq - indexed);
+  }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
   private fail(err: unknown): ApbError {

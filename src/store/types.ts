@@ -199,6 +199,8 @@ export interface Store {
   readonly syncs?: number;
   /** index entries the store could not write (e.g. a name over its key limit) and skipped, since open */
   readonly indexSkipped?: number;
+  /** records appended but not yet in the derived indexes (D/index; durable stores only): the indexer's lag */
+  readonly indexLag?: number;
   /** called on every change of `healthy`; returns an unsubscribe function */
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void;
   /** resolves once every append issued so far has committed or failed */

@@ -79,9 +79,11 @@ describe('journal and D/index', () => {
     rmSync(join(dir, 'index'), { recursive: true, force: true });
     const b = await openStore(dir, { ...OPTS, indexer: { delayMs: 20, chunkEvents: 16 } }); // slow: answers come from the journal tail first
     try {
+      assert.ok((b.indexLag ?? 0) > 0 && b.indexLag! <= b.lastSeq, `the indexer's lag is reported while it rebuilds (${b.indexLag} of ${b.lastSeq})`);
       assert.equal(picture(b, ids), want, 'answers while the index is rebuilt');
       await settle(b);
       assert.equal(b.stats().indexedSeq, b.lastSeq);
+      assert.equal(b.indexLag, 0, 'no lag once rebuilt');
       assert.equal(picture(b, ids), want, 'answers once rebuilt');
     } finally { await b.close(); }
     const c = await openStore(dir, OPTS);
