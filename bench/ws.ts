@@ -83,13 +83,21 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         opts.log(`${t.name}: closed loop, ${N} connections, ${b} msg/frame`);
         const before = t.name.startsWith('apb') ? await diskCounters(child) : null;
         const w0 = performance.now();
-        const r = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+        // the better of two runs, for every target alike: one run of a baseline was seen 2.4x below its usual rate
+        // (a shared machine), which made every ratio to it meaningless
+        let r = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+        let meanRate = r.msgsPerSec;
+        if (!q) {
+          const again = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+          meanRate = (r.msgsPerSec + again.msgsPerSec) / 2;
+          if (again.msgsPerSec > r.msgsPerSec) r = again;
+        }
         closed.set(`${t.name}|${b}`, r);
         if (before) {
           const after = await diskCounters(child);
           // the swarm's warm-up runs at about the measured rate too: messages ≈ rate × the whole run
           const seconds = (performance.now() - w0) / 1000;
-          const msgs = r.msgsPerSec * seconds;
+          const msgs = meanRate * seconds;
           const syncs = after.syncs !== null && before.syncs !== null ? after.syncs - before.syncs : NaN;
           // no syncs (:memory:): no ratio (Infinity does not survive results.json)
           disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, syncs > 0 ? msgs / syncs : 'no syncs']);
@@ -159,7 +167,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const echoOf = (b: number) => closed.get(`bare uWS echo|${b}`)?.msgsPerSec ?? NaN;
   const handlerOf = (b: number) => closed.get(`${HANDLER}|${b}`)?.msgsPerSec ?? NaN;
   const tput: BenchTable = {
-    title: `WebSocket throughput, closed loop (${N} connections, ${(dur / 1000).toFixed(1)} s per row)`,
+    title: `WebSocket throughput, closed loop (${N} connections, ${(dur / 1000).toFixed(1)} s per run${q ? '' : ', the better of two runs per row'})`,
     headers: ['target', 'msgs/frame', 'messages/s', 'frames/s', 'p50 ms', 'p99 ms', 'ratio to handler', 'ratio to echo'],
     rows: [...closed.entries()].map(([k, r]) => {
       const [name, b] = k.split('|') as [string, string];
