@@ -26,8 +26,11 @@ export class Controller {
   private pending: Record<string, unknown>[] | undefined;
   private readonly r: () => number;
   stopped = false;
+  /** every controller made, so a failed test's run loops can still be stopped (stopAll) */
+  private static readonly made = new Set<Controller>();
+  static stopAll(): void { for (const c of Controller.made) c.stopped = true; }
 
-  constructor(readonly name: string, seed: number, firstId = 1) { this.r = rng(seed); this.nextId = firstId; }
+  constructor(readonly name: string, seed: number, firstId = 1) { this.r = rng(seed); this.nextId = firstId; Controller.made.add(this); }
 
   newFrame(n = 8): Record<string, unknown>[] {
     const msgs: Record<string, unknown>[] = [];

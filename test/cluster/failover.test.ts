@@ -56,7 +56,16 @@ before(async () => {
   for (const n of nodes) await n.start();
   await until('a leader', 20_000, () => leaderOf(nodes));
 });
-after(async () => { await stopAll(); rmSync(tmp, { recursive: true, force: true }); });
+// a failed step leaves its controllers' run loops going: stop them first, or the file never ends
+after(async () => { Controller.stopAll(); await stopAll(); rmSync(tmp, { recursive: true, force: true }); });
+
+/** `until`, and on a timeout the nodes' health and the tail of their logs in the error (a failure says why) */
+async function untilNodes<T>(what: string, ms: number, fn: () => Promise<T | undefined> | T | undefined, every?: number): Promise<T> {
+  try { return await until(what, ms, fn, every); } catch (e) {
+    const seen = await Promise.all(nodes.map(async (n) => `${n.name} alive=${n.alive} health=${JSON.stringify(await n.health())}\n  log: ${n.err.slice(-1500)}`));
+    throw new Error(`${(e as Error).message}\n${seen.join('\n')}`);
+  }
+}
 
 const siteName = (): string => /^site:\s*(.+)$/m.exec(STADIUM)![1]!.trim();
 
@@ -255,7 +264,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     nats[2]!.start();
     const back = new Controller('vip', 8, 3_000_000);
     const run2 = back.run(() => leaderOf(nodes), enc);
-    await until('decisions once the NATS servers are back', 60_000, () => (back.acked.size >= 40 ? true : undefined), 100);
+    await untilNodes('decisions once the NATS servers are back', 120_000, () => (back.acked.size >= 40 ? true : undefined), 100);
     back.stopped = true;
     await run2;
   });
@@ -273,7 +282,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     ws.close();
     assert.ok(first && (decode(first) as { t: string }[]).every((r) => r.t !== 'error'), 'decided');
     const last = (await readStream(nats[0]!.url, STREAM)).at(-1)!.streamSeq;
-    await until('the new node to catch up', 30_000, async () => ((await n3.health())?.streamSeq === last ? true : undefined));
+    await untilNodes('the new node to catch up', 60_000, async () => ((await n3.health())?.streamSeq === last ? true : undefined));
     for (const n of nodes) if (n !== n3) await n.stop('SIGTERM');
     await until('the new node to lead', 30_000, async () => ((await n3.health())?.role === 'leader' ? true : undefined));
     const w3 = await until('a socket to the new node', 5000, () => Controller.open(n3, c.name));
