@@ -271,9 +271,12 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
 
   it('a fourth node joins empty, catches up with the stream, and serves the site when the others stop', async () => {
     const config = join(tmp, 'site.yaml');
-    const n3 = new ApbNode('n3', await freePort(), join(tmp, 'data-n3'), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS)]);
+    // JetStream answering again after the previous test's restarts (a node starting meanwhile waits on it)
+    await untilNodes('the stream to answer after the NATS restarts', 60_000, async () => ((await readStream(nats[0]!.url, STREAM)).length > 0 ? true : undefined), 500);
+    // info level: if it does not start, the error shows how far it got
+    const n3 = new ApbNode('n3', await freePort(), join(tmp, 'data-n3'), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS), '--log-level', 'info']);
     nodes.push(n3);
-    await n3.start();
+    try { await n3.start(60_000); } catch (e) { throw new Error(`${(e as Error).message}; its log: ${n3.err.slice(-3000)}`); }
     const leader = await until('a leader', 20_000, () => leaderOf(nodes));
     const c = new Controller('turnstiles', 21, 4_000_000);
     const ws = await until('a socket to the leader', 5000, () => Controller.open(leader, c.name));

@@ -97,8 +97,8 @@ export class ApbNode {
   get base(): string { return `http://127.0.0.1:${this.port}`; }
   get alive(): boolean { return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null; }
 
-  /** starts the node; resolves once it follows or leads (its port answers) */
-  async start(): Promise<void> {
+  /** starts the node; resolves once it follows or leads (its port answers), or throws after `ms` */
+  async start(ms = 30_000): Promise<void> {
     const p = spawn(process.execPath, [MAIN, 'serve', '--config', this.config, '--data', this.data, '--port', String(this.port),
       '--cluster', this.nats, '--node', this.name, '--log-level', 'warn', ...this.extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.add(p);
@@ -107,7 +107,7 @@ export class ApbNode {
     this.out = '';
     p.stdout!.setEncoding('utf8').on('data', (d: string) => { this.out += d; });
     p.stderr!.setEncoding('utf8').on('data', (d: string) => { this.err += d; });
-    await until(`node ${this.name} to start (${this.err.slice(-500)})`, 30_000, () => {
+    await until(`node ${this.name} to start`, ms, () => {
       if (!this.alive) throw new Error(`node ${this.name} exited: ${this.err}`);
       return this.out.includes('apb cluster node') ? true : undefined;
     });
