@@ -19,12 +19,15 @@
  * names every credential).
  *
  * Sub-databases (keys ordered-binary):
- *   cred    [cred, batchKey]        → 0x01   the batch holds an event of that credential
+ *   credrun [runId, h, batchKey]    → a block of sorted (fingerprint, batch) entries: the
+ *           by-credential index as runs merged in the background (cred-runs.ts: why, and the layout)
  *   reader  [reader, batchKey]      → 0x01
  *   time    [firstAt, batchKey]     → 0x01   where an export `--since T` starts
  *   idem    [controller, paddedId]  → batchKey (msgpack number)
  *   meta    'indexed' → seq covered (every batch with key <= it is indexed);
- *           'journal' → the journal id this index belongs to
+ *           'journal' → the journal id this index belongs to;
+ *           'format'  → INDEX_FORMAT (an index of another format is rebuilt);
+ *           the runs' own keys (cred-runs.ts)
  * Entries of one transaction are sorted, and meta 'indexed' moves in the same
  * transaction, so a reader sees a consistent indexed prefix.
  */
@@ -34,6 +37,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
 import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
+import { CredRuns } from './cred-runs.js';
 
 /** What the indexer needs of a journal batch (journal-batch.ts Batch). */
 export interface IndexableBatch {
@@ -50,6 +54,8 @@ export interface IndexableBatch {
 export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
 
 const ONE = Buffer.from([1]);
+/** 2: the by-credential index as runs (cred-runs.ts); 1 (no 'format' key): a B-tree keyed [cred, batch] */
+export const INDEX_FORMAT = 2;
 const noop = (): void => undefined;
 /**
  * LMDB refuses keys over 1,978 bytes. Index keys are [name, number] or [name, 20-digit id]: a name up to
@@ -124,7 +130,8 @@ function looksLikeLmdb(dir: string): boolean {
 
 export class DerivedIndex {
   private readonly root: RootDatabase;
-  private readonly cred: Database<Buffer, (string | number)[]>;
+  private readonly credRuns: CredRuns;
+  private readonly credrun: Database<Buffer, [number, number, number]>;
   private readonly reader: Database<Buffer, (string | number)[]>;
   private readonly time: Database<Buffer, number[]>;
   private readonly idem: Database<number, string[]>;
@@ -138,11 +145,12 @@ export class DerivedIndex {
     }
     this.root = open({ path: dir, noSubdir: false, maxDbs: 8, readOnly, noSync: true, permissionsMode: 0o600, mapSize: 2 ** 28 } as never);
     const ob = { keyEncoding: 'ordered-binary' as const };
-    this.cred = this.root.openDB('cred', { ...ob, encoding: 'binary' });
+    this.credrun = this.root.openDB('credrun', { ...ob, encoding: 'binary' });
     this.reader = this.root.openDB('reader', { ...ob, encoding: 'binary' });
     this.time = this.root.openDB('time', { ...ob, encoding: 'binary' });
     this.idem = this.root.openDB('idem', { ...ob, encoding: 'msgpack' });
     this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
+    this.credRuns = new CredRuns(this.credrun, this.meta);
   }
 
   /**
@@ -163,20 +171,26 @@ export class DerivedIndex {
       // D/index is written without fsync: after a power loss it can claim batches the journal no longer
       // holds (their seqs will be reused by new records, which would then never be indexed): rebuilt
       const ahead = ((ix.meta.get('indexed') as number | undefined) ?? 0) > journalEnd;
-      if (ix.meta.get('journal') === journalId && !rebuild && !ahead) return { ix, rebuilt: false };
+      const format = ix.meta.get('format');
+      if (ix.meta.get('journal') === journalId && format === INDEX_FORMAT && !rebuild && !ahead) return { ix, rebuilt: false };
       if (readOnly) { void ix.close().catch(noop); return null; }
-      // another journal's index (or a new one): start over
-      for (const db of [ix.cred, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
-      ix.meta.putSync('indexed', 0);
-      ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
-      return { ix, rebuilt: true };
+      if (format === INDEX_FORMAT || format === undefined && ix.meta.get('journal') === undefined) {
+        // another journal's index (or a new one): start over
+        for (const db of [ix.credrun, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
+        ix.meta.putSync('indexed', 0);
+        ix.meta.putSync('format', INDEX_FORMAT);
+        ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
+        return { ix, rebuilt: true };
+      }
+      // another format (its sub-databases would linger): removed and created again below
     } catch {
       if (readOnly) { if (ix) void ix.close().catch(noop); return null; }
     }
-    // a damaged index: start over (closed first, then removed)
+    // a damaged index, or one of another format: start over (closed first, then removed)
     if (ix) { try { ix.closeSync(); } catch { /* already unusable */ } }
     rmSync(dir, { recursive: true, force: true });
     const fresh = new DerivedIndex(dir, false);
+    fresh.meta.putSync('format', INDEX_FORMAT);
     fresh.meta.putSync('journal', journalId);
     fresh.meta.putSync('indexed', 0);
     return { ix: fresh, rebuilt: true };
@@ -206,9 +220,10 @@ export class DerivedIndex {
       if (b.a0 !== null) times.push([b.a0, b.key]); // `at` does not decrease with the key: already sorted
       for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
     }
-    creds.sort(byPair); readers.sort(byPair); ids.sort(byIdem);
+    readers.sort(byPair); ids.sort(byIdem);
+    const lo = batches.length ? batches[0]!.key : end;
     return this.write(() => {
-      for (const [c, k] of creds) this.cred.put([c, k], ONE);
+      this.credRuns.append(creds, lo, end);
       for (const [r, k] of readers) this.reader.put([r, k], ONE);
       for (const [a0, k] of times) this.time.put([a0, k], ONE);
       for (const [c, p, k] of ids) this.idem.put([c, p], k);
@@ -230,11 +245,14 @@ export class DerivedIndex {
     }
   }
 
-  /** Removes the entries of batches retention deleted from the journal. */
+  /**
+   * Removes the entries of batches retention deleted from the journal (always the oldest ones: the
+   * by-credential runs just ignore keys up to the newest of them, and drop them as they merge).
+   */
   remove(batches: BatchEntries[]): Promise<void> {
     return this.write(() => {
       for (const b of batches) {
-        for (const c of b.creds) this.cred.remove([c, b.key]);
+        this.credRuns.raiseFloor(b.key);
         for (const r of b.readers) this.reader.remove([r, b.key]);
         if (b.a0 !== null) this.time.remove([b.a0, b.key]);
         for (const [c, id] of b.ids) {
@@ -245,19 +263,35 @@ export class DerivedIndex {
     });
   }
 
-  /** Batch keys holding `name`'s events, newest first, from `top` down. */
+  /**
+   * Batch keys that may hold `name`'s events, newest first, from `top` down. By credential they may
+   * include another credential's batches (a shared fingerprint): callers filter events anyway.
+   */
   *keysOf(kind: 'cred' | 'reader', name: string, top: number): Iterable<number> {
     if (!indexable(name)) return;
-    const db = kind === 'cred' ? this.cred : this.reader;
-    for (const { key } of db.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
+    if (kind === 'cred') { yield* this.credRuns.keysDown(name, top); return; }
+    for (const { key } of this.reader.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
   }
 
-  /** Batch keys holding `name`'s events, oldest first, from `bottom` up to `top` (both included). */
+  /** Batch keys that may hold `name`'s events, oldest first, from `bottom` up to `top` (both included). */
   *keysUp(kind: 'cred' | 'reader', name: string, bottom: number, top: number): Iterable<number> {
     if (!indexable(name) || top < bottom) return;
-    const db = kind === 'cred' ? this.cred : this.reader;
-    for (const { key } of db.getRange({ start: [name, bottom], end: [name, top + 1] })) yield key[1] as number;
+    if (kind === 'cred') { yield* this.credRuns.keysUp(name, bottom, top); return; }
+    for (const { key } of this.reader.getRange({ start: [name, bottom], end: [name, top + 1] })) yield key[1] as number;
   }
+
+  /**
+   * One bounded step of background work on the by-credential runs (a merge, or deleting merged runs'
+   * blocks), committed on the calling thread. False: nothing left to do.
+   */
+  maintain(stepEntries?: number): boolean {
+    return this.credRuns.maintain((fn) => {
+      try { this.root.transactionSync(fn); } catch (e) { endNativeWriteLine(e); throw e; }
+    }, stepEntries);
+  }
+
+  /** the by-credential runs' shape (stats, tests) */
+  credShape(): { runs: number; entries: number; blocks: number } { return this.credRuns.shape(); }
 
   /** The key of the first indexed batch whose first record is later than `untilAt` (nothing from there on is at or before it), or undefined. */
   timeAfter(untilAt: number): number | undefined {
@@ -280,7 +314,7 @@ export class DerivedIndex {
   /** bytes in use (stats) */
   bytes(): number {
     let pages = 0, pageSize = 4096;
-    for (const db of [this.cred, this.reader, this.time, this.idem]) {
+    for (const db of [this.credrun, this.reader, this.time, this.idem]) {
       const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       pageSize = s.pageSize;
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
