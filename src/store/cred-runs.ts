@@ -43,7 +43,9 @@ export const FANOUT = 8;
 /** runs of up to this many entries are level 0 */
 export const BASE_ENTRIES = 4096;
 /** entries one merge step moves (bounds the time a step holds the indexer) */
-export const STEP_ENTRIES = 131_072;
+export const STEP_ENTRIES = 32_768;
+/** fences a reader keeps (more than the runs there can be at once) */
+const FENCE_RUNS = 256;
 /** blocks one drop step deletes */
 const DROP_BLOCKS = 4096;
 
@@ -81,6 +83,28 @@ function decodeBlock(v: Uint8Array): Block {
   const h = new Uint32Array(n), k = new Float64Array(n);
   for (let i = 0; i < n; i++) { h[i] = dv.getUint32(4 + 4 * i, true); k[i] = dv.getFloat64(4 + 4 * n + 8 * i, true); }
   return { n, h, k };
+}
+
+/** first i in a block with (h_i, k_i) >= (h, k) */
+function lowerBound(dv: DataView, n: number, h: number, k: number): number {
+  let a = 0, b = n;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    const hm = dv.getUint32(4 + 4 * m, true);
+    if (hm < h || (hm === h && dv.getFloat64(4 + 4 * n + 8 * m, true) < k)) a = m + 1; else b = m;
+  }
+  return a;
+}
+
+interface Fence { h: Uint32Array; k: Float64Array }
+/** the last block whose first entry is <= (h, k), or -1 */
+function lastAtOrBefore(f: Fence, h: number, k: number): number {
+  let a = 0, b = f.h.length;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    if (f.h[m]! < h || (f.h[m] === h && f.k[m]! <= k)) a = m + 1; else b = m;
+  }
+  return a - 1;
 }
 
 /** (h, k) < (h2, k2) */
@@ -122,6 +146,7 @@ interface Merge {
 
 export class CredRuns {
   private merge: Merge | null = null;
+  private readonly fences = new Map<string, Fence>();
 
   constructor(private readonly db: Database<Buffer, BlockKey>, private readonly meta: Database<unknown, string>) {}
 
@@ -171,21 +196,49 @@ export class CredRuns {
     if (key > this.floor()) this.meta.put('credFloor', key);
   }
 
+  /**
+   * The first entry of each block of a run, in block order: runs never change once published, so a
+   * reader keeps them (FENCE_RUNS at most) and finds the block of an entry without a cursor seek.
+   */
+  private fence(run: RunMeta): Fence {
+    const tag = run.join(',');
+    let f = this.fences.get(tag);
+    if (f) return f;
+    const keys = [...this.db.getKeys({ start: [run[0]], end: [run[0] + 1] })] as BlockKey[];
+    f = { h: Uint32Array.from(keys, (x) => x[1]), k: Float64Array.from(keys, (x) => x[2]) };
+    if (this.fences.size >= FENCE_RUNS) this.fences.clear();
+    this.fences.set(tag, f);
+    return f;
+  }
+
+  /** The keys of `h` in block `j` of `run` between lo and hi (both included), ascending. */
+  private blockKeys(run: RunMeta, f: Fence, j: number, h: number, lo: number, hi: number): number[] {
+    const v = this.db.getBinaryFast([run[0], f.h[j]!, f.k[j]!]);
+    const out: number[] = [];
+    if (!v) return out; // gone: a reader's fence of a run dropped since (cannot happen in one snapshot)
+    const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+    const n = dv.getUint32(0, true);
+    for (let i = lowerBound(dv, n, h, lo); i < n && dv.getUint32(4 + 4 * i, true) === h; i++) {
+      const k = dv.getFloat64(4 + 4 * n + 8 * i, true);
+      if (k > hi) break;
+      out.push(k);
+    }
+    return out;
+  }
+
   /** Batch keys of `name`'s batches, newest first, at most `top`. */
   *keysDown(name: string, top: number): Generator<number> {
     const h = fingerprint(name), floor = this.floor();
     const runs = this.runs();
     for (let r = runs.length - 1; r >= 0; r--) {
-      const [id, lo, hi] = runs[r]!;
-      if (lo > top || hi <= floor) continue;
-      // blocks from the one holding (h, top) backwards, until a block that starts below h
-      for (const { key, value } of this.db.getRange({ start: [id, h, top], end: [id], reverse: true })) {
-        const b = decodeBlock(value);
-        for (let i = b.n - 1; i >= 0; i--) {
-          if (b.h[i]! < h) break;
-          if (b.h[i] === h && b.k[i]! <= top && b.k[i]! > floor) yield b.k[i]!;
-        }
-        if ((key as BlockKey)[1] < h) break;
+      const run = runs[r]!;
+      if (run[1] > top || run[2] <= floor) continue;
+      const f = this.fence(run);
+      // from the block holding (h, top) back, until a block that starts below h
+      for (let j = lastAtOrBefore(f, h, top); j >= 0; j--) {
+        const keys = this.blockKeys(run, f, j, h, floor + 1, top);
+        for (let i = keys.length - 1; i >= 0; i--) yield keys[i]!;
+        if (f.h[j]! < h) break;
       }
     }
   }
@@ -194,19 +247,13 @@ export class CredRuns {
   *keysUp(name: string, bottom: number, top: number): Generator<number> {
     const h = fingerprint(name);
     const from = Math.max(bottom, this.floor() + 1);
-    for (const [id, lo, hi] of this.runs()) {
-      if (hi < from || lo > top) continue;
-      // the block holding (h, from) starts at or before it
-      let start: BlockKey = [id, h, from];
-      for (const { key } of this.db.getRange({ start, end: [id], reverse: true, limit: 1 })) start = key as BlockKey;
-      let done = false;
-      for (const { value } of this.db.getRange({ start, end: [id + 1] })) {
-        const b = decodeBlock(value);
-        for (let i = 0; i < b.n; i++) {
-          if (b.h[i]! > h || (b.h[i] === h && b.k[i]! > top)) { done = true; break; }
-          if (b.h[i] === h && b.k[i]! >= from) yield b.k[i]!;
-        }
-        if (done) break;
+    for (const run of this.runs()) {
+      if (run[2] < from || run[1] > top) continue;
+      const f = this.fence(run);
+      // from the block holding (h, from) on, until a block that starts past (h, top)
+      for (let j = Math.max(0, lastAtOrBefore(f, h, from)); j < f.h.length; j++) {
+        if (f.h[j]! > h || (f.h[j] === h && f.k[j]! > top)) break;
+        yield* this.blockKeys(run, f, j, h, from, top);
       }
     }
   }
@@ -290,7 +337,7 @@ export class CredRuns {
   }
 
   /** a merge in progress no longer applies (the index was cleared) */
-  reset(): void { this.merge = null; }
+  reset(): void { this.merge = null; this.fences.clear(); }
 
   /** runs, blocks (stats, tests) */
   shape(): { runs: number; entries: number; blocks: number } {
