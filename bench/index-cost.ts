@@ -1,10 +1,12 @@
 /**
  * What D/index costs per event as the store grows (part of bench:store):
- * the by-credential runs (src/store/cred-runs.ts) against the previous
- * format, a B-tree keyed [cred, batch] (baseline, rebuilt here with the
- * same puts the previous derived-index.ts made), fed the same chunks:
- * batches of 64 events with random credentials, 2,700 events per index
- * transaction (what the indexer gathers in 100 ms at 27 k events/s). The
+ * the runs by credential and by reader (src/store/name-runs.ts) and the
+ * sparse time index against the previous format (baseline: B-trees keyed
+ * [cred, batch] and [reader, batch], a time entry per batch, rebuilt here
+ * with the same puts the previous derived-index.ts made), fed the same
+ * chunks: batches of 64 events (fast-path frames) or of 1 (one message per
+ * frame) with random credentials, 2,700 events per index transaction
+ * (what the indexer gathers in 100 ms at 27 k events/s). The
  * runs side merges for up to 25 ms after each transaction, as the indexer
  * does. Reported: CPU µs per event (process CPU, the indexing thread is
  * this one) over the last half million events before each size, bytes
@@ -19,7 +21,7 @@ import { open } from 'lmdb';
 import { DerivedIndex, type BatchEntries } from '../src/store/derived-index.js';
 import type { BenchOptions, BenchTable } from './types.js';
 
-const CHUNK = 2700, PER_BATCH = 64, WINDOW = 500_000, QUERIES = 1000, MAINTAIN_MS = 25;
+const CHUNK = 2700, WINDOW = 500_000, QUERIES = 1000, MAINTAIN_MS = 25;
 
 function writeBytes(): number { return Number(/write_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0); }
 
@@ -29,22 +31,35 @@ interface Side {
   close(): Promise<void>;
 }
 
-/** the previous format: D/index as before, its credential entries in a B-tree of their own */
+/** the previous format (format 1), rebuilt here: B-trees keyed [cred, batch], [reader, batch], [at, batch] per batch, [controller, id] */
 function btreeSide(dir: string): Side {
-  const ix = DerivedIndex.attach(join(dir, 'rest'), true);
-  const env = open({ path: join(dir, 'cred'), noSubdir: false, maxDbs: 2, noSync: true } as never);
-  const cred = env.openDB('cred', { keyEncoding: 'ordered-binary', encoding: 'binary' });
+  const env = open({ path: join(dir, 'btree'), noSubdir: false, maxDbs: 8, noSync: true } as never);
+  const ob = { keyEncoding: 'ordered-binary' as const };
+  const cred = env.openDB('cred', { ...ob, encoding: 'binary' }), reader = env.openDB('reader', { ...ob, encoding: 'binary' });
+  const time = env.openDB('time', { ...ob, encoding: 'binary' }), idem = env.openDB('idem', { ...ob, encoding: 'msgpack' });
+  const meta = env.openDB('meta', { ...ob, encoding: 'msgpack' });
   const ONE = Buffer.from([1]);
+  const byPair = (a: [string, number], b: [string, number]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
   return {
     add(batches, end) {
-      const pairs: [string, number][] = [];
-      for (const b of batches) for (const c of b.creds) pairs.push([c, b.key]);
-      pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
-      env.transactionSync(() => { for (const p of pairs) cred.put(p, ONE); });
-      void ix.add(batches.map((b) => ({ ...b, creds: [] })), end);
+      const creds: [string, number][] = [], readers: [string, number][] = [], ids: [string, string, number][] = [];
+      for (const b of batches) {
+        for (const c of b.creds) creds.push([c, b.key]);
+        for (const r of b.readers) readers.push([r, b.key]);
+        for (const [c, id] of b.ids) ids.push([c, String(id).padStart(20, '0'), b.key]);
+      }
+      creds.sort(byPair); readers.sort(byPair);
+      ids.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+      env.transactionSync(() => {
+        for (const p of creds) cred.put(p, ONE);
+        for (const p of readers) reader.put(p, ONE);
+        for (const b of batches) if (b.a0 !== null) time.put([b.a0, b.key], ONE);
+        for (const [c, p, k] of ids) idem.put([c, p], k);
+        meta.put('indexed', end);
+      });
     },
     keys(c, top) { let n = 0; for (const _ of cred.getRange({ start: [c, top], end: [c, 0], reverse: true })) n++; return n; },
-    async close() { await ix.close(); await env.close(); },
+    close: () => env.close(),
   };
 }
 
@@ -63,9 +78,9 @@ function runsSide(dir: string): Side {
 
 interface Point { events: number; usPerEvent: number; bytesPerEvent: number; queryUs: number }
 
-async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, log: (s: string) => void): Promise<Point[]> {
+async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, perBatch: number, log: (s: string) => void): Promise<Point[]> {
   const dir = mkdtempSync(join(tmpdir(), `apb-ixcost-${kind}-`));
-  const opened = DerivedIndex.open(join(dir, 'rest'), 'bench')!.ix; // validated and marked, as the store does
+  const opened = kind === 'runs' ? DerivedIndex.open(join(dir, 'rest'), 'bench')!.ix : undefined; // validated and marked, as the store does
   const side = kind === 'btree' ? btreeSide(dir) : runsSide(dir);
   let x = 0x2545f491;
   const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
@@ -75,11 +90,11 @@ async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, 
     for (const size of sizes) {
       while (seq < size) {
         const batches: BatchEntries[] = [];
-        for (let e = 0; e < CHUNK; e += PER_BATCH) {
+        for (let e = 0; e < CHUNK; e += perBatch) {
           const creds = new Set<string>(), ids: [string, number][] = [];
-          for (let i = 0; i < PER_BATCH; i++) { creds.add(String(1_000_000 + (rand() % nCreds))); ids.push(['ctl-0', seq + 1 + i]); }
-          batches.push({ key: seq + 1, creds: [...creds], readers: ['r-in', 'r-out'], a0: at++, ids });
-          seq += PER_BATCH;
+          for (let i = 0; i < perBatch; i++) { creds.add(String(1_000_000 + (rand() % nCreds))); ids.push([`ctl-${e % 16}`, seq + 1 + i]); }
+          batches.push({ key: seq + 1, creds: [...creds], readers: perBatch === 1 ? [`r-${e % 32}`] : ['r-in', 'r-out'], a0: at++, ids });
+          seq += perBatch;
         }
         if (size - seq < WINDOW && since === 0) { since = seq; cpu0 = process.cpuUsage(); w0 = writeBytes(); }
         side.add(batches, seq);
@@ -88,33 +103,37 @@ async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, 
       const q0 = performance.now();
       for (let q = 0; q < QUERIES; q++) side.keys(String(1_000_000 + (rand() % nCreds)), seq);
       const p: Point = { events: seq, usPerEvent: (c.user + c.system) / events, bytesPerEvent: (writeBytes() - w0) / events, queryUs: (performance.now() - q0) * 1000 / QUERIES };
-      log(`  store: D/index ${kind} at ${seq.toLocaleString('en-US')} events: ${p.usPerEvent.toFixed(2)} us/event, ${Math.round(p.bytesPerEvent)} B/event, query ${Math.round(p.queryUs)} us`);
+      log(`  store: D/index ${kind}, ${perBatch}/batch, at ${seq.toLocaleString('en-US')} events: ${p.usPerEvent.toFixed(2)} us/event, ${Math.round(p.bytesPerEvent)} B/event, query ${Math.round(p.queryUs)} us`);
       out.push(p);
       since = 0;
     }
   } finally {
     await side.close();
-    await opened.close();
+    await opened?.close();
     rmSync(dir, { recursive: true, force: true });
   }
   return out;
 }
 
 export async function indexCostTable(opts: BenchOptions): Promise<{ tables: BenchTable[]; notes: string[] }> {
-  const sizes = opts.quick ? [500_000, 1_000_000] : [1_000_000, 4_000_000, 10_000_000];
   const nCreds = 10_000_000;
-  const old = await measure('btree', sizes, nCreds, opts.log);
-  const now = await measure('runs', sizes, nCreds, opts.log);
   const table: BenchTable = {
-    title: 'D/index cost per event as the store grows: by-credential runs vs a B-tree keyed [cred, batch] (baseline: the previous format)',
-    headers: ['events indexed', 'B-tree CPU µs/event', 'runs CPU µs/event', 'ratio runs/B-tree', 'B-tree bytes written/event', 'runs bytes written/event', 'B-tree query µs', 'runs query µs'],
-    rows: sizes.map((_, i) => [old[i]!.events.toLocaleString('en-US'), old[i]!.usPerEvent.toFixed(2), now[i]!.usPerEvent.toFixed(2), (now[i]!.usPerEvent / old[i]!.usPerEvent).toFixed(2),
-      Math.round(old[i]!.bytesPerEvent), Math.round(now[i]!.bytesPerEvent), Math.round(old[i]!.queryUs), Math.round(now[i]!.queryUs)]),
+    title: 'D/index cost per event as the store grows: by-credential and by-reader runs, sparse time index, vs the previous format (baseline: B-trees keyed [name, batch], one time entry per batch)',
+    headers: ['events per batch', 'events indexed', 'previous CPU µs/event', 'runs CPU µs/event', 'ratio runs/previous', 'previous bytes written/event', 'runs bytes written/event', 'previous query µs', 'runs query µs'],
+    rows: [],
   };
-  const last = sizes.length - 1;
-  const notes = [
-    `D/index: the by-credential index as sorted runs costs ${now[last]!.usPerEvent.toFixed(2)} µs of CPU per event at ${old[last]!.events.toLocaleString('en-US')} indexed events against ${old[last]!.usPerEvent.toFixed(2)} µs for the B-tree (${(now[last]!.usPerEvent / old[last]!.usPerEvent).toFixed(2)}x); CPU per event over the last ${WINDOW.toLocaleString('en-US')} events before each size, random credentials over ${nCreds / 1e6} M, idempotency, reader and time entries included on both sides. A query (one credential's batch keys) reads one block per run instead of one B-tree range: ${Math.round(now[last]!.queryUs)} µs against ${Math.round(old[last]!.queryUs)} µs.`,
-  ];
+  const notes: string[] = [];
+  // 64 per batch: fast-path frames of 64; 1 per batch: one message per frame (every batch one event)
+  for (const perBatch of [64, 1]) {
+    const sizes = opts.quick ? [500_000, 1_000_000] : perBatch === 64 ? [1_000_000, 4_000_000, 10_000_000] : [1_000_000, 4_000_000];
+    const old = await measure('btree', sizes, nCreds, perBatch, opts.log);
+    const now = await measure('runs', sizes, nCreds, perBatch, opts.log);
+    sizes.forEach((_, i) => table.rows.push([perBatch, old[i]!.events.toLocaleString('en-US'), old[i]!.usPerEvent.toFixed(2), now[i]!.usPerEvent.toFixed(2), (now[i]!.usPerEvent / old[i]!.usPerEvent).toFixed(2),
+      Math.round(old[i]!.bytesPerEvent), Math.round(now[i]!.bytesPerEvent), Math.round(old[i]!.queryUs), Math.round(now[i]!.queryUs)]));
+    const last = sizes.length - 1;
+    notes.push(`D/index at ${perBatch} event(s) per batch: ${now[last]!.usPerEvent.toFixed(2)} µs of CPU per event at ${old[last]!.events.toLocaleString('en-US')} indexed events against ${old[last]!.usPerEvent.toFixed(2)} µs for the previous format (${(now[last]!.usPerEvent / old[last]!.usPerEvent).toFixed(2)}x); a query (one credential's batch keys) ${Math.round(now[last]!.queryUs)} µs against ${Math.round(old[last]!.queryUs)} µs (one block read per run instead of one B-tree range).`);
+  }
+  notes.push(`D/index method: the same chunks of ${CHUNK} events on both sides (what the indexer gathers in 100 ms at 27 k events/s), random credentials over ${nCreds / 1e6} M, 16 controllers' ids; CPU per event over the last ${WINDOW.toLocaleString('en-US')} events before each size, bytes from /proc/self/io; the runs side merges up to ${MAINTAIN_MS} ms after each chunk, as the indexer does.`);
   return { tables: [table], notes };
 }
 

@@ -19,15 +19,18 @@
  * names every credential).
  *
  * Sub-databases (keys ordered-binary):
- *   credrun [runId, h, batchKey]    → a block of sorted (fingerprint, batch) entries: the
- *           by-credential index as runs merged in the background (cred-runs.ts: why, and the layout)
- *   reader  [reader, batchKey]      → 0x01
- *   time    [firstAt, batchKey]     → 0x01   where an export `--since T` starts
- *   idem    [controller, paddedId]  → batchKey (msgpack number)
- *   meta    'indexed' → seq covered (every batch with key <= it is indexed);
- *           'journal' → the journal id this index belongs to;
- *           'format'  → INDEX_FORMAT (an index of another format is rebuilt);
- *           the runs' own keys (cred-runs.ts)
+ *   credrun   [runId, h, batchKey]  → a block of sorted (fingerprint, batch) entries: the
+ *             by-credential index as runs merged in the background (name-runs.ts: why, and the layout)
+ *   readerrun [runId, h, batchKey]  → the same, by reader
+ *   time      [firstAt, batchKey]   → 0x01   where an export `--since T` starts: one batch in every
+ *             TIME_EVERY seqs at least (a query starts a little early or stops a little late, and
+ *             filters events by time anyway)
+ *   idem      [controller, paddedId] → batchKey (msgpack number)
+ *   meta      'indexed' → seq covered (every batch with key <= it is indexed);
+ *             'journal' → the journal id this index belongs to;
+ *             'format'  → INDEX_FORMAT (an index of another format is rebuilt);
+ *             'time.last' → the key of the newest time entry;
+ *             the runs' own keys (name-runs.ts)
  * Entries of one transaction are sorted, and meta 'indexed' moves in the same
  * transaction, so a reader sees a consistent indexed prefix.
  */
@@ -37,7 +40,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
 import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
-import { CredRuns } from './cred-runs.js';
+import { NameRuns } from './name-runs.js';
 
 /** What the indexer needs of a journal batch (journal-batch.ts Batch). */
 export interface IndexableBatch {
@@ -54,8 +57,10 @@ export interface IndexableBatch {
 export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
 
 const ONE = Buffer.from([1]);
-/** 2: the by-credential index as runs (cred-runs.ts); 1 (no 'format' key): a B-tree keyed [cred, batch] */
+/** 2: by credential and by reader as runs (name-runs.ts); 1 (no 'format' key): B-trees keyed [name, batch] */
 export const INDEX_FORMAT = 2;
+/** seqs between two entries of the time index (at most) */
+export const TIME_EVERY = 1024;
 const noop = (): void => undefined;
 /**
  * LMDB refuses keys over 1,978 bytes. Index keys are [name, number] or [name, 20-digit id]: a name up to
@@ -101,7 +106,6 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
 }
 
 type Pair = [string, number];
-const byPair = (a: Pair, b: Pair): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
 const byIdem = (a: [string, string, number], b: [string, string, number]): number =>
   (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
 
@@ -130,9 +134,9 @@ function looksLikeLmdb(dir: string): boolean {
 
 export class DerivedIndex {
   private readonly root: RootDatabase;
-  private readonly credRuns: CredRuns;
+  private readonly runs: Record<'cred' | 'reader', NameRuns>;
   private readonly credrun: Database<Buffer, [number, number, number]>;
-  private readonly reader: Database<Buffer, (string | number)[]>;
+  private readonly readerrun: Database<Buffer, [number, number, number]>;
   private readonly time: Database<Buffer, number[]>;
   private readonly idem: Database<number, string[]>;
   private readonly meta: Database<unknown, string>;
@@ -146,11 +150,11 @@ export class DerivedIndex {
     this.root = open({ path: dir, noSubdir: false, maxDbs: 8, readOnly, noSync: true, permissionsMode: 0o600, mapSize: 2 ** 28 } as never);
     const ob = { keyEncoding: 'ordered-binary' as const };
     this.credrun = this.root.openDB('credrun', { ...ob, encoding: 'binary' });
-    this.reader = this.root.openDB('reader', { ...ob, encoding: 'binary' });
+    this.readerrun = this.root.openDB('readerrun', { ...ob, encoding: 'binary' });
     this.time = this.root.openDB('time', { ...ob, encoding: 'binary' });
     this.idem = this.root.openDB('idem', { ...ob, encoding: 'msgpack' });
     this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
-    this.credRuns = new CredRuns(this.credrun, this.meta);
+    this.runs = { cred: new NameRuns(this.credrun, this.meta, 'cred'), reader: new NameRuns(this.readerrun, this.meta, 'reader') };
   }
 
   /**
@@ -176,7 +180,7 @@ export class DerivedIndex {
       if (readOnly) { void ix.close().catch(noop); return null; }
       if (format === INDEX_FORMAT || format === undefined && ix.meta.get('journal') === undefined) {
         // another journal's index (or a new one): start over
-        for (const db of [ix.credrun, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
+        for (const db of [ix.credrun, ix.readerrun, ix.time, ix.idem, ix.meta]) db.clearSync();
         ix.meta.putSync('indexed', 0);
         ix.meta.putSync('format', INDEX_FORMAT);
         ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
@@ -213,19 +217,23 @@ export class DerivedIndex {
    * the transaction touches neighbouring pages; resolves when that transaction has committed.
    */
   add(batches: BatchEntries[], end: number): Promise<void> {
-    const creds: Pair[] = [], readers: Pair[] = [], times: [number, number][] = [], ids: [string, string, number][] = [];
+    const creds: Pair[] = [], readers: Pair[] = [], ids: [string, string, number][] = [];
     for (const b of batches) {
       for (const c of b.creds) creds.push([c, b.key]);
       for (const r of b.readers) readers.push([r, b.key]);
-      if (b.a0 !== null) times.push([b.a0, b.key]); // `at` does not decrease with the key: already sorted
       for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
     }
-    readers.sort(byPair); ids.sort(byIdem);
+    ids.sort(byIdem);
     const lo = batches.length ? batches[0]!.key : end;
     return this.write(() => {
-      this.credRuns.append(creds, lo, end);
-      for (const [r, k] of readers) this.reader.put([r, k], ONE);
-      for (const [a0, k] of times) this.time.put([a0, k], ONE);
+      this.runs.cred.append(creds, lo, end);
+      this.runs.reader.append(readers, lo, end);
+      let last = (this.meta.get('time.last') as number | undefined) ?? -TIME_EVERY;
+      for (const b of batches) {
+        // `at` does not decrease with the key: in order
+        if (b.a0 !== null && b.key >= last + TIME_EVERY) { this.time.put([b.a0, b.key], ONE); last = b.key; }
+      }
+      this.meta.put('time.last', last);
       for (const [c, p, k] of ids) this.idem.put([c, p], k);
       this.meta.put('indexed', end);
     });
@@ -247,13 +255,13 @@ export class DerivedIndex {
 
   /**
    * Removes the entries of batches retention deleted from the journal (always the oldest ones: the
-   * by-credential runs just ignore keys up to the newest of them, and drop them as they merge).
+   * runs just ignore keys up to the newest of them, and drop them as they merge).
    */
   remove(batches: BatchEntries[]): Promise<void> {
     return this.write(() => {
       for (const b of batches) {
-        this.credRuns.raiseFloor(b.key);
-        for (const r of b.readers) this.reader.remove([r, b.key]);
+        this.runs.cred.raiseFloor(b.key);
+        this.runs.reader.raiseFloor(b.key);
         if (b.a0 !== null) this.time.remove([b.a0, b.key]);
         for (const [c, id] of b.ids) {
           // only if it still names this batch (a later batch may hold the same id)
@@ -264,34 +272,31 @@ export class DerivedIndex {
   }
 
   /**
-   * Batch keys that may hold `name`'s events, newest first, from `top` down. By credential they may
-   * include another credential's batches (a shared fingerprint): callers filter events anyway.
+   * Batch keys that may hold `name`'s events, newest first, from `top` down. They may include
+   * another name's batches (a shared fingerprint): callers filter events anyway.
    */
   *keysOf(kind: 'cred' | 'reader', name: string, top: number): Iterable<number> {
-    if (!indexable(name)) return;
-    if (kind === 'cred') { yield* this.credRuns.keysDown(name, top); return; }
-    for (const { key } of this.reader.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
+    if (indexable(name)) yield* this.runs[kind].keysDown(name, top);
   }
 
   /** Batch keys that may hold `name`'s events, oldest first, from `bottom` up to `top` (both included). */
   *keysUp(kind: 'cred' | 'reader', name: string, bottom: number, top: number): Iterable<number> {
-    if (!indexable(name) || top < bottom) return;
-    if (kind === 'cred') { yield* this.credRuns.keysUp(name, bottom, top); return; }
-    for (const { key } of this.reader.getRange({ start: [name, bottom], end: [name, top + 1] })) yield key[1] as number;
+    if (indexable(name) && top >= bottom) yield* this.runs[kind].keysUp(name, bottom, top);
   }
 
   /**
-   * One bounded step of background work on the by-credential runs (a merge, or deleting merged runs'
-   * blocks), committed on the calling thread. False: nothing left to do.
+   * One bounded step of background work on the runs (a merge, or deleting merged runs' blocks),
+   * committed on the calling thread. False: nothing left to do.
    */
   maintain(stepEntries?: number): boolean {
-    return this.credRuns.maintain((fn) => {
+    const write = (fn: () => void): void => {
       try { this.root.transactionSync(fn); } catch (e) { endNativeWriteLine(e); throw e; }
-    }, stepEntries);
+    };
+    return this.runs.cred.maintain(write, stepEntries) || this.runs.reader.maintain(write, stepEntries);
   }
 
-  /** the by-credential runs' shape (stats, tests) */
-  credShape(): { runs: number; entries: number; blocks: number } { return this.credRuns.shape(); }
+  /** the runs' shape (stats, tests) */
+  runShape(kind: 'cred' | 'reader'): { runs: number; entries: number; blocks: number } { return this.runs[kind].shape(); }
 
   /** The key of the first indexed batch whose first record is later than `untilAt` (nothing from there on is at or before it), or undefined. */
   timeAfter(untilAt: number): number | undefined {
@@ -314,7 +319,7 @@ export class DerivedIndex {
   /** bytes in use (stats) */
   bytes(): number {
     let pages = 0, pageSize = 4096;
-    for (const db of [this.credrun, this.reader, this.time, this.idem]) {
+    for (const db of [this.credrun, this.readerrun, this.time, this.idem]) {
       const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       pageSize = s.pageSize;
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;

@@ -14,7 +14,7 @@
  * Pace: one D/index transaction at most every INTERVAL_MS while the indexer
  * keeps up (so at low load the index is not rewritten per event), back to
  * back while it is behind, CHUNK_EVENTS journal records per transaction.
- * Between them, the by-credential runs are merged (cred-runs.ts) in steps of
+ * Between them, the by-credential runs are merged (name-runs.ts) in steps of
  * at most about MAINTAIN_MS: indexing new records always comes first.
  */
 import { Worker } from 'node:worker_threads';

@@ -1,5 +1,5 @@
 /**
- * D/index's by-credential runs (src/store/cred-runs.ts), on real LMDB directories:
+ * D/index's runs by credential and by reader (src/store/name-runs.ts), on real LMDB directories:
  *  - random appends, merge steps (interrupted at any point), retention and reopenings against a plain
  *    model: every credential's batch keys, newest first and oldest first, stay exactly the model's;
  *  - merges keep the number of runs bounded and leave no blocks behind (a merge cut off by a
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { open } from 'lmdb';
 import { DerivedIndex, INDEX_FORMAT, type BatchEntries } from '../../src/store/derived-index.js';
-import { FANOUT, fingerprint } from '../../src/store/cred-runs.js';
+import { FANOUT, fingerprint } from '../../src/store/name-runs.js';
 import { openStore } from '../../src/store/index.js';
 import type { LmdbStore } from '../../src/store/lmdb-store.js';
 import { general } from './journal-util.js';
@@ -58,7 +58,7 @@ describe('D/index by-credential runs', () => {
             for (const names of op.batches) {
               const key = seq + 1, n = Math.max(names.length, 1);
               const creds = [...new Set(names.map((i) => NAMES[i]!))];
-              const e: BatchEntries = { key, creds, readers: [], a0: null, ids: [] };
+              const e: BatchEntries = { key, creds, readers: creds.map((c) => `r/${c}`), a0: null, ids: [] };
               chunk.push(e); live.push({ key, entries: e });
               for (const c of creds) model.set(c, [...(model.get(c) ?? []), key]);
               seq += n;
@@ -79,6 +79,8 @@ describe('D/index by-credential runs', () => {
           for (const name of NAMES) {
             const want = (model.get(name) ?? []).filter((k) => k > floor);
             assert.deepEqual([...ix.keysOf('cred', name, seq)], [...want].reverse(), `${name} newest first after ${op.t}`);
+            assert.deepEqual([...ix.keysOf('reader', `r/${name}`, seq)], [...want].reverse(), `reader r/${name} newest first after ${op.t}`);
+            assert.deepEqual([...ix.keysUp('reader', `r/${name}`, 1, seq)], want, `reader r/${name} oldest first after ${op.t}`);
             assert.deepEqual([...ix.keysUp('cred', name, 1, seq)], want, `${name} oldest first after ${op.t}`);
             // bounded: a top and a bottom inside the range
             const mid = Math.floor(seq / 2);
@@ -89,10 +91,12 @@ describe('D/index by-credential runs', () => {
         // every merge done: few runs, and no block left of a replaced run or an abandoned merge
         while (w.maintain()) { /* to the end */ }
         await nextTurn();
-        const shape = ix.credShape();
-        const blocksOfLive = Math.ceil(shape.entries / 340) + shape.runs; // at most one partial block per run
-        assert.ok(shape.blocks <= blocksOfLive, `blocks ${shape.blocks} for ${shape.entries} entries in ${shape.runs} runs`);
-        assert.ok(shape.runs < FANOUT * 3, `runs ${shape.runs}`);
+        for (const kind of ['cred', 'reader'] as const) {
+          const shape = ix.runShape(kind);
+          const blocksOfLive = Math.ceil(shape.entries / 340) + shape.runs; // at most one partial block per run
+          assert.ok(shape.blocks <= blocksOfLive, `${kind}: blocks ${shape.blocks} for ${shape.entries} entries in ${shape.runs} runs`);
+          assert.ok(shape.runs < FANOUT * 3, `${kind}: runs ${shape.runs}`);
+        }
       } finally {
         await w.close().catch(() => undefined);
         await ix.close().catch(() => undefined);
@@ -118,7 +122,7 @@ describe('D/index by-credential runs', () => {
         await w.add(chunk, seq);
         w.maintain(); w.maintain(); w.maintain();
         await nextTurn();
-        maxRuns = Math.max(maxRuns, ix.credShape().runs);
+        maxRuns = Math.max(maxRuns, ix.runShape('cred').runs);
       }
       assert.ok(maxRuns <= FANOUT * 3, `at most ${maxRuns} runs at a time`);
       for (const [c, keys] of model) assert.deepEqual([...ix.keysOf('cred', c, seq)], [...keys].reverse(), c);
@@ -148,6 +152,37 @@ describe('D/index by-credential runs', () => {
       assert.equal(s.stats().indexedSeq, s.lastSeq, 'indexed');
       assert.deepEqual(s.query({ cred: a }).map((e) => e.cred), [a]);
       assert.deepEqual(s.query({ cred: b }).map((e) => e.cred), [b]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('the time index (one entry per 1024 seqs at most): since/until pages, both orders, equal a full scan', async () => {
+    const dir = tmp();
+    const s = await openStore(dir, { retention: { intervalMs: 0 } });
+    try {
+      let id = 1;
+      for (let b = 0; b < 700; b++) { const n = 1 + (b % 9); const g = general('ctl', id, n); id += n; await s.append(g.events, g.idem); }
+      await (s as LmdbStore).settle();
+      assert.equal(s.stats().indexedSeq, s.lastSeq, 'indexed');
+      const all = [...s.since(0)];
+      const at = all.map((e) => e.at);
+      for (const [lo, hi] of [[0.1, 0.2], [0.45, 0.9], [0.7, 0.71], [0, 0.05], [0.95, 1]]) {
+        const since = at[Math.floor(lo! * (at.length - 1))]!, until = at[Math.floor(hi! * (at.length - 1))]!;
+        const want = all.filter((e) => e.at >= since && e.at <= until).map((e) => e.seq);
+        const pageAll = (order: 'asc' | 'desc'): number[] => {
+          const got: number[] = [];
+          let next: string | undefined;
+          do {
+            const p = s.page({ since, until, order, limit: 500, ...(next ? { cursor: next } : {}) });
+            got.push(...p.events.map((e) => e.seq!));
+            next = p.events.length ? p.next ?? undefined : undefined; // asc always has a next (to poll): stop at an empty page
+          } while (next);
+          return got;
+        };
+        assert.deepEqual(pageAll('asc'), want, `asc ${since}..${until}`);
+        assert.deepEqual(pageAll('desc'), [...want].reverse(), `desc ${since}..${until}`);
+      }
     } finally {
       await s.close();
     }

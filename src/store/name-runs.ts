@@ -1,6 +1,6 @@
 /**
- * D/index's by-credential index as sorted runs, merged in the background
- * (a small log-structured merge tree inside LMDB).
+ * D/index's by-credential and by-reader indexes as sorted runs, merged in the
+ * background (a small log-structured merge tree inside LMDB, one per index).
  *
  * Why not a B-tree keyed [cred, batch]: the credentials of new events are
  * spread at random over the whole key space, so every entry lands on a
@@ -12,13 +12,17 @@
  * its pages are written once and in order, and runs are merged FANOUT at a
  * time in bounded steps, so a query reads at most about FANOUT × levels runs.
  *
- * An entry is (h, key): h = 32-bit FNV-1a fingerprint of the credential,
- * key = the journal key of a batch holding an event of it. Two credentials
- * may share a fingerprint; a query then names the other's batches too, and
- * the caller drops them (it filters a batch's events by credential anyway).
+ * The by-reader index has few names but one entry per batch; as runs it
+ * costs no B-tree put per batch either (at one message per frame a batch is
+ * one event).
  *
- * Sub-database `credrun`, key ordered-binary [runId, h0, k0] (the block's
- * first entry), value one block of at most BLOCK_ENTRIES entries:
+ * An entry is (h, key): h = 32-bit FNV-1a fingerprint of the credential (or
+ * reader), key = the journal key of a batch holding an event of it. Two names
+ * may share a fingerprint; a query then names the other's batches too, and
+ * the caller drops them (it filters a batch's events by name anyway).
+ *
+ * Sub-database `credrun` (`readerrun`), key ordered-binary [runId, h0, k0]
+ * (the block's first entry), value one block of at most BLOCK_ENTRIES entries:
  *
  *   offset    size      field
  *   0         u32       n     entries in the block
@@ -26,14 +30,14 @@
  *   4 + 4n    f64 × n   key   batch keys, ascending within one h
  *   (little-endian; (h, key) pairs are unique and sorted across a run's blocks)
  *
- * meta keys (same transaction as the blocks they describe, so a reader sees
- * whole runs only):
- *   'runs'      [[id, lo, hi, count], ...] lowest seqs first; the runs cover
+ * meta keys, P = 'cred' or 'reader' (same transaction as the blocks they
+ * describe, so a reader sees whole runs only):
+ *   'P.runs'    [[id, lo, hi, count], ...] lowest seqs first; the runs cover
  *               disjoint, ascending seq ranges (merges join neighbours)
- *   'nextRun'   the next run id
- *   'dropRuns'  ids whose blocks are to be deleted: runs a merge replaced, or
+ *   'P.nextRun' the next run id
+ *   'P.drop'    ids whose blocks are to be deleted: runs a merge replaced, or
  *               a merge's output that was never published (a crash mid-merge)
- *   'credFloor' retention deleted every batch with key <= this: its entries
+ *   'P.floor'   retention deleted every batch with key <= this: its entries
  *               are skipped by queries and left out by merges
  */
 import type { Database } from 'lmdb';
@@ -144,19 +148,26 @@ interface Merge {
   h: number[]; k: number[];
 }
 
-export class CredRuns {
+export class NameRuns {
   private merge: Merge | null = null;
   private readonly fences = new Map<string, Fence>();
 
-  constructor(private readonly db: Database<Buffer, BlockKey>, private readonly meta: Database<unknown, string>) {}
+  private readonly kRuns: string;
+  private readonly kNext: string;
+  private readonly kDrop: string;
+  private readonly kFloor: string;
+
+  constructor(private readonly db: Database<Buffer, BlockKey>, private readonly meta: Database<unknown, string>, prefix: 'cred' | 'reader') {
+    this.kRuns = `${prefix}.runs`; this.kNext = `${prefix}.nextRun`; this.kDrop = `${prefix}.drop`; this.kFloor = `${prefix}.floor`;
+  }
 
   /** the live runs (read in the caller's read transaction) */
-  runs(): RunMeta[] { return (this.meta.get('runs') as RunMeta[] | undefined) ?? []; }
-  private floor(): number { return (this.meta.get('credFloor') as number | undefined) ?? 0; }
-  private dropRuns(): number[] { return (this.meta.get('dropRuns') as number[] | undefined) ?? []; }
+  runs(): RunMeta[] { return (this.meta.get(this.kRuns) as RunMeta[] | undefined) ?? []; }
+  private floor(): number { return (this.meta.get(this.kFloor) as number | undefined) ?? 0; }
+  private dropRuns(): number[] { return (this.meta.get(this.kDrop) as number[] | undefined) ?? []; }
   private takeId(): number {
-    const id = (this.meta.get('nextRun') as number | undefined) ?? 1;
-    this.meta.put('nextRun', id + 1);
+    const id = (this.meta.get(this.kNext) as number | undefined) ?? 1;
+    this.meta.put(this.kNext, id + 1);
     return id;
   }
 
@@ -188,12 +199,12 @@ export class CredRuns {
     }
     const id = this.takeId();
     this.putBlocks(id, h, k, 0, h.length);
-    this.meta.put('runs', [...this.runs(), [id, lo, hi, h.length]]);
+    this.meta.put(this.kRuns, [...this.runs(), [id, lo, hi, h.length]]);
   }
 
   /** Inside a write transaction: batches with key <= `key` are gone (retention deletes the oldest first). */
   raiseFloor(key: number): void {
-    if (key > this.floor()) this.meta.put('credFloor', key);
+    if (key > this.floor()) this.meta.put(this.kFloor, key);
   }
 
   /**
@@ -269,7 +280,7 @@ export class CredRuns {
         const id = drop[0]!;
         let n = 0;
         for (const key of this.db.getKeys({ start: [id], end: [id + 1], limit: DROP_BLOCKS })) { this.db.remove(key); n++; }
-        if (n < DROP_BLOCKS) this.meta.put('dropRuns', this.dropRuns().filter((x) => x !== id));
+        if (n < DROP_BLOCKS) this.meta.put(this.kDrop, this.dropRuns().filter((x) => x !== id));
       });
       return true;
     }
@@ -280,8 +291,8 @@ export class CredRuns {
       const dead = runs.filter((r) => r[2] <= floor).map((r) => r[0]);
       if (dead.length) {
         write(() => {
-          this.meta.put('runs', this.runs().filter((r) => !dead.includes(r[0])));
-          this.meta.put('dropRuns', [...this.dropRuns(), ...dead]);
+          this.meta.put(this.kRuns, this.runs().filter((r) => !dead.includes(r[0])));
+          this.meta.put(this.kDrop, [...this.dropRuns(), ...dead]);
         });
         return true;
       }
@@ -322,7 +333,7 @@ export class CredRuns {
       if (m.h.length === BLOCK_ENTRIES) { this.putBlocks(m.id, m.h, m.k, 0, m.h.length); m.h.length = 0; m.k.length = 0; }
     }
     if (more) {
-      if (!m.announced) { this.meta.put('dropRuns', [...this.dropRuns(), m.id]); m.announced = true; }
+      if (!m.announced) { this.meta.put(this.kDrop, [...this.dropRuns(), m.id]); m.announced = true; }
       return;
     }
     if (m.h.length) this.putBlocks(m.id, m.h, m.k, 0, m.h.length);
@@ -330,9 +341,9 @@ export class CredRuns {
     const runs = this.runs();
     const first = runs.findIndex((r) => r[0] === m.inputs[0]![0]);
     const merged: RunMeta[] = m.count ? [[m.id, m.inputs[0]![1], m.inputs[m.inputs.length - 1]![2], m.count]] : [];
-    this.meta.put('runs', [...runs.slice(0, first), ...merged, ...runs.slice(first + m.inputs.length)]);
+    this.meta.put(this.kRuns, [...runs.slice(0, first), ...merged, ...runs.slice(first + m.inputs.length)]);
     const ids = new Set(m.inputs.map((r) => r[0]));
-    this.meta.put('dropRuns', [...this.dropRuns().filter((x) => x !== m.id), ...ids]);
+    this.meta.put(this.kDrop, [...this.dropRuns().filter((x) => x !== m.id), ...ids]);
     this.merge = null;
   }
 
