@@ -25,7 +25,8 @@
  *   time      [firstAt, batchKey]   → 0x01   where an export `--since T` starts: one batch in every
  *             TIME_EVERY seqs at least (a query starts a little early or stops a little late, and
  *             filters events by time anyway)
- *   idem      [controller, paddedId] → batchKey (msgpack number)
+ *   idemrun   [runId, h, batchKey]  → the same, by (controller, message id): h is the fingerprint of
+ *             `controller NUL 20-digit id`; the newest batch that may hold the id comes first
  *   meta      'indexed' → seq covered (every batch with key <= it is indexed);
  *             'journal' → the journal id this index belongs to;
  *             'format'  → INDEX_FORMAT (an index of another format is rebuilt);
@@ -57,8 +58,11 @@ export interface IndexableBatch {
 export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
 
 const ONE = Buffer.from([1]);
-/** 2: by credential and by reader as runs (name-runs.ts); 1 (no 'format' key): B-trees keyed [name, batch] */
-export const INDEX_FORMAT = 2;
+/**
+ * 3: by credential, reader and message id as runs (name-runs.ts), the time index sparse;
+ * 1 (no 'format' key): B-trees keyed [name, batch]; 2: only credential and reader as runs
+ */
+export const INDEX_FORMAT = 3;
 /** seqs between two entries of the time index (at most) */
 export const TIME_EVERY = 1024;
 const noop = (): void => undefined;
@@ -106,8 +110,8 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
 }
 
 type Pair = [string, number];
-const byIdem = (a: [string, string, number], b: [string, string, number]): number =>
-  (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+/** the name a message id is indexed under */
+const idemName = (controller: string, id: number | string): string => `${controller}\u0000${padId(id)}`;
 
 /** `mode` without group/other bits */
 function tighten(path: string, mode: number): void {
@@ -134,11 +138,11 @@ function looksLikeLmdb(dir: string): boolean {
 
 export class DerivedIndex {
   private readonly root: RootDatabase;
-  private readonly runs: Record<'cred' | 'reader', NameRuns>;
+  private readonly runs: Record<'cred' | 'reader' | 'idem', NameRuns>;
   private readonly credrun: Database<Buffer, [number, number, number]>;
   private readonly readerrun: Database<Buffer, [number, number, number]>;
   private readonly time: Database<Buffer, number[]>;
-  private readonly idem: Database<number, string[]>;
+  private readonly idemrun: Database<Buffer, [number, number, number]>;
   private readonly meta: Database<unknown, string>;
 
   private constructor(readonly dir: string, readOnly: boolean) {
@@ -152,9 +156,13 @@ export class DerivedIndex {
     this.credrun = this.root.openDB('credrun', { ...ob, encoding: 'binary' });
     this.readerrun = this.root.openDB('readerrun', { ...ob, encoding: 'binary' });
     this.time = this.root.openDB('time', { ...ob, encoding: 'binary' });
-    this.idem = this.root.openDB('idem', { ...ob, encoding: 'msgpack' });
+    this.idemrun = this.root.openDB('idemrun', { ...ob, encoding: 'binary' });
     this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
-    this.runs = { cred: new NameRuns(this.credrun, this.meta, 'cred'), reader: new NameRuns(this.readerrun, this.meta, 'reader') };
+    this.runs = {
+      cred: new NameRuns(this.credrun, this.meta, 'cred'),
+      reader: new NameRuns(this.readerrun, this.meta, 'reader'),
+      idem: new NameRuns(this.idemrun, this.meta, 'idem'),
+    };
   }
 
   /**
@@ -180,7 +188,7 @@ export class DerivedIndex {
       if (readOnly) { void ix.close().catch(noop); return null; }
       if (format === INDEX_FORMAT || format === undefined && ix.meta.get('journal') === undefined) {
         // another journal's index (or a new one): start over
-        for (const db of [ix.credrun, ix.readerrun, ix.time, ix.idem, ix.meta]) db.clearSync();
+        for (const db of [ix.credrun, ix.readerrun, ix.idemrun, ix.time, ix.meta]) db.clearSync();
         ix.meta.putSync('indexed', 0);
         ix.meta.putSync('format', INDEX_FORMAT);
         ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
@@ -217,24 +225,23 @@ export class DerivedIndex {
    * the transaction touches neighbouring pages; resolves when that transaction has committed.
    */
   add(batches: BatchEntries[], end: number): Promise<void> {
-    const creds: Pair[] = [], readers: Pair[] = [], ids: [string, string, number][] = [];
+    const creds: Pair[] = [], readers: Pair[] = [], ids: Pair[] = [];
     for (const b of batches) {
       for (const c of b.creds) creds.push([c, b.key]);
       for (const r of b.readers) readers.push([r, b.key]);
-      for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
+      for (const [c, id] of b.ids) ids.push([idemName(c, id), b.key]);
     }
-    ids.sort(byIdem);
     const lo = batches.length ? batches[0]!.key : end;
     return this.write(() => {
       this.runs.cred.append(creds, lo, end);
       this.runs.reader.append(readers, lo, end);
+      this.runs.idem.append(ids, lo, end);
       let last = (this.meta.get('time.last') as number | undefined) ?? -TIME_EVERY;
       for (const b of batches) {
         // `at` does not decrease with the key: in order
         if (b.a0 !== null && b.key >= last + TIME_EVERY) { this.time.put([b.a0, b.key], ONE); last = b.key; }
       }
       this.meta.put('time.last', last);
-      for (const [c, p, k] of ids) this.idem.put([c, p], k);
       this.meta.put('indexed', end);
     });
   }
@@ -262,11 +269,8 @@ export class DerivedIndex {
       for (const b of batches) {
         this.runs.cred.raiseFloor(b.key);
         this.runs.reader.raiseFloor(b.key);
+        this.runs.idem.raiseFloor(b.key);
         if (b.a0 !== null) this.time.remove([b.a0, b.key]);
-        for (const [c, id] of b.ids) {
-          // only if it still names this batch (a later batch may hold the same id)
-          if (this.idem.get([c, padId(id)]) === b.key) this.idem.remove([c, padId(id)]);
-        }
       }
     });
   }
@@ -292,11 +296,11 @@ export class DerivedIndex {
     const write = (fn: () => void): void => {
       try { this.root.transactionSync(fn); } catch (e) { endNativeWriteLine(e); throw e; }
     };
-    return this.runs.cred.maintain(write, stepEntries) || this.runs.reader.maintain(write, stepEntries);
+    return this.runs.cred.maintain(write, stepEntries) || this.runs.reader.maintain(write, stepEntries) || this.runs.idem.maintain(write, stepEntries);
   }
 
   /** the runs' shape (stats, tests) */
-  runShape(kind: 'cred' | 'reader'): { runs: number; entries: number; blocks: number } { return this.runs[kind].shape(); }
+  runShape(kind: 'cred' | 'reader' | 'idem'): { runs: number; entries: number; blocks: number } { return this.runs[kind].shape(); }
 
   /** The key of the first indexed batch whose first record is later than `untilAt` (nothing from there on is at or before it), or undefined. */
   timeAfter(untilAt: number): number | undefined {
@@ -310,16 +314,18 @@ export class DerivedIndex {
     return undefined;
   }
 
-  /** The batch that holds (controller, id)'s reply, if indexed. */
-  idemBatch(controller: string, id: number | string): number | undefined {
-    if (!indexable(controller)) return undefined;
-    return this.idem.get([controller, padId(id)]);
+  /**
+   * The batches that may hold (controller, id)'s reply, newest first (the newest that holds it
+   * answers); another id's batches may come too (a shared fingerprint): the caller checks.
+   */
+  *idemBatches(controller: string, id: number | string): Iterable<number> {
+    if (indexable(controller)) yield* this.runs.idem.keysDown(idemName(controller, id), Number.MAX_SAFE_INTEGER);
   }
 
   /** bytes in use (stats) */
   bytes(): number {
     let pages = 0, pageSize = 4096;
-    for (const db of [this.credrun, this.readerrun, this.time, this.idem]) {
+    for (const db of [this.credrun, this.readerrun, this.idemrun, this.time]) {
       const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       pageSize = s.pageSize;
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;

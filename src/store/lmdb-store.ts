@@ -772,8 +772,7 @@ export class LmdbStore implements Store {
     // older than the window: the derived index, then what neither it nor the window covers
     const ixSeq = this.ix ? this.ix.indexedSeq : 0;
     if (this.ix) {
-      const key = this.ix.idemBatch(controller, nid);
-      if (key !== undefined) { const r = replyIn(this.batchAt(key), controller, nid); if (r) return r; }
+      for (const key of this.ix.idemBatches(controller, nid)) { const r = replyIn(this.batchAt(key), controller, nid); if (r) return r; }
     }
     if (w.evicted > ixSeq) {
       // batches(): with the ones only the WAL holds yet (their LMDB put waits up to STORE_EVERY_MS)

@@ -30,7 +30,7 @@
  *   4 + 4n    f64 × n   key   batch keys, ascending within one h
  *   (little-endian; (h, key) pairs are unique and sorted across a run's blocks)
  *
- * meta keys, P = 'cred' or 'reader' (same transaction as the blocks they
+ * meta keys, P = 'cred', 'reader' or 'idem' (same transaction as the blocks they
  * describe, so a reader sees whole runs only):
  *   'P.runs'    [[id, lo, hi, count], ...] lowest seqs first; the runs cover
  *               disjoint, ascending seq ranges (merges join neighbours)
@@ -157,7 +157,7 @@ export class NameRuns {
   private readonly kDrop: string;
   private readonly kFloor: string;
 
-  constructor(private readonly db: Database<Buffer, BlockKey>, private readonly meta: Database<unknown, string>, prefix: 'cred' | 'reader') {
+  constructor(private readonly db: Database<Buffer, BlockKey>, private readonly meta: Database<unknown, string>, prefix: 'cred' | 'reader' | 'idem') {
     this.kRuns = `${prefix}.runs`; this.kNext = `${prefix}.nextRun`; this.kDrop = `${prefix}.drop`; this.kFloor = `${prefix}.floor`;
   }
 

@@ -1,5 +1,5 @@
 /**
- * D/index's runs by credential and by reader (src/store/name-runs.ts), on real LMDB directories:
+ * D/index's runs by credential, reader and message id (src/store/name-runs.ts), on real LMDB directories:
  *  - random appends, merge steps (interrupted at any point), retention and reopenings against a plain
  *    model: every credential's batch keys, newest first and oldest first, stay exactly the model's;
  *  - merges keep the number of runs bounded and leave no blocks behind (a merge cut off by a
@@ -49,6 +49,7 @@ describe('D/index by-credential runs', () => {
       let ix = DerivedIndex.open(dir, 'j')!.ix;
       let w = DerivedIndex.attach(dir, true); // the writer (the index worker's handle)
       const model = new Map<string, number[]>(); // name → batch keys ascending
+      const idModel = new Map<string, number[]>(); // 'controller id' → batch keys ascending
       const live: { key: number; entries: BatchEntries }[] = [];
       let seq = 0, floor = 0;
       try {
@@ -58,9 +59,14 @@ describe('D/index by-credential runs', () => {
             for (const names of op.batches) {
               const key = seq + 1, n = Math.max(names.length, 1);
               const creds = [...new Set(names.map((i) => NAMES[i]!))];
-              const e: BatchEntries = { key, creds, readers: creds.map((c) => `r/${c}`), a0: null, ids: [] };
+              // message ids: a controller per name, ids that repeat (a later batch holds the same id again)
+              const ids = creds.map((c): [string, number] => [`ctl/${c}`, key % 5]);
+              const e: BatchEntries = { key, creds, readers: creds.map((c) => `r/${c}`), a0: null, ids };
               chunk.push(e); live.push({ key, entries: e });
-              for (const c of creds) model.set(c, [...(model.get(c) ?? []), key]);
+              for (const c of creds) {
+                model.set(c, [...(model.get(c) ?? []), key]);
+                idModel.set(`ctl/${c} ${key % 5}`, [...(idModel.get(`ctl/${c} ${key % 5}`) ?? []), key]);
+              }
               seq += n;
             }
             await w.add(chunk, seq);
@@ -86,12 +92,16 @@ describe('D/index by-credential runs', () => {
             const mid = Math.floor(seq / 2);
             assert.deepEqual([...ix.keysOf('cred', name, mid)], want.filter((k) => k <= mid).reverse());
             assert.deepEqual([...ix.keysUp('cred', name, mid, seq)], want.filter((k) => k >= mid));
+            for (let id = 0; id < 5; id++) {
+              const wantId = (idModel.get(`ctl/${name} ${id}`) ?? []).filter((k) => k > floor).reverse();
+              assert.deepEqual([...ix.idemBatches(`ctl/${name}`, id)], wantId, `id ctl/${name} ${id} after ${op.t}`);
+            }
           }
         }
         // every merge done: few runs, and no block left of a replaced run or an abandoned merge
         while (w.maintain()) { /* to the end */ }
         await nextTurn();
-        for (const kind of ['cred', 'reader'] as const) {
+        for (const kind of ['cred', 'reader', 'idem'] as const) {
           const shape = ix.runShape(kind);
           const blocksOfLive = Math.ceil(shape.entries / 340) + shape.runs; // at most one partial block per run
           assert.ok(shape.blocks <= blocksOfLive, `${kind}: blocks ${shape.blocks} for ${shape.entries} entries in ${shape.runs} runs`);
