@@ -118,7 +118,7 @@ async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, 
 export async function indexCostTable(opts: BenchOptions): Promise<{ tables: BenchTable[]; notes: string[] }> {
   const nCreds = 10_000_000;
   const table: BenchTable = {
-    title: 'D/index cost per event as the store grows: by-credential and by-reader runs, sparse time index, vs the previous format (baseline: B-trees keyed [name, batch], one time entry per batch)',
+    title: 'D/index cost per event as the store grows: runs by credential, reader and message id, sparse time index, vs the previous format (baseline: B-trees keyed [name, batch] and [controller, id], one time entry per batch)',
     headers: ['events per batch', 'events indexed', 'previous CPU µs/event', 'runs CPU µs/event', 'ratio runs/previous', 'previous bytes written/event', 'runs bytes written/event', 'previous query µs', 'runs query µs'],
     rows: [],
   };
