@@ -1,12 +1,14 @@
 /**
- * The bridge runs from a production install (`npm ci --omit=dev`): every
- * module `apb bridge` loads, followed import by import from the compiled
- * command, is node's own, ours, or a package listed under `dependencies`
- * (never one only under `devDependencies`, such as `ws`).
+ * apb runs from a production install (`npm ci --omit=dev`): every module a
+ * command loads, followed import by import from the compiled command, is
+ * node's own, ours, or a package listed under `dependencies` (never one only
+ * under `devDependencies`, such as fast-check or playwright-core). The bridge
+ * is checked on its own too: it does not even use the simulator's `ws`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { COMMANDS } from '../../src/cli/usage.js';
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { ROOT } from './util.js';
@@ -41,4 +43,20 @@ test('apb bridge loads only production dependencies', () => {
   const notProd = [...packages].filter(([name]) => !(name in pkg.dependencies)).map(([n, f]) => `${n} (imported by ${f})`);
   assert.deepEqual(notProd, [], 'packages outside `dependencies`');
   assert.ok(!packages.has('ws'), 'the WebSocket client is the bridge\'s own');
+});
+
+test('every apb command loads only production dependencies, and the build needs only them', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
+  const cli = join(ROOT, 'build', 'src', 'cli');
+  const entries = [join(cli, 'main.js'), ...Object.values(COMMANDS).map((c) => resolve(cli, c.file))];
+  const { files, packages } = graph(entries);
+  assert.ok(files.size > 100, `${files.size} modules followed`);
+  for (const p of ['lmdb', 'msgpackr', 'yaml', 'pino', 'ws']) assert.ok(packages.has(p), `${p} is among ${[...packages.keys()].join(', ')}`);
+  const notProd = [...packages].filter(([name]) => !(name in pkg.dependencies)).map(([n, f]) => `${n} (imported by ${f})`);
+  assert.deepEqual(notProd, [], 'packages outside `dependencies`');
+  // `prepare` builds on install: the compilers and the types of the src-only build are dependencies too
+  for (const p of ['typescript', 'assemblyscript', '@types/node', '@types/ws']) assert.ok(p in pkg.dependencies, `${p} is a dependency`);
+  const src = JSON.parse(readFileSync(join(ROOT, 'src', 'tsconfig.json'), 'utf8')) as { include: string[] };
+  assert.deepEqual(src.include, ['./**/*.ts']);
+  assert.match(pkg.scripts.tsbuild!, /src\/tsconfig\.json/);
 });
