@@ -145,6 +145,9 @@ export class IndexLoop {
           this.indexed = end;
           this.lastCommit = events >= this.chunk ? 0 : Date.now(); // behind: go on at once
           this.report({ t: 'indexed', seq: end, skipped });
+          // behind (a rebuild, or traffic faster than indexing): merge a little between chunks too, so the
+          // runs a query reads stay few even when the indexer never waits
+          if (this.lastCommit === 0) this.maintain(MAINTAIN_MS);
           if (this.knobs.delayMs) await this.sleep(this.knobs.delayMs);
         }
       } while ((this.again || this.maintenance) && !this.stopped);
