@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
-import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactRecords, groupEvents, RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 
 /** rough per-event size, for the size-based retention of the memory log */
@@ -127,7 +127,7 @@ export class MemoryStore implements Store {
       m.set(id, s + k);
       this.noteId(g.c, id);
       this.idemCtl.push(g.c); this.idemId.push(id); this.idemSeq.push(s + k); this.idemReply.push(s + k);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     this.seq += g.n;
     this.eventCount += g.n;
