@@ -259,7 +259,7 @@ test('lockdown of outside is bad_message; an unknown area is unknown_area', () =
 });
 
 test('a WASM snapshot written by ABI 1 (layout 1) restores: nothing locked, no supervisors', () => {
-  const s = wardSite();
+  const s = wardSite('supervision: off');
   const w = createWasmCore(s);
   w.apply([{ op: 'badge', cred: int(1), reader: 0 }, { op: 'setLocation', cred: int(2), area: 2 }], T0);
   const v2 = w.snapshot();
