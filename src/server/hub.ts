@@ -98,6 +98,11 @@ interface FastFlight { meta: Float64Array; n: number; bytes: Uint8Array; commit:
 export const FAST_MAX_BATCH = 1024;
 const R = REASONS.length;
 const V = VIOLATION_CODES.length;
+
+/** the operator actions of SPEC 6 and 13 */
+export type ActionName = 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea' | 'supervisor' | 'lockdown';
+/** actions that set a flag on or off (their records and stream events carry `on`) */
+const TOGGLES: ReadonlySet<string> = new Set(['exempt', 'supervisor', 'lockdown']);
 // violation codes whose facts the compact record carries (VIOLATION_CODES indexes)
 const C_REUSE = VIOLATION_CODES.indexOf('reuse'), C_SEQUENCE = VIOLATION_CODES.indexOf('sequence');
 const C_OCCUPANCY = VIOLATION_CODES.indexOf('occupancy'), C_LAST_SUP = VIOLATION_CODES.indexOf('last_supervisor');
@@ -1015,7 +1020,7 @@ export class Hub {
   // ── operator actions (HTTP) ──
 
   /** Applies one operator action (SPEC 6), journals it with who/why, resolves after the commit. */
-  async action(who: string, why: string, name: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea', arg: { cred?: Cred; area?: number; on?: boolean }): Promise<{ changed: number; at: number }> {
+  async action(who: string, why: string, name: ActionName, arg: { cred?: Cred; area?: number; on?: boolean }): Promise<{ changed: number; at: number }> {
     this.requireReady();
     let op: CoreOp;
     switch (name) {
@@ -1024,6 +1029,11 @@ export class Hub {
       case 'exempt': op = { op: 'exempt', cred: arg.cred!, on: arg.on ?? true }; break;
       case 'setLocation': op = { op: 'setLocation', cred: arg.cred!, area: arg.area! }; break;
       case 'resetArea': op = { op: 'resetArea', area: arg.area! }; break;
+      case 'supervisor': op = { op: 'supervisor', cred: arg.cred!, on: arg.on ?? true }; break;
+      case 'lockdown':
+        if (arg.area === 0) throw new ApbError('bad_message', 'area: "outside" cannot be locked down (nothing enters it)');
+        op = { op: 'lockdown', area: arg.area!, on: arg.on ?? true };
+        break;
     }
     const site = this.site;
     const t0 = performance.now();
@@ -1036,7 +1046,7 @@ export class Hub {
       rec = { at, kind: 'action', controller: `http:${who}`, who, why, action: name, applied: changed > 0, op: toReplayObject(op, site, at) };
       if (arg.cred) rec.cred = credToText(arg.cred);
       if (arg.area !== undefined) rec.area = site.areaIds[arg.area]!;
-      if (arg.on !== undefined || name === 'exempt') rec.on = arg.on ?? true;
+      if (arg.on !== undefined || TOGGLES.has(name)) rec.on = arg.on ?? true;
     } catch (e) {
       // as in run(): the engine may be ahead of the journal, so it is rebuilt from the store
       this.log.error({ err: e }, 'operator action failed after engine.apply');
@@ -1048,7 +1058,7 @@ export class Hub {
     const ev: HubEvent = { kind: 'action', at, who, why, action: name, changed };
     if (rec.cred) ev.cred = rec.cred;
     if (rec.area) ev.area = rec.area;
-    if (name === 'exempt') ev.on = rec.on;
+    if (TOGGLES.has(name)) ev.on = rec.on;
     setImmediate(() => this.emit(ev));
     this.sink.changed();
     return { changed, at };
