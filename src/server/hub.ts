@@ -935,7 +935,8 @@ export class Hub {
     const to = op.reader >= 0 ? site.areaIds[site.readerTo[op.reader]!]! : null;
     const cred = rec.cred!;
     if (result.op === 'badge') {
-      const violations = rec.violations!;
+      // the stream's decision events name code, mode and area (as the fast path's); facts are in the event log
+      const violations = rec.violations!.length === 0 ? NO_VIOLATIONS : rec.violations!.map((v) => ({ code: v.code, mode: v.mode, area: v.area }));
       out.push({ kind: 'decision', at, controller: ctrl.id, reader, from, to, cred, grant: result.grant, reason: result.reason, violations, area: result.area >= 0 ? site.areaIds[result.area]! : null });
       for (const v of violations) out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: result.grant, late: false });
     } else if (result.op === 'offline') {
