@@ -131,6 +131,12 @@ function areaIndex(msg: Record<string, unknown>, site: CompiledSite): number {
   return a;
 }
 
+/** SPEC 13.1: an area index a lockdown may name; `outside` (0) is bad_message, since nothing enters it */
+export function lockableArea(a: number): number {
+  if (a === 0) bad('area: "outside" cannot be locked down (nothing enters it)');
+  return a;
+}
+
 /**
  * Validates one message map and translates it into a core op. Wire mode:
  * badge/passage/offline/ping with a required `id` (ts optional except for
@@ -168,12 +174,7 @@ export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, 
     case 'setLocation': { const c = cred(msg); out.op = { op: 'setLocation', cred: c, area: areaIndex(msg, site) }; break; }
     case 'resetArea': out.op = { op: 'resetArea', area: areaIndex(msg, site) }; break;
     case 'supervisor': { const c = cred(msg); out.op = { op: 'supervisor', cred: c, on: bool(msg, 'on') }; break; }
-    case 'lockdown': {
-      const a = areaIndex(msg, site);
-      if (a === 0) bad('area: "outside" cannot be locked down (nothing enters it)');
-      out.op = { op: 'lockdown', area: a, on: bool(msg, 'on') };
-      break;
-    }
+    case 'lockdown': out.op = { op: 'lockdown', area: lockableArea(areaIndex(msg, site)), on: bool(msg, 'on') }; break;
   }
   return out;
 }

@@ -228,27 +228,28 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     return { body };
   });
 
+  /** the area of an /v1/areas/{area}/... path: its id (decoded, bounded) and index; unknown_area when none */
+  const pathArea = (raw: string): { id: string; area: number } => {
+    let id: string;
+    try { id = decodeURIComponent(raw); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
+    boundedId(id, 'area');
+    return { id, area: areaIndex(id) };
+  };
+
   route(app, 'post', '/v1/areas/:area/reset', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
-    let id: string;
-    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
-    boundedId(id, 'area');
-    const area = areaIndex(id);
+    const { id, area } = pathArea(req.params[0]!);
     const b = actionBody(req);
     const r = await hub.action(user.name, b.reason, 'resetArea', { area });
     return { body: { action: 'resetArea', area: id, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
   });
 
-  // SPEC 13.1: {reason, on}; outside is refused (nothing enters it)
+  // SPEC 13.1: {reason, on}; outside is refused by hub.action (nothing enters it)
   route(app, 'post', '/v1/areas/:area/lockdown', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
-    let id: string;
-    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
-    boundedId(id, 'area');
-    const area = areaIndex(id);
+    const { id, area } = pathArea(req.params[0]!);
     const b = actionBody(req);
     if (b.on === undefined) throw new ApbError('bad_message', 'on: required for lockdown (true or false)');
-    if (area === 0) throw new ApbError('bad_message', 'area: "outside" cannot be locked down (nothing enters it)');
     const r = await hub.action(user.name, b.reason, 'lockdown', { area, on: b.on });
     return { body: { action: 'lockdown', area: id, on: b.on, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
   });

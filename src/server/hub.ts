@@ -24,7 +24,7 @@ import { seenRecord, violationRecords, type ViolationRecord } from '../engine/ex
 import type { CompiledSite } from '../config/types.js';
 import type { EventRecord, IdemRecord, Store } from '../store/types.js';
 import type { Adapter } from '../adapters/types.js';
-import { checkMessageStrings, clipText, decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
+import { checkMessageStrings, clipText, decodeMessage, encodeResult, lockableArea, toReplayObject } from '../engine/messages.js';
 import { adapterFor } from '../adapters/index.js';
 import { loadSiteTextAsync } from '../config/load.js';
 import { concatArray, encodeReply as encode, frameHasInvalidUtf8, isPlainMap, wireInt } from './codec.js';
@@ -1031,10 +1031,7 @@ export class Hub {
       case 'setLocation': op = { op: 'setLocation', cred: arg.cred!, area: arg.area! }; break;
       case 'resetArea': op = { op: 'resetArea', area: arg.area! }; break;
       case 'supervisor': op = { op: 'supervisor', cred: arg.cred!, on: arg.on ?? true }; break;
-      case 'lockdown':
-        if (arg.area === 0) throw new ApbError('bad_message', 'area: "outside" cannot be locked down (nothing enters it)');
-        op = { op: 'lockdown', area: arg.area!, on: arg.on ?? true };
-        break;
+      case 'lockdown': op = { op: 'lockdown', area: lockableArea(arg.area!), on: arg.on ?? true }; break;
     }
     const site = this.site;
     const t0 = performance.now();
