@@ -72,6 +72,12 @@ test('a lockdown is journaled, shown in /v1/areas and on the stream, and denies 
   assert.deepEqual(d, { t: 'decision', id: d.id, grant: false, reason: 'lockdown', violations: [{ code: 'lockdown', mode: 'hard', area: 'stadium' }] });
   assert.equal((await badge(c2, 9001, 'vip-in')).reason, 'lockdown');
   assert.equal((await badge(c1, 9001, 'g-out')).grant, true, 'leaving is decided as usual');
+  // an offline upload is applied, and recorded with the late violation `lockdown`
+  const up = await c1.rpc({ t: 'offline', id: id++, cred: 9003, reader: 'g-in', ts: Date.now() - 1000, granted: true });
+  assert.equal(up.t, 'ack');
+  const rec = (await http(srv.url, 'GET', '/v1/events?cred=9003&limit=1', { token: V })).body.events[0];
+  assert.deepEqual([rec.kind, rec.applied, rec.violations], ['offline', true, [{ code: 'lockdown', mode: 'hard', area: 'stadium' }]]);
+  assert.equal(rec.seen.location, null);
   await until(() => events.some((e) => e.kind === 'action' && e.action === 'lockdown' && e.area === 'stadium' && e.on === true), 5000, 'the lockdown action on the stream');
   await until(() => events.some((e) => e.kind === 'occupancy' && e.areas.some((a: any) => a.id === 'stadium' && a.lockdown === true)), 8000, 'an occupancy event with the lockdown');
   ws.close();
