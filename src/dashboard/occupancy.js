@@ -9,7 +9,7 @@
 // A locked-down area (SPEC 13.1) is marked on its row (a red "LOCKED DOWN"
 // tag, a red edge) and listed in the banner at the top (onLocked), so it is
 // seen at a glance on any width. Supervised areas (SPEC 13.2) show how many
-// supervisors are present, and say so when none is.
+// supervisors are present, and say so when none is; other areas do not.
 
 /**
  * @param {{ list: HTMLElement, canAct: boolean, onResetArea(id: string): void,
@@ -148,7 +148,7 @@ export function createOccupancy({ list, canAct, onResetArea, onLockdown, onLocke
       r.lock.title = a.lockdown ? `lift the lockdown of ${a.id}` : `deny every entry into ${a.id} and the areas below it (exempt credentials pass)`;
     }
     const supervised = a.supervision && a.supervision !== 'off';
-    r.sup.hidden = !supervised && a.supervisors === 0;
+    r.sup.hidden = !supervised; // only where supervision applies: elsewhere the count is noise
     r.sup.textContent = a.supervisors === 0 ? 'no supervisor' : `${fmt(a.supervisors)} supervisor${a.supervisors === 1 ? '' : 's'}`;
     r.sup.dataset.none = String(a.supervisors === 0);
     r.sup.title = supervised ? `supervision ${a.supervision}: supervisors present in ${a.id}` : `supervisors present in ${a.id}`;
