@@ -20,7 +20,7 @@ import { arenaPut } from './arena';
 import {
   nAreas, nReaders, aEntry, aExit, aStrict, aActive, aMax, rLockout, rHard, rExitAt, rExitLen, rEntryAt, rEntryLen,
   moves, forgetMs, timeoutOf, countOf, readerTo, readerFrom, readerPassage, isInside,
-  nLocked, lockedOuter, setLocked, supOf, supervOf,
+  nLocked, lockedOuter, setLocked, supOf, supervOf, anySuperv,
 } from './site';
 import { clock, moveRec, resetRec, setRw, pendingOf, pTo, pDeadline, forgetDue, countSup } from './occupancy';
 
@@ -141,7 +141,7 @@ function check(mw: u64, rw: u64, r: u32, t: i64, out: usize): i32 {
     if (known && knownFor(x, t, lm) && !isInside(loc, x)) n = put(out, n, C_EXIT, m, x, 0);
   }
   const sup = (rw & SUPERVISOR) != 0;
-  if (sup) {
+  if (sup && anySuperv) {
     // last_supervisor: c is the only supervisor X counts, and X counts someone else
     for (let i: u32 = 0; i < xl; i++) {
       const x = load<u32>(xs + (<usize>i << 2));
@@ -177,7 +177,7 @@ function check(mw: u64, rw: u64, r: u32, t: i64, out: usize): i32 {
     // counted in y at the clock: a soft re-entry raises no occupancy violation
     if (!countedIn(loc, lm, y)) n = put(out, n, C_OCCUPANCY, m, y, <u32>count);
   }
-  if (!sup) {
+  if (!sup && anySuperv) {
     for (let i: u32 = 0; i < el; i++) {
       const y = load<u32>(es + (<usize>i << 2));
       const m = supervOf(y);

@@ -40,6 +40,8 @@ export let aSuperv: usize = 0;
 export let aLocked: usize = 0;
 /** how many areas are locked: 0 keeps the lockdown test off the decision path */
 export let nLocked: i32 = 0;
+/** does any area have supervision: false keeps the SPEC 13.2 loops off the decision path */
+export let anySuperv: bool = false;
 export let aClass: usize = 0;
 export let rFrom: usize = 0;
 export let rTo: usize = 0;
@@ -125,6 +127,8 @@ export function siteInstall(): void {
   aSup = alloc(A * 4);
   aLocked = alloc(A);
   nLocked = 0;
+  anySuperv = false;
+  for (let a = 0; a < sA; a++) if (load<u8>(aSuperv + <usize>a) != 0) anySuperv = true;
   aClass = alloc(A * 4);
   classMs = alloc(A * 8);
   nClasses = 0;
