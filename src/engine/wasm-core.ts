@@ -617,9 +617,6 @@ export class WasmCore implements EngineCore {
     }
     return out;
   }
-
-  /** the fact of violation word k (index into the violation region) of the last batch: see assembly/rules.ts */
-  violationFact(k: number): number { return this.u32[(this.factBase >> 2) + k]!; }
 }
 
 /**
