@@ -5,6 +5,9 @@
 // and whose presence there has not timed out by a's own presenceTimeout at
 // the clock. Every location write goes through moveRec/resetRec, which move
 // the credential's contribution (countMove) between its old and new areas.
+// sup[a] (site.ts aSup) counts the supervisors among them (SPEC 13.2) by the
+// same rule: the record's supervisor bit rides along in every countMove and
+// expiry, and toggling the bit moves only that credential's sup share.
 //
 // Timeouts without scanning: while any timeout exists (forgetAfter or some
 // presenceTimeout), records with a known location are kept in one doubly
@@ -28,11 +31,11 @@
 // reader after a reconfigure (records.ts reader word bit 61).
 import { alloc, release } from './mem';
 import {
-  recPtr, linkPtr, recCount, NIL, TIME_MASK, AREA_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  recPtr, linkPtr, recCount, NIL, TIME_MASK, AREA_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
   mwLoc, mwTime, mwWith, rwReader, rwTime, enableLinks, disableLinks,
 } from './records';
 import {
-  nAreas, aCount, nClasses, classMs, forgetMs, parentOf, timeoutOf, addCount, readerTo, readerPassage,
+  nAreas, aCount, aSup, nClasses, classMs, forgetMs, parentOf, timeoutOf, addCount, addSup, readerTo, readerPassage,
 } from './site';
 
 export let clock: i64 = 0;
@@ -65,15 +68,31 @@ export function setListEnds(h: u32, t: u32): void { head = h; tail = t; }
 // @ts-ignore: decorator
 @inline function classAt(k: i32): i64 { return load<i64>(classMs + (<usize>k << 3)); }
 
-/** ± one credential at `loc` with lastMoveAt t, in every area it is counted in at the clock */
-export function countMove(loc: u32, t: i64, d: i32): void {
+/** ± one credential at `loc` with lastMoveAt t, in every area it is counted in at the clock (and in sup when a supervisor) */
+export function countMove(loc: u32, t: i64, d: i32, sup: bool): void {
   let a = <i32>loc;
   while (a >= 0) {
     const to = timeoutOf(<u32>a);
-    if (to == 0 || t + to > clock) addCount(<u32>a, d);
+    if (to == 0 || t + to > clock) {
+      addCount(<u32>a, d);
+      if (sup) addSup(<u32>a, d);
+    }
     a = parentOf(<u32>a);
   }
 }
+
+/** ± one supervisor at `loc` with lastMoveAt t in the sup counts only (the flag changed, the person did not move) */
+export function countSup(loc: u32, t: i64, d: i32): void {
+  let a = <i32>loc;
+  while (a >= 0) {
+    const to = timeoutOf(<u32>a);
+    if (to == 0 || t + to > clock) addSup(<u32>a, d);
+    a = parentOf(<u32>a);
+  }
+}
+
+// @ts-ignore: decorator
+@inline export function isSup(rec: u32): bool { return (load<u64>(recPtr(rec), 16) & SUPERVISOR) != 0; }
 
 function listInsert(rec: u32, t: i64): void {
   let p = tail;
@@ -146,8 +165,9 @@ export function ovReserve(n: u32): void {
 /** replaces rec's reader word, dropping its override entry if it had one */
 export function setRw(rec: u32, rw: u64): void {
   const r = recPtr(rec);
-  if ((load<u64>(r, 16) & OVERRIDE) != 0) ovRemove(rec);
-  store<u64>(r, rw, 16);
+  const old = load<u64>(r, 16);
+  if ((old & OVERRIDE) != 0) ovRemove(rec);
+  store<u64>(r, rw | (old & SUPERVISOR), 16); // a standing flag, not part of the reader memory
 }
 
 /** target and deadline of rec's pending move (valid after pendingOf returned true) */
@@ -177,7 +197,7 @@ export function pendingOf(rec: u32, rw: u64): bool {
   const mw = load<u64>(r, 8);
   const old = mwLoc(mw);
   if (old != AREA_NONE) {
-    countMove(old, <i64>mwTime(mw), -1);
+    countMove(old, <i64>mwTime(mw), -1, (load<u64>(r, 16) & SUPERVISOR) != 0);
     if (listOn) listRemove(rec);
   }
   return mw;
@@ -188,7 +208,7 @@ export function moveRec(rec: u32, loc: u32, t: i64): void {
   const r = recPtr(rec);
   const mw = leaveLocation(rec, r);
   store<u64>(r, mwWith(mw, loc, <u64>t), 8);
-  countMove(loc, t, 1);
+  countMove(loc, t, 1, (load<u64>(r, 16) & SUPERVISOR) != 0);
   if (listOn) listInsert(rec, t);
   const rw = load<u64>(r, 16);
   if ((rw & PENDING) != 0) setRw(rec, rw & ~(PENDING | OVERRIDE));
@@ -205,9 +225,10 @@ export function resetRec(rec: u32, at: i64): void {
 // --- the clock -----------------------------------------------------------
 
 function expireFor(rec: u32, d: i64): void {
+  const sup = isSup(rec);
   let a = <i32>mwLoc(load<u64>(recPtr(rec), 8));
   while (a >= 0) {
-    if (timeoutOf(<u32>a) == d) addCount(<u32>a, -1);
+    if (timeoutOf(<u32>a) == d) { addCount(<u32>a, -1); if (sup) addSup(<u32>a, -1); }
     a = parentOf(<u32>a);
   }
 }
@@ -303,6 +324,7 @@ function sortList(): void {
 /** recomputes counts and cursors from the records (the list must be built), then runs due forgets */
 export function recount(): void {
   memory.fill(aCount, 0, <usize>nAreas << 2);
+  memory.fill(aSup, 0, <usize>nAreas << 2);
   for (let k = 0; k < nClasses; k++) {
     const d = classAt(k);
     let c = head;
@@ -312,7 +334,7 @@ export function recount(): void {
   for (let rec: u32 = 0; rec < recCount; rec++) {
     const mw = load<u64>(recPtr(rec), 8);
     const loc = mwLoc(mw);
-    if (loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1);
+    if (loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1, (load<u64>(recPtr(rec), 16) & SUPERVISOR) != 0);
   }
   if (listOn) forgetDue();
 }

@@ -16,6 +16,10 @@
 //                   bit  61    the pending move has an override entry
 //                              (occupancy.ts ovTable: only after a reconfigure
 //                              changed that reader's target or timeout)
+//                   bit  62    supervisor (SPEC 13.2); a standing flag like
+//                              exempt, kept by every write of this word
+//                              (occupancy.ts setRw). Always 0 in snapshots of
+//                              ABI 1, which therefore restore unchanged.
 //
 // Links, only while some timeout exists (forgetAfter or a presenceTimeout):
 // parallel chunks of 65536 × 8 bytes, the doubly linked list of records with
@@ -38,6 +42,7 @@ export const FREEPASS: u64 = <u64>1 << 62;
 export const EXEMPT: u64 = <u64>1 << 63;
 export const PENDING: u64 = <u64>1 << 60;
 export const OVERRIDE: u64 = <u64>1 << 61;
+export const SUPERVISOR: u64 = <u64>1 << 62;
 /** a reader word with no lastReader */
 export const RW_EMPTY: u64 = <u64>READER_NONE << 44;
 

@@ -4,13 +4,14 @@
 // (lastReaderAt 0); a pending move survives when its reader and target
 // survive, with its deadline unchanged (an override entry holds target and
 // deadline when the new reader's `to` or passage time no longer give them).
-// Schedule flags of kept areas are kept. Counts and the timeout list are
-// rebuilt, and a new forgetAfter takes effect at once.
+// Schedule and lockdown flags of kept areas are kept (a removed area's
+// lockdown goes with it). Counts (supervisors' included) and the timeout
+// list are rebuilt, and a new forgetAfter takes effect at once.
 import {
-  recPtr, recCount, NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  recPtr, recCount, NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
   mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
 } from './records';
-import { nAreas, aActive, rTo, rPassage, siteInstall, readerTo, readerPassage } from './site';
+import { nAreas, aActive, aLocked, rTo, rPassage, siteInstall, readerTo, readerPassage, lockedRecount } from './site';
 import {
   clock, listOn, occupancyInstall, listDrop, listBuildSorted, recount, ovFind, ovRemove, ovSet, setListEnds,
 } from './occupancy';
@@ -18,13 +19,17 @@ import { violEnsure } from './batch';
 
 export function reconfigure(areaMap: usize, readerMap: usize): void {
   const oldA = nAreas;
-  const oldActive = aActive, oldTo = rTo, oldPassage = rPassage;
+  const oldActive = aActive, oldLocked = aLocked, oldTo = rTo, oldPassage = rPassage;
   const wasListed = listOn;
   siteInstall();
   for (let a = 0; a < oldA; a++) {
     const m = load<i32>(areaMap + (<usize>a << 2));
-    if (m >= 0 && m < nAreas) store<u8>(aActive + <usize>m, load<u8>(oldActive + <usize>a));
+    if (m >= 0 && m < nAreas) {
+      store<u8>(aActive + <usize>m, load<u8>(oldActive + <usize>a));
+      if (m > 0) store<u8>(aLocked + <usize>m, load<u8>(oldLocked + <usize>a));
+    }
   }
+  lockedRecount();
   occupancyInstall();
   violEnsure();
   for (let rec: u32 = 0; rec < recCount; rec++) {
@@ -54,11 +59,11 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     }
     if (nr < 0) {
       if (hadOv) ovRemove(rec);
-      store<u64>(p, RW_EMPTY, 16);
+      store<u64>(p, RW_EMPTY | (rw & SUPERVISOR), 16);
       continue;
     }
     const unr = <u32>nr;
-    let nrw = rwMake(unr, rwTime(rw));
+    let nrw = rwMake(unr, rwTime(rw)) | (rw & SUPERVISOR);
     if (pendTo >= 0) {
       nrw |= PENDING;
       const pass = readerPassage(unr);

@@ -3,9 +3,11 @@
 //   header i64 × HDR_FIELDS:
 //     0 magic 'APBW'  1 areas  2 readers  3 records  4 clock  5 listOn
 //     6 head  7 tail  8 classes  9 overrides  10 arena chunks  11 arena used
-//     12 forgetAfter ms  13 index capacity
+//     12 forgetAfter ms  13 index capacity  14 layout (2; 1 = written by ABI 1)
 //   segments, in order (seg table: u32 pairs ptr, len):
-//     counts i32 × A | schedule flags u8 × A | cursors u32 × classes |
+//     counts i32 × A | schedule flags u8 × A |
+//     supervisor counts i32 × A | lockdown flags u8 × A (layout 2 only) |
+//     cursors u32 × classes |
 //     overrides 16 × n | record chunks (24 × records in each) |
 //     link chunks (8 × records in each; only when listOn) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
@@ -14,16 +16,23 @@
 // Restore runs on a fresh instance with the same site installed:
 // restoreBegin(header) allocates the same segments and lists them, and the
 // host copies the bytes in.
+//
+// Layout 1 (ABI 1, before SPEC 13) is the same without field 14 and the two
+// SPEC 13 segments; the host restores it as layout 1: no area is locked, and
+// no record has its supervisor bit (records.ts), so every sup count is 0.
 import { alloc, memReserve } from './mem';
 import {
   recCount, recChunkCount, recChunkPtr, linkChunkPtr, recReserve, CHUNK_RECS, REC_SIZE,
 } from './records';
 import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, ARENA_CHUNK } from './arena';
-import { nAreas, nReaders, nClasses, aCount, aActive, forgetMs } from './site';
+import { nAreas, nReaders, nClasses, aCount, aActive, aSup, aLocked, forgetMs, lockedRecount } from './site';
 import { clock, listOn, head, tail, cursors, ovTab, ovCount, ovReserve, setClock, setListEnds, setOvCount } from './occupancy';
 import { tableSlots, tableCapacity, tableRestore } from './table';
 
-export const HDR_FIELDS: i32 = 14;
+export const HDR_FIELDS: i32 = 15;
+const LAYOUT: i64 = 2;
+/** the layout being restored (snapSegments lists its segments) */
+let layout: i64 = LAYOUT;
 const MAGIC: i64 = 0x41504257;
 let hdr: usize = 0;
 let segs: usize = 0;
@@ -54,6 +63,8 @@ export function snapHeader(): usize {
   store<i64>(h(11), arenaUsed);
   store<i64>(h(12), forgetMs);
   store<i64>(h(13), tableCapacity());
+  store<i64>(h(14), LAYOUT);
+  layout = LAYOUT;
   return hdr;
 }
 
@@ -76,6 +87,7 @@ export function snapSegments(): i32 {
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
+  if (layout >= 2) { seg(aSup, A << 2); seg(aLocked, A); }
   seg(cursors, <usize>nClasses << 2);
   seg(ovTab, <usize>ovCount << 4);
   const nc = recChunkCount();
@@ -101,6 +113,8 @@ export function segTable(): usize { return segs; }
 /** 0 = header fits this site and segments are ready (snapSegments layout); else a reason code > 0 */
 export function restoreBegin(): i32 {
   if (load<i64>(h(0)) != MAGIC) return 1;
+  layout = load<i64>(h(14));
+  if (layout != 1 && layout != LAYOUT) return 4;
   if (load<i64>(h(1)) != <i64>nAreas || load<i64>(h(2)) != <i64>nReaders) return 2;
   if (load<i64>(h(8)) != <i64>nClasses || load<i64>(h(12)) != forgetMs || (load<i64>(h(5)) != 0) != listOn) return 3;
   const n = load<i64>(h(3));
@@ -125,4 +139,7 @@ export function restoreBegin(): i32 {
   return 0;
 }
 
-export function restoreEnd(): void {}
+export function restoreEnd(): void {
+  lockedRecount();
+  layout = LAYOUT;
+}

@@ -32,6 +32,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'config', value: 'F', desc: 'site file to decide with', required: true },
       { name: 'events', value: 'E', desc: 'JSON lines to replay; - = standard input', required: true },
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm)' },
+      { name: 'explain', desc: 'decision lines also carry `seen` and each violation\'s facts' },
     ],
   },
   validate: {

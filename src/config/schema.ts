@@ -52,6 +52,7 @@ const area = obj({
   maxOccupancy: def(nullable(int({ desc: 'entering when the area holds this many raises `occupancy` (with the mode of `entry`); null = no limit', min: 0 })), null),
   commitOn: def(enumOf(['grant', 'passage'] as const, 'apply a granted move at once, or only when a `passage` event confirms it'), 'grant'),
   passageTimeout: def(seconds('with commitOn: passage, how long a granted move waits for its passage', 1), 10),
+  supervision: mode('response when the area would be left without a supervisor present while others remain (`last_supervisor`), or entered by a non-supervisor while none is present (`no_supervisor`)'),
 }, 'an area people are in; "outside" exists implicitly and is the root');
 
 const credValue = custom<number | bigint | string>(
@@ -113,7 +114,11 @@ export const siteSchema = obj({
   areas: def(arr(area, { desc: 'areas (outside exists implicitly)' }), []),
   readers: def(arr(reader, { desc: 'readers; a controller\'s readers are those naming it' }), []),
   controllers: def(arr(controller, { desc: 'controllers and their bearer tokens' }), []),
-  credentials: def(arr(obj({ cred: credValue, exempt: def(bool('APB never denies this credential; its moves are still tracked'), false) }, 'standing flags of a credential'), { desc: 'credentials with standing flags; every other credential is valid and starts unknown' }), []),
+  credentials: def(arr(obj({
+    cred: credValue,
+    exempt: def(bool('APB never denies this credential; its moves are still tracked'), false),
+    supervisor: def(bool('counts as a supervisor for areas with `supervision`'), false),
+  }, 'standing flags of a credential'), { desc: 'credentials with standing flags; every other credential is valid and starts unknown' }), []),
   users: def(arr(obj({
     name: str({ desc: 'operator name (recorded with every action)', maxBytes: MAX_ID_BYTES }),
     token: token(`bearer token of the HTTP API and dashboard (${MIN_TOKEN_CHARS}-${MAX_TOKEN_BYTES} characters, no whitespace)`),

@@ -26,7 +26,7 @@ export interface Decoded {
 export type DecodeMode = 'wire' | 'replay';
 
 const WIRE_TYPES = new Set(['badge', 'passage', 'offline', 'ping']);
-const REPLAY_TYPES = new Set(['badge', 'passage', 'offline', 'forgive', 'reset', 'resetArea', 'setLocation', 'exempt']);
+const REPLAY_TYPES = new Set(['badge', 'passage', 'offline', 'forgive', 'reset', 'resetArea', 'setLocation', 'exempt', 'supervisor', 'lockdown']);
 
 function bad(message: string): never {
   throw new ApbError('bad_message', message);
@@ -131,6 +131,12 @@ function areaIndex(msg: Record<string, unknown>, site: CompiledSite): number {
   return a;
 }
 
+/** SPEC 13.1: an area index a lockdown may name; `outside` (0) is bad_message, since nothing enters it */
+export function lockableArea(a: number): number {
+  if (a === 0) bad('area: "outside" cannot be locked down (nothing enters it)');
+  return a;
+}
+
 /**
  * Validates one message map and translates it into a core op. Wire mode:
  * badge/passage/offline/ping with a required `id` (ts optional except for
@@ -167,6 +173,8 @@ export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, 
     case 'exempt': { const c = cred(msg); out.op = { op: 'exempt', cred: c, on: bool(msg, 'on') }; break; }
     case 'setLocation': { const c = cred(msg); out.op = { op: 'setLocation', cred: c, area: areaIndex(msg, site) }; break; }
     case 'resetArea': out.op = { op: 'resetArea', area: areaIndex(msg, site) }; break;
+    case 'supervisor': { const c = cred(msg); out.op = { op: 'supervisor', cred: c, on: bool(msg, 'on') }; break; }
+    case 'lockdown': out.op = { op: 'lockdown', area: lockableArea(areaIndex(msg, site)), on: bool(msg, 'on') }; break;
   }
   return out;
 }
@@ -239,6 +247,8 @@ export function toReplayObject(op: CoreOp, site: CompiledSite, ts: number): Reco
     case 'exempt': return { t: 'exempt', cred: credToWire(op.cred), on: op.on, ts };
     case 'setLocation': return { t: 'setLocation', cred: credToWire(op.cred), area: site.areaIds[op.area], ts };
     case 'resetArea': return { t: 'resetArea', area: site.areaIds[op.area], ts };
+    case 'supervisor': return { t: 'supervisor', cred: credToWire(op.cred), on: op.on, ts };
+    case 'lockdown': return { t: 'lockdown', area: site.areaIds[op.area], on: op.on, ts };
   }
 }
 

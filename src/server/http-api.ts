@@ -15,6 +15,7 @@ import type { EventPageQuery } from '../store/types.js';
 import { parseInstant } from './instant.js';
 import { MUSTER_DEFAULT_LIMIT, MUSTER_MAX_LIMIT, musterCsv, musterPage, type MusterQuery } from './muster.js';
 import type { Hub, Reply } from './hub.js';
+import { areaRows } from './areas.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { StaticFiles } from './static.js';
@@ -36,7 +37,9 @@ export interface ApiDeps {
   connected: (controller: string) => boolean;
 }
 
-const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation'> = { forgive: 'forgive', reset: 'reset', exempt: 'exempt', location: 'setLocation' };
+const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'supervisor'> = {
+  forgive: 'forgive', reset: 'reset', exempt: 'exempt', location: 'setLocation', supervisor: 'supervisor',
+};
 
 /**
  * Headers of every dashboard file: no inline script or style, nothing from
@@ -150,14 +153,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     d.auth().requireUser(req.token, 'viewer');
     const site = hub.site;
     hub.engine.tick(Date.now()); // expiries and periodic resets up to now: occupancy is exact when read
-    return {
-      body: site.areaIds.map((id, i) => ({
-        id,
-        parent: i === 0 ? null : site.areaIds[site.parent[i]!]!,
-        occupancy: hub.engine.occupancy(i),
-        max: site.maxOccupancy[i]! >= 0 ? site.maxOccupancy[i]! : null,
-      })),
-    };
+    return { body: areaRows(hub.engine, site) };
   });
 
   route(app, 'get', '/v1/credentials/:cred', { params: 1, log, auth: viewer }, (req) => {
@@ -176,6 +172,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
         lastReaderAt: s.lastReaderAt,
         freePass: s.freePass,
         exempt: s.exempt,
+        supervisor: s.supervisor,
         pending: s.pending ? { reader: site.readerIds[s.pending.reader]!, to: site.areaIds[s.pending.to]!, deadline: s.pending.deadline } : null,
       },
     };
@@ -211,7 +208,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   route(app, 'post', '/v1/credentials/:cred/:action', { params: 2, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
     const action = Object.hasOwn(ACTIONS, req.params[1]!) ? ACTIONS[req.params[1]!] : undefined;
-    if (!action) throw new ApbError('not_found', `no credential action "${clip(req.params[1]!)}" (forgive, reset, exempt, location)`);
+    if (!action) throw new ApbError('not_found', `no credential action "${clip(req.params[1]!)}" (forgive, reset, exempt, location, supervisor)`);
     const cred = pathCred(req.params[0]!);
     const b = actionBody(req);
     const arg: { cred: Cred; area?: number; on?: boolean } = { cred };
@@ -220,22 +217,41 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
       arg.area = areaIndex(b.area);
     }
     if (action === 'exempt') arg.on = b.on ?? true;
+    if (action === 'supervisor') {
+      if (b.on === undefined) throw new ApbError('bad_message', 'on: required for supervisor (true or false)');
+      arg.on = b.on;
+    }
     const r = await hub.action(user.name, b.reason, action, arg);
     const body: Record<string, unknown> = { action, cred: credToText(cred), changed: r.changed, at: r.at, who: user.name, why: b.reason };
     if (b.area !== undefined && action === 'setLocation') body.area = b.area;
-    if (action === 'exempt') body.on = arg.on;
+    if (action === 'exempt' || action === 'supervisor') body.on = arg.on;
     return { body };
   });
 
+  /** the area of an /v1/areas/{area}/... path: its id (decoded, bounded) and index; unknown_area when none */
+  const pathArea = (raw: string): { id: string; area: number } => {
+    let id: string;
+    try { id = decodeURIComponent(raw); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
+    boundedId(id, 'area');
+    return { id, area: areaIndex(id) };
+  };
+
   route(app, 'post', '/v1/areas/:area/reset', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
-    let id: string;
-    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
-    boundedId(id, 'area');
-    const area = areaIndex(id);
+    const { id, area } = pathArea(req.params[0]!);
     const b = actionBody(req);
     const r = await hub.action(user.name, b.reason, 'resetArea', { area });
     return { body: { action: 'resetArea', area: id, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
+  });
+
+  // SPEC 13.1: {reason, on}; outside is refused by hub.action (nothing enters it)
+  route(app, 'post', '/v1/areas/:area/lockdown', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
+    const user = d.auth().requireUser(req.token, 'operator');
+    const { id, area } = pathArea(req.params[0]!);
+    const b = actionBody(req);
+    if (b.on === undefined) throw new ApbError('bad_message', 'on: required for lockdown (true or false)');
+    const r = await hub.action(user.name, b.reason, 'lockdown', { area, on: b.on });
+    return { body: { action: 'lockdown', area: id, on: b.on, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
   });
 
   // ── configuration (admin) ──

@@ -12,6 +12,7 @@
  * journal) → listen. close() is the graceful shutdown: stop accepting,
  * answer every frame already being decided, flush the store, close.
  */
+import { areaRows } from './areas.js';
 import { ApbError } from '../errors.js';
 import { loadSiteText, readSiteFile } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
@@ -172,7 +173,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     occupancyDirty = false;
     const site = hub.site;
     try { hub.engine.tick(Date.now()); } catch (e) { log.warn({ err: e }, 'tick failed'); return; }
-    const areas = site.areaIds.map((id, i) => ({ id, parent: i === 0 ? null : site.areaIds[site.parent[i]!]!, occupancy: hub.engine.occupancy(i), max: site.maxOccupancy[i]! >= 0 ? site.maxOccupancy[i]! : null }));
+    const areas = areaRows(hub.engine, site);
     const key = JSON.stringify(areas);
     if (key === lastOcc) return;
     lastOcc = key;

@@ -39,7 +39,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
-import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { recordLength, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
 import { NameRuns } from './name-runs.js';
 
@@ -92,7 +92,7 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
       const reader = g.r[g.b[off + 25]!];
       if (indexable(reader)) readers.add(reader); else skipped++;
       ids.push([g.c, dv.getFloat64(off + 8, true)]);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     if (!indexable(g.c)) { skipped += ids.length; ids.length = 0; }
   } else {

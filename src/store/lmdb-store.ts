@@ -47,7 +47,7 @@ import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, typ
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
-import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
@@ -588,7 +588,7 @@ export class LmdbStore implements Store {
       const at = dv.getFloat64(off, true);
       if (at > a1) a1 = at;
       w.note(dv.getFloat64(off + 8, true), key);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     this.seq += g.n;
     const p = this.pending({ s: key, n: g.n, a0: dv.getFloat64(0, true), a1, k: g });
@@ -1119,7 +1119,7 @@ function checkGroup(g: CompactGroup): string | undefined {
   let off = 0;
   for (let k = 0; k < g.n; k++) {
     if (off + RECORD_BYTES > g.b.length) return `record ${k} is past the end of b`;
-    off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+    off += recordLength(g, off);
   }
   if (off !== g.b.length) return `b holds ${g.b.length} bytes, its ${g.n} records ${off}`;
   return undefined;

@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
-import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactRecords, groupEvents, RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import { IdLog } from './id-log.js';
 
@@ -127,7 +127,7 @@ export class MemoryStore implements Store {
     const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
     for (let k = 0, off = 0; k < g.n; k++) {
       if (off + RECORD_BYTES > g.b.length) return Promise.reject(new ApbError('internal', 'store.appendCompact: records past the end of b'));
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     let log = this.rising.get(g.c);
     if (!log) this.rising.set(g.c, (log = new IdLog()));
@@ -144,7 +144,7 @@ export class MemoryStore implements Store {
         this.idemCtl.push(g.c); this.idemId.push(id); this.idemSeq.push(s + k); this.idemReply.push(s + k);
       }
       if (id > maxId) maxId = id;
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     this.noteId(g.c, maxId);
     this.seq += g.n;

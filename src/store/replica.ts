@@ -23,7 +23,7 @@ import { parseCred } from '../engine/cred.js';
 import type { CoreOp, Engine } from '../engine/types.js';
 import { ApbError } from '../errors.js';
 import { configOf } from './common.js';
-import { groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { groupEvents, recordLength, type CompactGroup } from './compact-journal.js';
 import type { CompactRun, EventRecord, SnapshotFileInfo, Store } from './types.js';
 
 /** pino-compatible subset */
@@ -150,7 +150,6 @@ export class JournalReplica {
       const readers = g.r.map((name) => { checkReader(name); return site.readerIndex.get(name) ?? -1; });
       let off = 0;
       for (let k = 0; k < g.n; k++) {
-        const nv = b[off + 29]!;
         if ((b[off + 26]! & 1) === 1) {
           const at = parseTs(dv.getFloat64(off, true));
           const cred = parseCred(dv.getFloat64(off + 16, true), 'cred');
@@ -159,7 +158,7 @@ export class JournalReplica {
           ops.push({ op: b[off + 24] === 1 ? 'passage' : 'badge', cred, reader });
           ats.push(at);
         }
-        off += RECORD_BYTES + VIOLATION_BYTES * nv;
+        off += recordLength(g, off);
       }
     } catch {
       for (const rec of groupEvents(g, seq)) this.apply(rec);

@@ -12,6 +12,7 @@
 import type { DataLock } from './lock.js';
 import type { CompactGroup } from './compact-journal.js';
 import type { IndexerKnobs } from './indexer.js';
+import type { SeenRecord, ViolationRecord } from '../engine/explain.js';
 
 export type EventKind = 'badge' | 'passage' | 'offline' | 'action' | 'rejected' | 'config';
 
@@ -29,11 +30,14 @@ export interface EventRecord {
   id?: number | string;       // controller message id (string when > 2^53)
   grant?: boolean;
   reason?: string;
-  violations?: { code: string; mode: string; area: string | null }[];
+  /** with the facts that raised each (SPEC 13.3; records written before it have code, mode and area only) */
+  violations?: ViolationRecord[];
+  /** the credential's state as the decision saw it (SPEC 13.3; badge and offline records) */
+  seen?: SeenRecord;
   area?: string;              // area moved to / acted on
   applied?: boolean;          // passage / offline / action outcome
-  action?: string;            // forgive | reset | exempt | setLocation | resetArea
-  on?: boolean;               // exempt
+  action?: string;            // forgive | reset | exempt | setLocation | resetArea | supervisor | lockdown
+  on?: boolean;               // exempt, supervisor, lockdown
   who?: string;               // operator name
   why?: string;               // operator's reason
   error?: { code: string; message: string }; // rejected frames/messages

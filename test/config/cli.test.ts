@@ -66,7 +66,7 @@ test('the bundled demo sites validate (in process and through the CLI) with the 
   }
   const { config } = loadSiteFile(join(DEMO, 'stadium.yaml'));
   assert.deepEqual(config.controllers.map((c) => [c.id, c.token]), [
-    ['gate-north', 'demo-gate-north-token'], ['gate-south', 'demo-gate-south-token'], ['turnstiles', 'demo-turnstiles-token'], ['vip', 'demo-vip-door-token']]);
+    ['gate-north', 'demo-gate-north-token'], ['gate-south', 'demo-gate-south-token'], ['turnstiles', 'demo-turnstiles-token'], ['vip', 'demo-vip-door-token'], ['staff', 'demo-staff-doors-token']]);
   assert.deepEqual(config.users.map((u) => [u.name, u.token, u.role]), [
     ['viewer', 'demo-viewer-token', 'viewer'], ['desk', 'demo-operator-token', 'operator'], ['admin', 'demo-admin-token', 'admin']]);
   assert.equal(config.timezone, 'Europe/London');

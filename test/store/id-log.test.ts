@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { IdLog } from '../../src/store/id-log.js';
-import { CompactWriter, type CompactGroup } from '../../src/store/compact-journal.js';
+import { CompactWriter, seenNone, type CompactGroup } from '../../src/store/compact-journal.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { openStore } from '../../src/store/index.js';
 import type { EventRecord, IdemRecord } from '../../src/store/types.js';
@@ -28,7 +28,7 @@ function groupOf(controller: string, ids: number[], salt: number): CompactGroup 
   const reader = w.readerIndex('r-in');
   for (const id of ids) {
     const granted = (id + salt) % 3 !== 0;
-    w.add(T0 + id, id, 2000 + ((id * 7 + salt) % 40), 0, reader, granted, granted ? 0 : 7, granted ? w.areaIndex('stadium') : -1, 0, []);
+    w.add(T0 + id, id, 2000 + ((id * 7 + salt) % 40), 0, reader, granted, granted ? 0 : 7, granted ? w.areaIndex('stadium') : -1, 0, [], [], seenNone());
   }
   return w.finish();
 }

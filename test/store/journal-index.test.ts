@@ -181,10 +181,12 @@ describe('journal and D/index', () => {
         for (const r of recs) {
           const got = Buffer.from(s.getIdem('c7', r.id)!);
           assert.deepEqual(got, Buffer.from(compactReply(r)));
-          // what the general path sends for the same decision (the hub's encode of the result, then id)
+          // what the general path sends for the same decision (the hub's encode of the result, then id):
+          // violations as code, mode and area only (their facts are the event record's)
+          const violations = r.violations.map((v) => ({ code: v.code, mode: v.mode, area: v.area }));
           const body = r.kind === 1 ? { t: 'ack', id: r.id }
-            : r.granted ? { t: 'decision', grant: true, reason: 'ok', violations: r.violations, area: r.area, id: r.id }
-              : { t: 'decision', grant: false, reason: 'reentry', violations: r.violations, id: r.id };
+            : r.granted ? { t: 'decision', grant: true, reason: 'ok', violations, area: r.area, id: r.id }
+              : { t: 'decision', grant: false, reason: 'reentry', violations, id: r.id };
           assert.deepEqual(got, Buffer.from(encode(body)));
           if (r.kind === 1) passages++; else if (r.granted) granted++; else denied++;
         }

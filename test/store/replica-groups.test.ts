@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.js';
 import { JournalReplica } from '../../src/store/replica.js';
-import { CompactWriter } from '../../src/store/compact-journal.js';
+import { CompactWriter, seenNone } from '../../src/store/compact-journal.js';
 import type { Store } from '../../src/store/types.js';
 import { general, group, T0 } from './journal-util.js';
 
@@ -57,12 +57,12 @@ describe('journal applier: compact groups whole', () => {
       }
       // a group naming a reader the site does not have (its records apply with reader -1)
       const w = new CompactWriter('c');
-      w.add(T0 + id, id, 2001, 0, w.readerIndex('no-such-reader'), true, 0, w.areaIndex('stadium'), 0, []); id++;
+      w.add(T0 + id, id, 2001, 0, w.readerIndex('no-such-reader'), true, 0, w.areaIndex('stadium'), 0, [], [], seenNone()); id++;
       await s.appendCompact(w.finish());
       // and one naming a reader id no site could have (over the id bound): not replayable, skipped
       const bad = new CompactWriter('c');
-      bad.add(T0 + id, id, 2002, 0, bad.readerIndex('x'.repeat(5000)), true, 0, bad.areaIndex('stadium'), 0, []); id++;
-      bad.add(T0 + id, id, 2003, 0, bad.readerIndex('r-in'), true, 0, bad.areaIndex('stadium'), 0, []); id++;
+      bad.add(T0 + id, id, 2002, 0, bad.readerIndex('x'.repeat(5000)), true, 0, bad.areaIndex('stadium'), 0, [], [], seenNone()); id++;
+      bad.add(T0 + id, id, 2003, 0, bad.readerIndex('r-in'), true, 0, bad.areaIndex('stadium'), 0, [], [], seenNone()); id++;
       await s.appendCompact(bad.finish());
       await s.whenCommitted();
       const whole = image(s, []);
