@@ -12,7 +12,7 @@ export const COMMANDS: Record<string, Command> = {
   serve: {
     file: './serve.js', summary: 'run the engine (SIGHUP reloads the site file, SIGTERM stops)',
     flags: [
-      { name: 'config', value: 'F', desc: 'site file (YAML or JSON)', required: true },
+      { name: 'config', value: 'F', desc: 'site file (YAML or JSON); cluster mode: repeatable, or a directory of site files', required: true },
       { name: 'data', value: 'D', desc: 'data directory (created if missing)', required: true },
       { name: 'port', value: 'N', desc: 'HTTP and WebSocket port, 0 = any free port (default 8080)' },
       { name: 'host', value: 'H', desc: 'address to listen on (default 127.0.0.1)' },
