@@ -25,7 +25,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { ApbError } from '../errors.js';
 import type { Logger } from '../server/log.js';
 import { LEASE_BUCKET, NODES_BUCKET } from './names.js';
-import { API_TIMEOUT_MS, ClusterNode, type Balancer, type NatsHandles, type SiteOptions } from './node.js';
+import { API_TIMEOUT_MS, ClusterNode, retrying, type Balancer, type NatsHandles, type SiteOptions } from './node.js';
 
 export interface HostOptions {
   servers: string[];
@@ -74,9 +74,11 @@ export class ClusterHost implements Balancer {
     const js = jetstream(nc, { timeout: opts.leaseMs });
     const jsa = jetstream(nc, { timeout: API_TIMEOUT_MS });
     const jsm = await jetstreamManager(nc, { timeout: API_TIMEOUT_MS });
-    const kvm = new Kvm(js);
-    const kv = await kvm.create(LEASE_BUCKET, { history: 1, replicas: opts.replicas });
-    this.nodesKv = await kvm.create(NODES_BUCKET, { history: 1, replicas: opts.replicas });
+    // created (or opened) with the API timeout; the lease bucket is then used with the lease's timeout
+    const kvmApi = new Kvm(jsa);
+    await retrying(this.log, 'the lease bucket', () => kvmApi.create(LEASE_BUCKET, { history: 1, replicas: opts.replicas }));
+    this.nodesKv = await retrying(this.log, 'the nodes bucket', () => kvmApi.create(NODES_BUCKET, { history: 1, replicas: opts.replicas }));
+    const kv = await retrying(this.log, 'the lease bucket', () => new Kvm(js).open(LEASE_BUCKET));
     this.nats = { nc, js, jsa, jsm, kv };
     const keys = new Set<string>();
     for (const s of opts.sites) {

@@ -36,6 +36,7 @@
  * handed to the server at takeover.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { headers, Empty, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -200,12 +201,18 @@ export class ClusterNode {
   async start(): Promise<void> {
     const { opts, names } = this;
     const { jsm } = this.nats;
-    try { await jsm.streams.info(names.stream); } catch {
-      await jsm.streams.add({ name: names.stream, subjects: [names.subject], num_replicas: opts.replicas, storage: 'file' as never, max_msgs_per_subject: -1 })
-        .catch(async (e) => { if (!/already in use|exists/.test((e as Error).message)) throw e; });
-    }
-    await this.snaps.ensure();
+    await retrying(this.log, `the streams of site ${names.key}`, async () => {
+      try { await jsm.streams.info(names.stream); } catch {
+        await jsm.streams.add({ name: names.stream, subjects: [names.subject], num_replicas: opts.replicas, storage: 'file' as never, max_msgs_per_subject: -1 })
+          .catch(async (e) => { if (!/already in use|exists/.test((e as Error).message)) throw e; });
+      }
+      await this.snaps.ensure();
+    });
     await this.openLocal();
+    // a port chosen now, not by the kernel at each listen: the site's port passes from the follower
+    // port to the server and back, and a kernel-chosen (port 0) listen socket's accepted connections
+    // keep its port from being bound again exclusively
+    if (this.port === 0) this.port = await freePort(opts.host);
     this.port_ = await this.listenAsFollower();
     this.port = this.port_.port;
     this.log.info({ node: opts.node, site: names.key, stream: names.stream, port: this.port, position: this.appliedSeq }, 'cluster: following');
@@ -278,10 +285,10 @@ export class ClusterNode {
   }
 
   private async openLocal(): Promise<void> {
+    const state = await retrying(this.log, `the state of stream ${this.names.stream}`, async () => (await this.nats.jsm.streams.info(this.names.stream)).state);
     let store = await this.openStore();
     let pos: Position | undefined;
     try { pos = JSON.parse(readFileSync(this.posFile(), 'utf8')) as Position; } catch { pos = undefined; }
-    const state = (await this.nats.jsm.streams.info(this.names.stream)).state;
     const fits = store.lastSeq === 0 || (pos !== undefined && pos.stream === this.names.stream && pos.end === store.lastSeq && pos.streamSeq <= state.last_seq);
     // the stream no longer holds the message after this journal's end (trimmed behind a snapshot)
     const behindTrim = (p: number): boolean => state.last_seq > 0 && state.first_seq > p + 1;
@@ -293,12 +300,12 @@ export class ClusterNode {
     }
     if (store.lastSeq === 0 && behindTrim(0)) {
       // empty, and the stream starts after a snapshot: the newest cluster snapshot, then the stream after it
-      const m = await this.snaps.latest();
-      if (!m || behindTrim(m.streamSeq)) {
-        await store.close();
-        throw new ApbError('storage_unavailable', `the stream ${this.names.stream} starts at ${state.first_seq} and no snapshot covers what was trimmed before it`);
-      }
-      const bytes = await this.snaps.fetch(m);
+      let m, bytes;
+      try {
+        m = await retrying(this.log, `the newest snapshot of site ${this.names.key}`, () => this.snaps.latest());
+        if (!m || behindTrim(m.streamSeq)) throw new ApbError('storage_unavailable', `the stream ${this.names.stream} starts at ${state.first_seq} and no snapshot covers what was trimmed before it`);
+        bytes = await retrying(this.log, 'the snapshot', () => this.snaps.fetch(m!));
+      } catch (e) { await store.close(); throw e; }
       await store.seedFromSnapshot(m.journalSeq, m.at, bytes, m.configText, m.idmax);
       await store.close();
       store = await this.openStore();
@@ -638,6 +645,7 @@ export class ClusterNode {
         leaderUrl: this.leader && this.leader !== this.opts.node ? this.opts.balancer?.urlOf(this.leader, this.names.key) : undefined,
         epoch: this.held?.lease.epoch ?? this.seenEpoch, streamSeq: this.appliedSeq, journalSeq: this.appliedEnd, lag: this.lag(), lagMs: this.lagMs(),
         forwarded: c.forwarded, takeoverEngine: this.takeoverEngine, snapshotSeq: this.snapEnd,
+        snapshots: c.snapshots, snapshotsUploaded: c.uploaded, startedFromSnapshot: c.seeded > 0,
         nodes: this.opts.balancer?.nodes(),
       }),
       metrics: () => {
@@ -703,3 +711,30 @@ function fence(store: LmdbStore, open: () => boolean): Store {
 }
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** how long a node retries a JetStream call it cannot start without (NATS electing after restarts) */
+export const START_RETRY_MS = 60_000;
+
+/**
+ * `fn`, again with backoff while it fails, for up to START_RETRY_MS (then its error): at start,
+ * JetStream may not answer for a while (a NATS server just restarted, the meta group electing).
+ * ApbErrors other than storage_unavailable are final.
+ */
+export async function retrying<T>(log: Logger, what: string, fn: () => Promise<T>): Promise<T> {
+  const end = Date.now() + START_RETRY_MS;
+  for (let attempt = 0; ; attempt++) {
+    try { return await fn(); } catch (e) {
+      if ((e instanceof ApbError && e.code !== 'storage_unavailable') || Date.now() > end) throw e;
+      log.warn({ err: (e as Error).message, attempt }, `cluster: cannot read ${what} yet; retrying`);
+      await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+}
