@@ -302,7 +302,7 @@ export class ClusterNode {
       // empty, and the stream starts after a snapshot: the newest cluster snapshot, then the stream after it
       let m, bytes;
       try {
-        m = await retrying(this.log, `the newest snapshot of site ${this.names.key}`, () => this.snaps.latest());
+        m = await retrying(this.log, `the snapshots of site ${this.names.key}`, () => this.snaps.forJoin(state.first_seq));
         if (!m || behindTrim(m.streamSeq)) throw new ApbError('storage_unavailable', `the stream ${this.names.stream} starts at ${state.first_seq} and no snapshot covers what was trimmed before it`);
         bytes = await retrying(this.log, 'the snapshot', () => this.snaps.fetch(m!));
       } catch (e) { await store.close(); throw e; }

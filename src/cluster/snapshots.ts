@@ -40,7 +40,7 @@ export interface SnapshotManifest {
   /** stream seqs of the chunks, in order */
   chunks: number[];
   /** the snapshot before this one (still kept): the journal stream is trimmed up to its streamSeq */
-  prev?: { streamSeq: number; firstChunk: number };
+  prev?: { streamSeq: number; firstChunk: number; manifestSeq: number };
 }
 
 export type NewSnapshot = Omit<SnapshotManifest, 'bytes' | 'sha256' | 'chunks' | 'prev'>;
@@ -59,14 +59,32 @@ export class SiteSnapshots {
     }
   }
 
-  /** the newest complete snapshot's manifest (undefined: none yet) */
-  async latest(): Promise<SnapshotManifest | undefined> {
+  /** the newest complete snapshot's manifest (undefined: none yet), with its own seq in the snapshot stream */
+  async latest(): Promise<(SnapshotManifest & { seq: number }) | undefined> {
     let m;
     try { m = await this.jsm.streams.getMessage(this.names.snapStream, { last_by_subj: this.names.snapManifest }); } catch (e) {
       if (/no message found|not found/i.test((e as Error).message)) return undefined;
       throw e;
     }
-    return m ? JSON.parse(dec.decode(m.data)) as SnapshotManifest : undefined;
+    return m ? { ...JSON.parse(dec.decode(m.data)) as SnapshotManifest, seq: m.seq } : undefined;
+  }
+
+  /**
+   * The snapshot a node starting empty should start from: the OLDEST kept one whose journal the
+   * stream still holds entirely after it (the node then has the replies of that whole tail for
+   * resends, not only those after the newest snapshot), else the newest.
+   */
+  async forJoin(streamFirstSeq: number): Promise<SnapshotManifest | undefined> {
+    const m = await this.latest();
+    if (!m?.prev?.manifestSeq) return m;
+    try {
+      const o = await this.jsm.streams.getMessage(this.names.snapStream, { seq: m.prev.manifestSeq });
+      if (o?.subject === this.names.snapManifest) {
+        const older = JSON.parse(dec.decode(o.data)) as SnapshotManifest;
+        if (older.streamSeq + 1 >= streamFirstSeq) return older;
+      }
+    } catch { /* gone: the newest */ }
+    return m;
   }
 
   /** the snapshot's engine bytes, checked against its manifest */
@@ -98,7 +116,7 @@ export class SiteSnapshots {
       chunks.push(ack.seq);
     }
     const m: SnapshotManifest = { ...s, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), chunks };
-    if (before) m.prev = { streamSeq: before.streamSeq, firstChunk: Math.min(...before.chunks) };
+    if (before) m.prev = { streamSeq: before.streamSeq, firstChunk: Math.min(...before.chunks), manifestSeq: before.seq };
     await this.js.publish(n.snapManifest, enc.encode(JSON.stringify(m)));
     if (!m.prev) return 0;
     // the two newest manifests stay; chunks older than the older one's go, and the journal it covers
