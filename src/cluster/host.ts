@@ -4,7 +4,7 @@
  * node-wide part: presence and leadership spread.
  *
  * Presence: every leaseMs/2 the node puts a record under its name in the APB_NODES bucket:
- *   { node, at, expiresAt: at + 3 leases, sites: { <key>: <url> }, leads: [<key>...] }
+ *   { node, at, expiresAt: at + 3 leases, sites: { <key>: <url, '' until the site listens> }, leads: [<key>...] }
  * and reads everyone's. A record whose expiresAt has passed is a node that is gone (a node that
  * stops deletes its own).
  *
@@ -100,6 +100,7 @@ export class ClusterHost implements Balancer {
 
   /** the URL a site is served on, for other nodes (0.0.0.0 / :: are replaced by this host's name) */
   private urlOf_(site: ClusterNode): string {
+    if (site.role === 'starting') return ''; // no port yet: the next record has it
     const h = this.opts.host === '0.0.0.0' || this.opts.host === '::' ? hostname() : this.opts.host;
     return site.url.replace(this.opts.host, h.includes(':') ? `[${h}]` : h);
   }
@@ -159,7 +160,7 @@ export class ClusterHost implements Balancer {
     return names.length === 0 || names[0] === this.opts.node;
   }
 
-  urlOf(node: string, key: string): string | undefined { return this.peers.get(node)?.sites[key]; }
+  urlOf(node: string, key: string): string | undefined { return this.peers.get(node)?.sites[key] || undefined; }
 
   /** gives one site back when this node leads more than its share and a live node serving it leads fewer */
   private balance(now: number): void {

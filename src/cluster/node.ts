@@ -56,7 +56,7 @@ import { isWrongRevision, releaseLease, renewLease, tryTakeLease, type HeldLease
 import { listenFollower, type FollowerPort } from './follower-port.js';
 import { JournalPublisher } from './publisher.js';
 import { StreamFollower } from './follower.js';
-import { SiteSnapshots } from './snapshots.js';
+import { SiteSnapshots, type SnapshotManifest } from './snapshots.js';
 import { H_CONTROLLER, H_ERROR, H_FENCE, H_NODE } from './headers.js';
 
 /** JetStream API calls that are not on the reply path */
@@ -300,11 +300,16 @@ export class ClusterNode {
     }
     if (store.lastSeq === 0 && behindTrim(0)) {
       // empty, and the stream starts after a snapshot: the newest cluster snapshot, then the stream after it
-      let m, bytes;
+      // picked and fetched together, again on failure: an upload meanwhile may purge the chunks of
+      // the snapshot picked (the older of two kept), and the next pick is then a newer one
+      let m: SnapshotManifest, bytes: Uint8Array;
       try {
-        m = await retrying(this.log, `the snapshots of site ${this.names.key}`, () => this.snaps.forJoin(state.first_seq));
-        if (!m || behindTrim(m.streamSeq)) throw new ApbError('storage_unavailable', `the stream ${this.names.stream} starts at ${state.first_seq} and no snapshot covers what was trimmed before it`);
-        bytes = await retrying(this.log, 'the snapshot', () => this.snaps.fetch(m!));
+        ({ m, bytes } = await retrying(this.log, `a snapshot of site ${this.names.key}`, async () => {
+          const first = (await this.nats.jsm.streams.info(this.names.stream)).state.first_seq;
+          const pick = await this.snaps.forJoin(first);
+          if (!pick || first > pick.streamSeq + 1) throw new ApbError('storage_unavailable', `the stream ${this.names.stream} starts at ${first} and no snapshot covers what was trimmed before it`);
+          return { m: pick, bytes: await this.snaps.fetch(pick) };
+        }));
       } catch (e) { await store.close(); throw e; }
       await store.seedFromSnapshot(m.journalSeq, m.at, bytes, m.configText, m.idmax);
       await store.close();

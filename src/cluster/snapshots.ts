@@ -93,13 +93,25 @@ export class SiteSnapshots {
     let off = 0;
     for (const seq of m.chunks) {
       const c = await this.jsm.streams.getMessage(this.names.snapStream, { seq });
-      if (!c || c.subject !== this.names.snapData || off + c.data.length > m.bytes) throw new ApbError('storage_unavailable', `snapshot chunk ${seq} of ${this.names.snapStream} is missing or does not fit`);
+      if (!c || c.subject !== this.names.snapData || off + c.data.length > m.bytes) {
+        throw new ApbError('storage_unavailable', `snapshot chunk ${seq} of ${this.names.snapStream} is missing or does not fit (${c ? `${c.subject}, ${c.data.length} bytes at ${off} of ${m.bytes}` : 'absent'})`);
+      }
       out.set(c.data, off);
       off += c.data.length;
     }
     const sha = createHash('sha256').update(out).digest('hex');
     if (off !== m.bytes || sha !== m.sha256) throw new ApbError('storage_unavailable', `snapshot at journal seq ${m.journalSeq} is damaged (${off} of ${m.bytes} bytes, sha256 ${sha.slice(0, 12)})`);
     return out;
+  }
+
+  /**
+   * Purges the messages (on `filter`) below `seq`. Never with seq 1: nats-server 2.9.10 takes a
+   * filtered purge with seq 1 for a purge of every message on the filter (found by the sites test:
+   * the chunks of both kept snapshots went), and below 1 there is nothing anyway.
+   */
+  private async purgeBelow(stream: string, seq: number, filter?: string): Promise<void> {
+    if (seq <= 1) return;
+    await this.jsm.streams.purge(stream, filter === undefined ? { seq } : { filter, seq });
   }
 
   /**
@@ -121,8 +133,8 @@ export class SiteSnapshots {
     if (!m.prev) return 0;
     // the two newest manifests stay; chunks older than the older one's go, and the journal it covers
     await this.jsm.streams.purge(n.snapStream, { filter: n.snapManifest, keep: KEEP });
-    await this.jsm.streams.purge(n.snapStream, { filter: n.snapData, seq: m.prev.firstChunk });
-    await this.jsm.streams.purge(n.stream, { seq: m.prev.streamSeq + 1 });
+    await this.purgeBelow(n.snapStream, m.prev.firstChunk, n.snapData);
+    await this.purgeBelow(n.stream, m.prev.streamSeq + 1);
     return m.prev.streamSeq + 1;
   }
 }

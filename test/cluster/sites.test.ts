@@ -46,7 +46,8 @@ before(async () => {
   mkdirSync(dir);
   const section = `cluster:\n  servers: [${nats[0]!.url}]\n  leaseMs: ${LEASE_MS}\n  snapshotEvery: ${SNAPSHOT_EVERY}\n`;
   for (const s of SITES) writeFileSync(join(dir, `${s}.yaml`), STADIUM.replace(/^site:.*$/m, `site: ${s}`) + section);
-  for (const name of ['a', 'b', 'c']) nodes.push(new ApbNode(name, 0, join(tmp, `data-${name}`), dir, nats[0]!.url));
+  // c logs at info: if it does not start, the error shows how far it got
+  for (const name of ['a', 'b', 'c']) nodes.push(new ApbNode(name, 0, join(tmp, `data-${name}`), dir, nats[0]!.url, name === 'c' ? ['--log-level', 'info'] : []));
 });
 after(async () => {
   Controller.stopAll();
@@ -178,7 +179,7 @@ describe('several sites per node, follower reads, snapshots and trimming', { ski
     } finally { await nc.close(); }
     assert.ok(first > 1);
 
-    await C().start();
+    try { await C().start(60_000); } catch (e) { throw new Error(`${(e as Error).message}; its log: ${C().err.slice(-4000)} ${C().out.slice(-4000)}`); }
     const lh = (await health(L, 'site-a'))!;
     const ch = await untilNodes('node c caught up on site-a', 30_000, async () => {
       const h = await health(C(), 'site-a');
