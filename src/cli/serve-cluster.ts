@@ -1,6 +1,6 @@
 /**
  * `apb serve --config F [--config F2 ... | --config DIR] --data D ... --cluster nats://H:P[,...] --node NAME
- *  [--stream-replicas N] [--lease-ms MS]`, or the same settings in the site file's `cluster`
+ *  [--stream-replicas N] [--lease-ms MS] [--snapshot-every N]`, or the same settings in the site file's `cluster`
  * section (flags take precedence): the sites in cluster mode (src/cluster/host.ts).
  * Several sites: site k (in the order given; a directory's *.yaml, *.yml, *.json by name) listens
  * on --port + k (every one on a free port with --port 0) and keeps its data in D/<site key>; one
@@ -89,7 +89,7 @@ export async function runCluster(a: ParsedArgs, b: ServeBasics): Promise<number>
   if (sites.some((s) => s.port > 65535)) throw new ApbError('usage', `--port ${b.port} + ${sites.length - 1} sites runs past 65535`);
   const host = new ClusterHost({
     servers, node, sites, host: b.host, replicas, leaseMs,
-    marginMs: Math.max(250, Math.round(leaseMs / 8)), snapshotEvery: section?.snapshotEvery ?? 100_000, core: b.core, durability: b.durability,
+    marginMs: Math.max(250, Math.round(leaseMs / 8)), snapshotEvery: intFlag(a, 'snapshot-every', 0, 1_000_000_000, section?.snapshotEvery ?? 100_000), core: b.core, durability: b.durability,
     allowJsFallback: a['allow-js-fallback'] === true, logger: b.log,
   });
   try { await host.start(); } catch (e) { await host.close().catch(() => undefined); throw e; }

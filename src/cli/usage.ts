@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'node', value: 'NAME', desc: 'cluster mode: this node\'s name, unique in the cluster (required with --cluster)' },
       { name: 'stream-replicas', value: 'N', desc: 'cluster mode: replicas of the site\'s stream and lease bucket, 1-5 (default 1)' },
       { name: 'lease-ms', value: 'MS', desc: 'cluster mode: leader lease duration, 500-60000 (default 2000)' },
+      { name: 'snapshot-every', value: 'N', desc: 'cluster mode: journal records between follower snapshots, 0 = none (default 100000)' },
     ],
   },
   replay: {

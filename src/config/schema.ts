@@ -135,7 +135,7 @@ export const siteSchema = obj({
     node: opt(str({ desc: 'this node\'s name, unique in the cluster (same as --node; usually given by --node, as the site file is shared)', maxBytes: 64, pattern: /^[A-Za-z0-9_-]+$/, patternText: '1-64 letters, digits, _ or -' })),
     streamReplicas: def(int({ desc: 'replicas of the site\'s streams and of the cluster buckets when this node creates them (same as --stream-replicas)', min: 1, max: 5 }), 1),
     leaseMs: def(int({ desc: 'leader lease duration (same as --lease-ms)', min: 500, max: 60_000, unit: 'ms' }), 2000),
-    snapshotEvery: def(int({ desc: 'journal records between two snapshots of a follower\'s engine; 0 = none (the stream is then never trimmed)', min: 0, max: 1_000_000_000 }), 100_000),
+    snapshotEvery: def(int({ desc: 'journal records between two snapshots of a follower\'s engine (same as --snapshot-every); 0 = none (the stream is then never trimmed)', min: 0, max: 1_000_000_000 }), 100_000),
   }, 'cluster mode (docs/cluster.md): read when `apb serve` starts; command-line flags take precedence')),
   webhooks: def(arr(obj({
     url: str({ desc: 'http(s) URL that receives a POST per event', format: 'uri', rules: [(u) => {

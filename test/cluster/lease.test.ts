@@ -158,6 +158,7 @@ describe('cluster names and flags', () => {
       [['--cluster', 'http://x:1', '--node', 'n1'], /must be nats:\/\/HOST:PORT/],
       [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--stream-replicas', '9'], /--stream-replicas must be an integer 1-5/],
       [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--lease-ms', '10'], /--lease-ms must be an integer 500-60000/],
+      [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--snapshot-every', 'x'], /--snapshot-every must be an integer 0-1000000000/],
     ];
     for (const [args, re] of cases) {
       const r = apb(args);
