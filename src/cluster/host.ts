@@ -25,7 +25,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { ApbError } from '../errors.js';
 import type { Logger } from '../server/log.js';
 import { LEASE_BUCKET, NODES_BUCKET } from './names.js';
-import { API_TIMEOUT_MS, ClusterNode, retrying, type Balancer, type NatsHandles, type SiteOptions } from './node.js';
+import { retrying } from './retry.js';
+import { API_TIMEOUT_MS, ClusterNode, type Balancer, type NatsHandles, type SiteOptions } from './node.js';
 
 export interface HostOptions {
   servers: string[];

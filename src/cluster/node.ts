@@ -36,7 +36,6 @@
  * handed to the server at takeover.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { headers, Empty, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -58,6 +57,9 @@ import { JournalPublisher } from './publisher.js';
 import { StreamFollower } from './follower.js';
 import { SiteSnapshots, type SnapshotManifest } from './snapshots.js';
 import { H_CONTROLLER, H_ERROR, H_FENCE, H_NODE } from './headers.js';
+import { fence } from './fenced-store.js';
+import { delay, freePort, retrying } from './retry.js';
+
 
 /** JetStream API calls that are not on the reply path */
 export const API_TIMEOUT_MS = 5000;
@@ -695,51 +697,5 @@ export class ClusterNode {
     await this.store?.whenCommitted().catch(() => undefined);
     if (this.store && this.store.lastSeq === this.appliedEnd) this.writePosition();
     await this.store?.close().catch(() => undefined);
-  }
-}
-
-/** The store as the server sees it: writes refused (storage_unavailable) unless this node may publish; close() leaves the store open. */
-function fence(store: LmdbStore, open: () => boolean): Store {
-  const refuse = (): Promise<never> => Promise.reject(new ApbError('storage_unavailable', 'this node does not lead the site (cluster)'));
-  return new Proxy(store as unknown as Store, {
-    get(target, p) {
-      if (p === 'append' || p === 'appendCompact' || p === 'saveConfig') {
-        const fn = (target as unknown as Record<string, (...a: unknown[]) => Promise<void>>)[p]!;
-        return (...a: unknown[]) => (open() ? fn.apply(target, a) : refuse());
-      }
-      if (p === 'healthy') return target.healthy && open();
-      if (p === 'close') return () => target.whenCommitted();
-      const v = Reflect.get(target, p, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
-  });
-}
-
-/** how long a node retries a JetStream call it cannot start without (NATS electing after restarts) */
-export const START_RETRY_MS = 60_000;
-
-/**
- * `fn`, again with backoff while it fails, for up to START_RETRY_MS (then its error): at start,
- * JetStream may not answer for a while (a NATS server just restarted, the meta group electing).
- * ApbErrors other than storage_unavailable are final.
- */
-export async function retrying<T>(log: Logger, what: string, fn: () => Promise<T>): Promise<T> {
-  const end = Date.now() + START_RETRY_MS;
-  for (let attempt = 0; ; attempt++) {
-    try { return await fn(); } catch (e) {
-      if ((e instanceof ApbError && e.code !== 'storage_unavailable') || Date.now() > end) throw e;
-      log.warn({ err: (e as Error).message, attempt }, `cluster: cannot read ${what} yet; retrying`);
-      await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
-    }
   }
 }
