@@ -4,6 +4,7 @@
  *    the baseline, same run) against the leader of a cluster on one NATS server (stream replicas 1)
  *    and on three clustered NATS servers (replicas 3);
  *  - forwarding: the same light load on the leader directly and through a follower (latency added);
+ *  - reads: GET /v1/credentials/{cred} on the leader and on a follower (answered from its replica);
  *  - takeover: three NATS servers, three nodes, default lease (2000 ms); one controller keeps asking
  *    for decisions; the leader is SIGKILLed; the time from the kill to the first grant answered by
  *    the new leader, over several rounds (p50, p99 = the largest of so few).
@@ -63,6 +64,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   writeFileSync(cfg, site);
   const rows: (string | number)[][] = [];
   const fwd: (string | number)[][] = [];
+  const reads: (string | number)[][] = [];
   const notes: string[] = [];
   try {
     const swarm = (port: number, idBase: number) => runSwarmChild({ url: `ws://127.0.0.1:${port}/v1/controller`, conns, batch: 64, mode: 'closed', inflight: 2, durationMs: dur, idBase });
@@ -96,6 +98,23 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
           const x = await runSwarmChild({ url: `ws://127.0.0.1:${port}/v1/controller`, conns: light, batch: 1, mode: 'closed', inflight: 1, durationMs: dur, idBase: name === 'leader directly' ? 50_000_000 : 60_000_000 });
           fwd.push([name, Math.round(x.msgsPerSec), (x.latencyUs.p50 / 1000).toFixed(2), (x.latencyUs.p99 / 1000).toFixed(2)]);
         }
+        // reads: the same GET on the leader and on the follower (its replica), one at a time
+        opts.log('reads on the leader and on a follower');
+        await until('the follower to catch up', 20_000, async () => ((await f.health())?.lag === 0 ? true : undefined));
+        for (const [name, port] of [['leader', node.port], ['follower (replica)', f.port]] as const) {
+          const lat: number[] = [];
+          let lagHeader = '';
+          for (let k = 0; k < (q ? 50 : 400); k++) {
+            const t = performance.now();
+            const res = await fetch(`http://127.0.0.1:${port}/v1/credentials/${7_000_000 + (k % 100)}`, { headers: { authorization: 'Bearer sim-admin-simulated-token' } });
+            await res.arrayBuffer();
+            if (res.status !== 200) throw fail(`GET /v1/credentials on the ${name}: ${res.status}`);
+            lat.push(performance.now() - t);
+            lagHeader = res.headers.get('apb-lag-records') ?? '-';
+          }
+          lat.sort((a, b) => a - b);
+          reads.push([name, lat.length, lat[Math.floor(lat.length / 2)]!.toFixed(2), lat[Math.floor(lat.length * 0.99)]!.toFixed(2), lagHeader]);
+        }
         await f.stop();
       }
       await node.stop();
@@ -123,6 +142,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     const tables: BenchTable[] = [
       { title: `Cluster throughput: closed loop, ${N} controllers, 64 messages per frame, 2 frames in flight each (${dur} ms)`, headers: ['target', 'msgs/s', 'p50 ms', 'p99 ms', 'x one node'], rows },
       { title: `Forwarding: 4 controllers, 1 message per frame, 1 frame in flight each (${dur} ms), cluster of 3 NATS servers, replicas 3`, headers: ['controllers connected to', 'msgs/s', 'p50 ms', 'p99 ms'], rows: fwd },
+      { title: 'Reads: GET /v1/credentials/{cred}, one request at a time, on the leader and on a follower (cluster of 3 NATS servers)', headers: ['answered by', 'requests', 'p50 ms', 'p99 ms', 'Apb-Lag-Records'], rows: reads },
       { title: `Takeover: SIGKILL of the leader to the first grant from the new leader (3 NATS servers, 3 nodes, lease 2000 ms, ${rounds} rounds)`, headers: ['p50 ms', 'p99 ms (max)', 'rounds (ms)'], rows: [[p50, p99, times.join(' ')]] },
     ];
     const r1 = rows.find((r) => String(r[0]).includes('1 NATS'))!, r3 = rows.find((r) => String(r[0]).includes('3 NATS'))!;

@@ -12,7 +12,7 @@ export const COMMANDS: Record<string, Command> = {
   serve: {
     file: './serve.js', summary: 'run the engine (SIGHUP reloads the site file, SIGTERM stops)',
     flags: [
-      { name: 'config', value: 'F', desc: 'site file (YAML or JSON)', required: true },
+      { name: 'config', value: 'F', desc: 'site file (YAML or JSON); cluster mode: repeatable, or a directory of site files', required: true },
       { name: 'data', value: 'D', desc: 'data directory (created if missing)', required: true },
       { name: 'port', value: 'N', desc: 'HTTP and WebSocket port, 0 = any free port (default 8080)' },
       { name: 'host', value: 'H', desc: 'address to listen on (default 127.0.0.1)' },
@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'node', value: 'NAME', desc: 'cluster mode: this node\'s name, unique in the cluster (required with --cluster)' },
       { name: 'stream-replicas', value: 'N', desc: 'cluster mode: replicas of the site\'s stream and lease bucket, 1-5 (default 1)' },
       { name: 'lease-ms', value: 'MS', desc: 'cluster mode: leader lease duration, 500-60000 (default 2000)' },
+      { name: 'snapshot-every', value: 'N', desc: 'cluster mode: journal records between follower snapshots, 0 = none (default 100000)' },
     ],
   },
   replay: {

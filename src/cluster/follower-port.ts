@@ -1,22 +1,35 @@
 /**
- * What a follower serves on the node's port while another node leads the site:
- *  - /v1/controller: controllers authenticate with their token (the site file's) exactly as on the
- *    leader; each frame is forwarded to the leader over NATS request/reply (forward()) and the
+ * What a follower serves on the site's port while another node leads the site:
+ *  - /v1/controller: controllers authenticate with their token (the configuration in force, as on
+ *    the leader); each frame is forwarded to the leader over NATS request/reply (forward()) and the
  *    leader's reply bytes are sent back, in frame order per socket. When no leader answers, the
  *    socket is closed with 1013 (try again later): the controller reconnects (to this node or another);
- *  - /healthz: 503, not ready, with the role, the leader's name, the lease epoch and the replication
- *    lag (a load balancer health-checking /healthz sends operators to the leader);
+ *  - the HTTP API's reads (server/read-routes.ts), answered from this node's replica (its hot engine
+ *    and local journal), with headers saying how far behind the leader it is:
+ *      Apb-Role: follower, Apb-Leader: <node>, Apb-Lag-Records: <stream messages not applied yet>,
+ *      Apb-Lag-Ms: <ms since the stream stored the last message applied, while behind; 0 when not>
+ *    The replica's clock moves only with the journal, so occupancy and presence are as of the last
+ *    record applied (expiries after it show once the leader journals something);
+ *  - /healthz: 503, not ready (a load balancer health-checking /healthz sends writes to the
+ *    leader), with the role, the leader's name and URL, the lease epoch and the replication lag;
  *  - /metrics: the cluster lines;
- *  - anything else: 503 `not_ready` naming the leader (the HTTP API is served by the leader only).
+ *  - writes (POST /v1/decide, operator actions, PUT /v1/config), the live stream and the console:
+ *    503 `not_leader`, naming the leader and its URL (header Apb-Leader-Url too) when known.
  * The leader role's server takes the port over on takeover (this one closes first).
  */
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket, us_socket_context_t } from 'uWebSockets.js';
 import { loadUws } from '../server/uws.js';
 import { listenExclusive } from '../server/listen.js';
 import { Auth } from '../server/auth.js';
+import { AuthThrottle } from '../server/auth-throttle.js';
 import { statusLine } from '../server/http-util.js';
+import { registerReads } from '../server/read-routes.js';
 import { HARD_PAYLOAD_LIMIT, IDLE_TIMEOUT_S, MAX_BACKPRESSURE } from '../server/controller-socket.js';
 import type { CompiledSite } from '../config/types.js';
+import type { Engine } from '../engine/types.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../server/log.js';
+import { ApbError } from '../errors.js';
 
 export interface FollowerView {
   health(): Record<string, unknown>;
@@ -24,17 +37,30 @@ export interface FollowerView {
   leader(): string | undefined;
 }
 
+export interface FollowerDeps {
+  view: FollowerView;
+  log: Logger;
+  /** tokens of the configuration in force */
+  auth(): Auth;
+  site(): CompiledSite;
+  /** the replica engine (undefined: none; reads answer not_ready) */
+  engine(): Engine | undefined;
+  store(): Store;
+  lag(): { records: number; ms: number };
+  leaderUrl(): string | undefined;
+  forward(controller: string, frame: Uint8Array): Promise<Uint8Array>;
+}
+
 interface Conn { controller: string; closed: boolean; tail: Promise<void> }
 
 export interface FollowerPort { port: number; forwarded: number; close(): Promise<void> }
 
-export async function listenFollower(host: string, port: number, view: FollowerView, site: CompiledSite,
-  forward: (controller: string, frame: Uint8Array) => Promise<Uint8Array>, allowJsFallback = false): Promise<FollowerPort> {
+export async function listenFollower(host: string, port: number, d: FollowerDeps, allowJsFallback = false): Promise<FollowerPort> {
   const { uws } = loadUws({ allowJsFallback });
   const app = uws.App();
-  const auth = new Auth(site);
   const sockets = new Set<import('uWebSockets.js').WebSocket<Conn>>();
   const state = { forwarded: 0 };
+  const { view } = d;
 
   app.ws<Conn>('/v1/controller', {
     maxPayloadLength: HARD_PAYLOAD_LIMIT,
@@ -46,7 +72,7 @@ export async function listenFollower(host: string, port: number, view: FollowerV
       const key = req.getHeader('sec-websocket-key');
       const proto = req.getHeader('sec-websocket-protocol');
       const ext = req.getHeader('sec-websocket-extensions');
-      const c = auth.controller(Auth.bearer(req.getHeader('authorization')));
+      const c = d.auth().controller(Auth.bearer(req.getHeader('authorization')));
       if (!c) {
         res.cork(() => res.writeStatus(statusLine(401)).writeHeader('content-type', 'application/json').end(JSON.stringify({ code: 'unauthorized', message: 'missing or wrong controller token' }), true));
         return;
@@ -60,21 +86,44 @@ export async function listenFollower(host: string, port: number, view: FollowerV
       const frame = new Uint8Array(msg.slice(0)); // uWS reuses the buffer after this callback
       state.forwarded++;
       // replies leave in frame order: each waits for the previous one
-      conn.tail = conn.tail.then(() => forward(conn.controller, frame)).then(
+      conn.tail = conn.tail.then(() => d.forward(conn.controller, frame)).then(
         (bytes) => { if (!conn.closed) ws.cork(() => { ws.send(bytes, true); }); },
         () => { if (!conn.closed) { conn.closed = true; try { ws.end(1013, 'no leader answers for this site; try again'); } catch { /* closed */ } } },
       );
     },
     close: (ws) => { ws.getUserData().closed = true; sockets.delete(ws); },
   });
-  const json = (res: HttpResponse, status: number, body: unknown): void => {
-    res.cork(() => res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json').end(JSON.stringify(body)));
+  const json = (res: HttpResponse, status: number, body: unknown, extra: Record<string, string> = {}): void => {
+    res.cork(() => {
+      res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
+      for (const k in extra) res.writeHeader(k, extra[k]!);
+      res.end(JSON.stringify(body));
+    });
+  };
+  const lagHeaders = (): Record<string, string> => {
+    const lag = d.lag();
+    const h: Record<string, string> = { 'apb-role': 'follower', 'apb-lag-records': String(lag.records), 'apb-lag-ms': String(lag.ms) };
+    const leader = view.leader();
+    if (leader) h['apb-leader'] = leader;
+    return h;
   };
   app.get('/healthz', (res) => json(res, 503, { live: true, ready: false, cluster: view.health() }));
   app.get('/metrics', (res) => { res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4').end(view.metrics())); });
+  registerReads(app, {
+    site: d.site,
+    engine: () => { const e = d.engine(); if (!e) throw new ApbError('not_ready', 'this follower has no replica engine yet'); return e; },
+    store: d.store, auth: d.auth, log: d.log, throttle: new AuthThrottle(), connected: () => false, tick: false, headers: lagHeaders,
+  });
   app.any('/*', (res) => {
     const leader = view.leader();
-    json(res, 503, { code: 'not_ready', message: leader ? `this node follows; node ${leader} leads the site` : 'this node follows; no node leads the site yet' });
+    const url = d.leaderUrl();
+    const extra: Record<string, string> = { ...lagHeaders() };
+    if (url) extra['apb-leader-url'] = url;
+    json(res, 503, {
+      code: 'not_leader',
+      message: leader ? `this node follows; node ${leader} leads the site${url ? ` at ${url}` : ''}: send writes, the live stream and the console there` : 'this node follows; no node leads the site yet',
+      leader: leader ?? null, leaderUrl: url ?? null,
+    }, extra);
   });
 
   const listen: us_listen_socket = await listenExclusive(app, host, port);

@@ -4,13 +4,16 @@
  * racing for it exactly one wins. NATS 2.9 has no per-key expiry: the holder writes its own deadline
  * and renews it; anyone judges it expired from that deadline plus a margin for clock skew.
  *
- *   { node, epoch, since, renewedAt, expiresAt }   (ms since the epoch, holder's clock)
+ *   { node, epoch, since, renewedAt, expiresAt[, handoff, handoffUntil] }   (ms since the epoch, holder's clock)
+ *
+ * A holder handing the site to another node (balancing, host.ts) releases it with `handoff`: only
+ * that node may take it until `handoffUntil`, then anyone may (the chosen node may have died).
  *
  * epoch grows by one at every takeover; it is carried in every journal message the holder publishes.
  */
 import type { KV } from '@nats-io/kv';
 
-export interface Lease { node: string; epoch: number; since: number; renewedAt: number; expiresAt: number }
+export interface Lease { node: string; epoch: number; since: number; renewedAt: number; expiresAt: number; handoff?: string; handoffUntil?: number }
 
 export interface HeldLease { lease: Lease; revision: number }
 
@@ -47,6 +50,8 @@ export async function readLease(kv: KV, key: string): Promise<{ lease: Lease | u
 export async function tryTakeLease(kv: KV, key: string, node: string, ttlMs: number, marginMs: number, now = Date.now()): Promise<HeldLease | undefined> {
   const cur = await readLease(kv, key);
   if (cur.lease && !leaseExpired(cur.lease, now, marginMs) && cur.lease.node !== node) return undefined;
+  // handed to another node, which has until handoffUntil to take it
+  if (cur.lease?.handoff !== undefined && cur.lease.handoff !== node && now <= (cur.lease.handoffUntil ?? 0)) return undefined;
   // our own unexpired lease from before a restart is taken over like any other: a new epoch
   const lease: Lease = { node, epoch: (cur.lease?.epoch ?? 0) + 1, since: now, renewedAt: now, expiresAt: now + ttlMs };
   try {
@@ -69,9 +74,14 @@ export async function renewLease(kv: KV, key: string, held: HeldLease, ttlMs: nu
   }
 }
 
-/** Gives a held lease up at once (expiresAt 0): the next node to look takes it without waiting. */
-export async function releaseLease(kv: KV, key: string, held: HeldLease): Promise<void> {
-  try { await kv.update(key, encodeLease({ ...held.lease, expiresAt: 0 }), held.revision); } catch { /* taken already */ }
+/**
+ * Gives a held lease up at once (expiresAt 0): the next node to look takes it without waiting; with
+ * `handoff`, only that node, for `handoffMs` (then anyone).
+ */
+export async function releaseLease(kv: KV, key: string, held: HeldLease, handoff?: string, handoffMs = 0, now = Date.now()): Promise<void> {
+  const lease: Lease = { ...held.lease, expiresAt: 0 };
+  if (handoff !== undefined) { lease.handoff = handoff; lease.handoffUntil = now + handoffMs; }
+  try { await kv.update(key, encodeLease(lease), held.revision); } catch { /* taken already */ }
 }
 
 /** JetStream's refusal of a compare-and-swap or an expected-last-sequence publish (error 10071) */

@@ -7,6 +7,10 @@
  *                                 to the leader (header Apb-Controller), the reply is the leader's
  *   bucket   APB_LEASES           key-value bucket shared by the sites of a cluster
  *   key      <key>                the site's leader lease
+ *   stream   APB_SNAP_<key>       the site's snapshots (snapshots.ts), subjects apb.<key>.snap.data
+ *                                 (chunks) and apb.<key>.snap.manifest (one per complete snapshot)
+ *   bucket   APB_NODES            key-value bucket shared by the cluster: one presence record per
+ *                                 node (host.ts: its sites, what it leads, its URLs)
  *
  * <key> is the site file's `site` name made safe for NATS (letters, digits, `_` and `-`; anything
  * else becomes `_`), at most MAX_SITE_KEY_BYTES: two sites whose names map to the same key would
@@ -16,15 +20,19 @@ import { ApbError } from '../errors.js';
 
 export const MAX_SITE_KEY_BYTES = 64;
 export const LEASE_BUCKET = 'APB_LEASES';
+export const NODES_BUCKET = 'APB_NODES';
 /** at most this many characters in a node name (`--node`): it is written into every lease and header */
 export const MAX_NODE_NAME_BYTES = 64;
 
-export interface SiteNames { key: string; stream: string; subject: string; forward: string }
+export interface SiteNames { key: string; stream: string; subject: string; forward: string; snapStream: string; snapData: string; snapManifest: string }
 
 export function siteNames(siteName: string): SiteNames {
   const key = siteName.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, MAX_SITE_KEY_BYTES);
   if (key === '' || /^_+$/.test(key)) throw new ApbError('usage', `the site name "${siteName}" gives no usable NATS key: use letters, digits, _ or -`);
-  return { key, stream: `APB_${key}`, subject: `apb.${key}.journal`, forward: `apb.${key}.forward` };
+  return {
+    key, stream: `APB_${key}`, subject: `apb.${key}.journal`, forward: `apb.${key}.forward`,
+    snapStream: `APB_SNAP_${key}`, snapData: `apb.${key}.snap.data`, snapManifest: `apb.${key}.snap.manifest`,
+  };
 }
 
 export function checkNodeName(name: unknown): string {

@@ -65,6 +65,8 @@ export interface SiteConfig {
   users: { name: string; token: string; role: 'viewer' | 'operator' | 'admin' }[];
   wiegandFormats: WiegandFormatConfig[];
   uhppote?: { host: string; port: number };
+  /** cluster mode (src/cluster, docs/cluster.md), read at start; flags take precedence */
+  cluster?: { servers: string[]; node?: string; streamReplicas: number; leaseMs: number; snapshotEvery: number };
   webhooks: { url: string; kinds?: string[] }[];
 }
 

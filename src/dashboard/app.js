@@ -10,6 +10,7 @@ import { createLookup } from './lookup.js';
 import { createOccupancy } from './occupancy.js';
 import { runActionDialog } from './dialog.js';
 import { createMuster } from './muster.js';
+import { createClusterBadge } from './cluster.js';
 import * as tf from './timefmt.js';
 
 const $ = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
@@ -75,6 +76,7 @@ function startConsole(me) {
   const canAct = me.role === 'operator' || me.role === 'admin';
   document.body.dataset.role = me.role;
   $('whoami').textContent = `${me.name} · ${me.role}`;
+  createClusterBadge($('cluster-leader')); // cluster mode only: which node leads this site
   const stamp = (at) => tf.stamp(at, { ms: true });
 
   const occupancy = createOccupancy({ list: $('occupancy-tree'), canAct, onResetArea: resetArea, onLockdown: lockdownArea, onLocked: showLocked });

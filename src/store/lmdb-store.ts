@@ -271,7 +271,8 @@ export class LmdbStore implements Store {
       rmSync(dir, { recursive: true, force: true });
     }
     const last = this.lastBatch();
-    let end = last ? batchEnd(last) : 0;
+    // a journal seeded from a cluster snapshot (seedFromSnapshot) starts after its base seq
+    let end = last ? batchEnd(last) : this.baseSeq();
     const { tail, gap, maxSeg } = walTail(dir, end);
     if (tail.length > 0) {
       this.root.transactionSync(() => {
@@ -312,6 +313,12 @@ export class LmdbStore implements Store {
     if (walId !== this.meta.get('journalId')) return;
     const last = this.lastBatch();
     for (const r of walTail(join(this.dir, 'wal'), last ? batchEnd(last) : 0).tail) this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
+  }
+
+  /** the seq a seeded journal starts after (meta 'base'; 0: a journal that starts at 1) */
+  private baseSeq(): number {
+    const b = this.meta.get('base') as number | undefined;
+    return typeof b === 'number' ? b : 0;
   }
 
   private loadState(): void {
@@ -958,6 +965,32 @@ export class LmdbStore implements Store {
       await this.track(this.snaps.remove(old.seq));
       if (old.file !== file) await unlink(join(this.snapDir, old.file)).catch(() => undefined);
     }
+  }
+
+  /**
+   * Cluster mode (src/cluster/snapshots.ts): an EMPTY journal made to start at a snapshot fetched
+   * from the cluster: the engine bytes at `seq`, the configuration in force then, and the
+   * controllers' idempotency high-water marks at that seq (so an old id resent later is known as
+   * old). The journal then continues at seq + 1 (appendReplicated). Reopen the store afterwards.
+   */
+  async seedFromSnapshot(seq: number, at: number, bytes: Uint8Array, configText: string, idmax: [string, number, string | null][]): Promise<void> {
+    if (this.seq !== 0 || this.lastBatch()) throw new ApbError('internal', `seedFromSnapshot: the journal is not empty (at ${this.seq})`);
+    await this.saveSnapshot(seq, bytes, configText, at);
+    try {
+      await this.track(this.root.transaction(() => {
+        this.meta.put('base', seq);
+        this.meta.put('config', configText);
+        this.meta.put('idmax', { s: seq, m: idmax } satisfies IdCheckpoint);
+      }));
+    } catch (err) { throw this.fail(err); }
+    this.config = configText;
+  }
+
+  /** Every controller's idempotency high-water mark ([controller, max numeric id, max string id]) as of lastSeq. */
+  idHighWater(): [string, number, string | null][] {
+    const m: IdCheckpoint['m'] = [];
+    for (const [c, w] of this.windows) m.push([c, w.maxNum, w.maxBig ?? null]);
+    return m;
   }
 
   latestSnapshot(): SnapshotInfo | undefined {

@@ -51,7 +51,9 @@ before(async () => {
   const config = join(tmp, 'site.yaml');
   writeFileSync(config, STADIUM);
   for (let k = 0; k < 3; k++) {
-    nodes.push(new ApbNode(`n${k}`, await freePort(), join(tmp, `data-n${k}`), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS)]));
+    // no follower snapshots: this file checks the stream's whole history (every acknowledged id in
+    // it exactly once), which trimming would remove; sites.test.ts and snapshots.test.ts cover them
+    nodes.push(new ApbNode(`n${k}`, await freePort(), join(tmp, `data-n${k}`), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS), '--snapshot-every', '0']));
   }
   for (const n of nodes) await n.start();
   await until('a leader', 20_000, () => leaderOf(nodes));
@@ -90,7 +92,8 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
       takeovers.push(Date.now() - t0);
       const now = await until('the new leader', 20_000, () => leaderOf(nodes));
       engines.push(((await now.health()) as unknown as { takeoverEngine?: string }).takeoverEngine ?? '?');
-      await leader.start(); // back as a follower
+      // back as a follower (bounded; on a timeout the error carries its log)
+      try { await leader.start(60_000); } catch (e) { throw new Error(`${(e as Error).message}; its log: ${leader.err.slice(-3000)}`); }
     }
     for (const c of ctrls) c.stopped = true;
     await Promise.all(runs);
@@ -274,7 +277,7 @@ describe('cluster mode on three NATS servers and three apb nodes', { skip: SKIP_
     // JetStream answering again after the previous test's restarts (a node starting meanwhile waits on it)
     await untilNodes('the stream to answer after the NATS restarts', 60_000, async () => ((await readStream(nats[0]!.url, STREAM)).length > 0 ? true : undefined), 500);
     // info level: if it does not start, the error shows how far it got
-    const n3 = new ApbNode('n3', await freePort(), join(tmp, 'data-n3'), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS), '--log-level', 'info']);
+    const n3 = new ApbNode('n3', await freePort(), join(tmp, 'data-n3'), config, natsUrls(), ['--stream-replicas', '3', '--lease-ms', String(LEASE_MS), '--snapshot-every', '0', '--log-level', 'info']);
     nodes.push(n3);
     try { await n3.start(60_000); } catch (e) { throw new Error(`${(e as Error).message}; its log: ${n3.err.slice(-3000)}`); }
     const leader = await until('a leader', 20_000, () => leaderOf(nodes));

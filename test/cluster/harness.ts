@@ -86,7 +86,7 @@ export async function startNats(dir: string, n: 1 | 3): Promise<NatsServer[]> {
   return servers;
 }
 
-export interface Health { role: string; leader?: string; epoch: number; streamSeq: number; lag: number; node: string }
+export interface Health { role: string; leader?: string; leaderUrl?: string; epoch: number; streamSeq: number; journalSeq: number; lag: number; node: string; startedFromSnapshot?: boolean; snapshotsUploaded?: number }
 
 export class ApbNode {
   proc: ChildProcess | undefined;
@@ -124,9 +124,15 @@ export class ApbNode {
     clearTimeout(t);
   }
 
-  async health(): Promise<Health | undefined> {
+  /** several sites (--port 0): each site's port, from the lines the node prints */
+  sitePort(key: string): number | undefined {
+    const m = new RegExp(`on http://127\\.0\\.0\\.1:(\\d+) \\(site ${key}\\)`).exec(this.out);
+    return m ? Number(m[1]) : undefined;
+  }
+
+  async health(port = this.port): Promise<Health | undefined> {
     try {
-      const r = await fetch(this.base + '/healthz', { signal: AbortSignal.timeout(1000) });
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
       return ((await r.json()) as { cluster?: Health }).cluster;
     } catch { return undefined; }
   }

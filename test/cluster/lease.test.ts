@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -89,9 +89,59 @@ describe('lease and fence on JetStream', { skip: SKIP_NO_NATS }, () => {
   });
 });
 
+describe('the cluster section of the site file', () => {
+  const main = join(ROOT, 'build', 'src', 'cli', 'main.js');
+  const office = readFileSync(join(ROOT, 'src', 'demo', 'office.yaml'), 'utf8');
+  const withSection = (name: string, section: string, text = office): string => {
+    const p = join(tmp, name);
+    writeFileSync(p, `${text.trimEnd()}\n${section}\n`);
+    return p;
+  };
+
+  it('apb validate checks it: every bad field named with its path', () => {
+    const bad = withSection('bad.yaml', 'cluster:\n  servers: [http://x:1, "nats://h"]\n  node: "a b"\n  streamReplicas: 7\n  leaseMs: 10\n  snapshotEvery: -1\n  extra: 1');
+    const r = spawnSync(process.execPath, [main, 'validate', '--config', bad], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    const out = r.stdout + r.stderr;
+    for (const path of ['cluster.servers[0]', 'cluster.servers[1]', 'cluster.node', 'cluster.streamReplicas', 'cluster.leaseMs', 'cluster.snapshotEvery', 'cluster.extra']) assert.ok(out.includes(path), `${path} in ${out}`);
+    const good = withSection('good.yaml', 'cluster:\n  servers: [nats://127.0.0.1:4222]\n  leaseMs: 1500');
+    const ok = spawnSync(process.execPath, [main, 'validate', '--config', good], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  });
+
+  it('apb serve takes its settings from it (flags first), and refuses sites whose sections disagree', () => {
+    const serve = (args: string[]) => spawnSync(process.execPath, [main, 'serve', '--data', join(tmp, 'sd'), '--log-level', 'silent', ...args], { encoding: 'utf8', timeout: 20_000 });
+    // the section alone is cluster mode: its servers are the ones dialled (none answers on port 1)
+    const a = withSection('a.yaml', 'cluster:\n  servers: [nats://127.0.0.1:1]\n  node: from-file');
+    const r1 = serve(['--config', a]);
+    assert.notEqual(r1.status, 0);
+    assert.match(r1.stderr, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1/);
+    // a flag wins over the file
+    const r2 = serve(['--config', a, '--node', 'bad name']);
+    assert.equal(r2.status, 2);
+    assert.match(r2.stderr, /--node must be/);
+    // without a node anywhere
+    const b = withSection('b.yaml', 'cluster:\n  servers: [nats://127.0.0.1:1]');
+    const r3 = serve(['--config', b]);
+    assert.equal(r3.status, 2);
+    assert.match(r3.stderr, /cluster mode needs --node NAME/);
+    // two sites (a directory) whose sections differ
+    const dir = join(tmp, 'sites');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '1.yaml'), readFileSync(a));
+    writeFileSync(join(dir, '2.yaml'), readFileSync(b).toString().replace(/^site:.*$/m, 'site: other-site'));
+    const r4 = serve(['--config', dir]);
+    assert.equal(r4.status, 2);
+    assert.match(r4.stderr, /cluster\.node differs between .*1\.yaml and .*2\.yaml/);
+  });
+});
+
 describe('cluster names and flags', () => {
   it('site keys, node names and server lists are checked', () => {
-    assert.deepEqual(siteNames('demo stadium'), { key: 'demo_stadium', stream: 'APB_demo_stadium', subject: 'apb.demo_stadium.journal', forward: 'apb.demo_stadium.forward' });
+    assert.deepEqual(siteNames('demo stadium'), {
+      key: 'demo_stadium', stream: 'APB_demo_stadium', subject: 'apb.demo_stadium.journal', forward: 'apb.demo_stadium.forward',
+      snapStream: 'APB_SNAP_demo_stadium', snapData: 'apb.demo_stadium.snap.data', snapManifest: 'apb.demo_stadium.snap.manifest',
+    });
     assert.throws(() => siteNames('***'), (e: unknown) => isApbError(e) && e.code === 'usage');
     assert.equal(siteNames('x'.repeat(200)).key.length, 64);
     assert.throws(() => checkNodeName('a b'), /--node/);
@@ -104,16 +154,21 @@ describe('cluster names and flags', () => {
     const apb = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'build', 'src', 'cli', 'main.js'), 'serve', '--config', join(ROOT, 'src', 'demo', 'office.yaml'), '--data', join(tmp, 'd'), ...args], { encoding: 'utf8', timeout: 20_000 });
     const cases: [string[], RegExp][] = [
       [['--node', 'n1'], /--node is only for cluster mode/],
-      [['--cluster', 'nats://127.0.0.1:1'], /--cluster needs --node/],
+      [['--cluster', 'nats://127.0.0.1:1'], /cluster mode needs --node NAME/],
       [['--cluster', 'http://x:1', '--node', 'n1'], /must be nats:\/\/HOST:PORT/],
       [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--stream-replicas', '9'], /--stream-replicas must be an integer 1-5/],
       [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--lease-ms', '10'], /--lease-ms must be an integer 500-60000/],
+      [['--cluster', 'nats://127.0.0.1:1', '--node', 'n1', '--snapshot-every', 'x'], /--snapshot-every must be an integer 0-1000000000/],
     ];
     for (const [args, re] of cases) {
       const r = apb(args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, re);
     }
+    // several sites need cluster mode
+    const two = apb(['--config', join(ROOT, 'src', 'demo', 'stadium.yaml')]);
+    assert.equal(two.status, 2);
+    assert.match(two.stderr, /several --config: one process serves several sites in cluster mode only/);
     const c = spawnSync(process.execPath, [join(ROOT, 'build', 'src', 'cli', 'main.js'), 'cluster', 'stats', '--cluster', 'nats://127.0.0.1:1'], { encoding: 'utf8' });
     assert.equal(c.status, 2);
     assert.match(c.stderr, /one subcommand: status/);

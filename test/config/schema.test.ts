@@ -26,6 +26,7 @@ function maximal(): J {
     wiegandFormats: [{ name: 'site-26', bits: 26, facility: { start: 1, length: 8 }, card: { start: 9, length: 16 },
       parity: [{ bit: 0, covers: [1, 12], kind: 'even' }, { bit: 25, covers: [13, 24], kind: 'odd' }] }],
     uhppote: { host: '127.0.0.1', port: 60001 },
+    cluster: { servers: ['nats://10.0.0.1:4222'], node: 'gate-a', streamReplicas: 3, leaseMs: 2000, snapshotEvery: 100000 },
     webhooks: [{ url: 'https://example.com/hook', kinds: ['violation'] }],
   };
 }
