@@ -300,7 +300,14 @@ export class NameRuns {
       if (!inputs) return false;
       this.merge = { id: 0, inputs, cursors: inputs.map((r) => new RunCursor(this.db, r)), announced: false, count: 0, h: [], k: [] };
     }
-    write(() => this.mergeStep(this.merge!, stepEntries));
+    try {
+      write(() => this.mergeStep(this.merge!, stepEntries));
+    } catch (e) {
+      // the step's transaction rolled back but its cursors moved on: start the merge over (what earlier
+      // steps committed is under an id already listed in the drop list, so it is deleted)
+      this.merge = null;
+      throw e;
+    }
     return true;
   }
 

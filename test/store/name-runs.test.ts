@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { open } from 'lmdb';
 import { DerivedIndex, INDEX_FORMAT, type BatchEntries } from '../../src/store/derived-index.js';
-import { FANOUT, fingerprint } from '../../src/store/name-runs.js';
+import { FANOUT, NameRuns, fingerprint } from '../../src/store/name-runs.js';
 import { openStore } from '../../src/store/index.js';
 import type { LmdbStore } from '../../src/store/lmdb-store.js';
 import { general } from './journal-util.js';
@@ -139,6 +139,30 @@ describe('D/index by-credential runs', () => {
     } finally {
       await w.close(); await ix.close();
     }
+  });
+
+  it('a merge step whose transaction fails starts the merge over: nothing is lost, nothing left behind', () => {
+    const env = open({ path: join(tmp(), 'runs'), noSubdir: false, maxDbs: 4, noSync: true } as never);
+    try {
+      const db = env.openDB('credrun', { keyEncoding: 'ordered-binary', encoding: 'binary' }) as never;
+      const meta = env.openDB('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' }) as never;
+      const runs = new NameRuns(db, meta, 'cred');
+      const model = new Map<string, number[]>();
+      let key = 0;
+      for (let r = 0; r < FANOUT; r++) {
+        const pairs: [string, number][] = [];
+        for (let i = 0; i < 100; i++) { key++; const c = `c${(key * 13) % 37}`; pairs.push([c, key]); model.set(c, [...(model.get(c) ?? []), key]); }
+        env.transactionSync(() => runs.append(pairs, key - 99, key));
+      }
+      let calls = 0;
+      // the seventh step writes the merged run's first block (340 entries at 50 a step): it fails
+      const failing = (fn: () => void): void => { if (++calls === 7) { env.transactionSync(() => { fn(); throw new Error('disk full'); }); } else env.transactionSync(fn); };
+      assert.throws(() => { for (let i = 0; i < 10; i++) runs.maintain(failing, 50); }, /disk full/);
+      while (runs.maintain((fn) => env.transactionSync(fn), 50)) { /* to the end */ }
+      assert.equal(runs.runs().length, 1, 'the eight runs merged into one');
+      for (const [c, keys] of model) assert.deepEqual([...runs.keysDown(c, key)], [...keys].reverse(), c);
+      assert.equal(runs.shape().blocks, Math.ceil(runs.shape().entries / 340), 'no block of the abandoned merge is left');
+    } finally { void env.close(); }
   });
 
   it('two credentials with one fingerprint: the index names both, a query returns only the one asked for', async () => {
