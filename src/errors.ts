@@ -17,7 +17,7 @@ export const ERROR_CODES = {
   forbidden: 'the token\'s role is too low for this action',
   not_found: 'no such path or resource',
   not_ready: 'the engine is starting or shutting down',
-  not_leader: 'cluster mode: this node follows the site; writes go to the node that leads it (named in the reply)',
+  not_leader: 'cluster mode: this node follows the site and cannot serve this (the live stream, the console, or a write when no leader answers); the reply names the node that leads it',
   invalid_config: 'the site configuration is invalid',
   bad_parity: 'a Wiegand read failed its parity check',
   unknown_format: 'no Wiegand format matches the read',

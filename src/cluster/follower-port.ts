@@ -13,8 +13,14 @@
  *  - /healthz: 503, not ready (a load balancer health-checking /healthz sends writes to the
  *    leader), with the role, the leader's name and URL, the lease epoch and the replication lag;
  *  - /metrics: the cluster lines;
- *  - writes (POST /v1/decide, operator actions, PUT /v1/config), the live stream and the console:
- *    503 `not_leader`, naming the leader and its URL (header Apb-Leader-Url too) when known.
+ *  - writes under /v1/ (POST and PUT: /v1/decide, operator actions, /v1/config): relayed to the leader's
+ *    URL over HTTP (method, path, query, authorization, content type and body, at most the
+ *    server's largest body limit) and its answer sent back as it came, with Apb-Role: follower and
+ *    Apb-Relayed-To: <leader node>, so one load-balanced address serves operators too. When no leader
+ *    is known or it does not answer within RELAY_TIMEOUT_MS: 503 `not_leader`, naming the leader
+ *    and its URL (header Apb-Leader-Url too) when known; the write may or may not have been applied
+ *    if the leader was reached and then went silent (as for any HTTP client whose connection drops);
+ *  - the live stream and the console: 503 `not_leader`, as above (they need the leader's engine).
  * The leader role's server takes the port over on takeover (this one closes first).
  */
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket, us_socket_context_t } from 'uWebSockets.js';
@@ -22,7 +28,8 @@ import { loadUws } from '../server/uws.js';
 import { listenExclusive } from '../server/listen.js';
 import { Auth } from '../server/auth.js';
 import { AuthThrottle } from '../server/auth-throttle.js';
-import { statusLine } from '../server/http-util.js';
+import { readBody, statusLine } from '../server/http-util.js';
+import { CONFIG_BODY_LIMIT } from '../server/http-api.js';
 import { registerReads } from '../server/read-routes.js';
 import { HARD_PAYLOAD_LIMIT, IDLE_TIMEOUT_S, MAX_BACKPRESSURE } from '../server/controller-socket.js';
 import type { CompiledSite } from '../config/types.js';
@@ -52,6 +59,10 @@ export interface FollowerDeps {
 }
 
 interface Conn { controller: string; closed: boolean; tail: Promise<void> }
+
+/** how long a relayed write may wait for the leader's answer */
+export const RELAY_TIMEOUT_MS = 10_000;
+const RELAYED_METHODS = new Set(['post', 'put']); // every write of the API (each has a body)
 
 export interface FollowerPort { port: number; forwarded: number; close(): Promise<void> }
 
@@ -114,16 +125,46 @@ export async function listenFollower(host: string, port: number, d: FollowerDeps
     engine: () => { const e = d.engine(); if (!e) throw new ApbError('not_ready', 'this follower has no replica engine yet'); return e; },
     store: d.store, auth: d.auth, log: d.log, throttle: new AuthThrottle(), connected: () => false, tick: false, headers: lagHeaders,
   });
-  app.any('/*', (res) => {
+  const notLeader = (res: HttpResponse, why?: string): void => {
     const leader = view.leader();
     const url = d.leaderUrl();
     const extra: Record<string, string> = { ...lagHeaders() };
     if (url) extra['apb-leader-url'] = url;
     json(res, 503, {
       code: 'not_leader',
-      message: leader ? `this node follows; node ${leader} leads the site${url ? ` at ${url}` : ''}: send writes, the live stream and the console there` : 'this node follows; no node leads the site yet',
+      message: (leader ? `this node follows; node ${leader} leads the site${url ? ` at ${url}` : ''}: send the live stream and the console there` : 'this node follows; no node leads the site yet') + (why ? ` (${why})` : ''),
       leader: leader ?? null, leaderUrl: url ?? null,
     }, extra);
+  };
+  app.any('/*', (res, req) => {
+    const method = req.getMethod().toLowerCase();
+    const path = req.getUrl();
+    const url = d.leaderUrl();
+    if (!RELAYED_METHODS.has(method) || !path.startsWith('/v1/') || !url) { notLeader(res); return; }
+    // a write: relayed to the leader (everything the request needs is read now: req is valid only in this call)
+    const query = req.getQuery();
+    const headers: Record<string, string> = {};
+    for (const h of ['authorization', 'content-type']) { const v = req.getHeader(h); if (v) headers[h] = v; }
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    const leader = view.leader();
+    readBody(res, req, CONFIG_BODY_LIMIT).then(async (body) => {
+      const r = await fetch(`${url}${path}${query ? `?${query}` : ''}`, {
+        method: method.toUpperCase(), headers, body: body.length ? new Uint8Array(body) : undefined, signal: AbortSignal.timeout(RELAY_TIMEOUT_MS),
+      });
+      const bytes = Buffer.from(await r.arrayBuffer());
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(statusLine(r.status)).writeHeader('content-type', r.headers.get('content-type') ?? 'application/json');
+        res.writeHeader('apb-role', 'follower');
+        if (leader) res.writeHeader('apb-relayed-to', leader);
+        res.end(bytes);
+      });
+    }).catch((e: unknown) => {
+      if (aborted) return;
+      if (e instanceof ApbError) { json(res, 413, { code: e.code, message: e.message }); return; }
+      notLeader(res, `the leader did not answer: ${(e as Error)?.message ?? String(e)}`);
+    });
   });
 
   const listen: us_listen_socket = await listenExclusive(app, host, port);

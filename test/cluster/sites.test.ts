@@ -6,7 +6,8 @@
  * 1. Node A alone leads both sites; node B joins and A hands one site over: each leads one (its
  *    share, ceil(2 sites / 2 nodes)).
  * 2. A follower answers reads from its replica, with the lag and the leader in headers, the same
- *    credential states and occupancy as the leader; a write on it is refused `not_leader`, naming
+ *    credential states and occupancy as the leader; a write on it is relayed to the leader (its answer
+ *    returned as it came); the console on it is refused `not_leader`, naming
  *    the leader and its URL.
  * 3. Tokens on a follower are the journaled configuration's: after PUT /v1/config on the leader
  *    changes a controller's token, the follower takes the new token and refuses the old one (its
@@ -103,7 +104,7 @@ describe('several sites per node, follower reads, snapshots and trimming', { ski
 
   const byName = (name: string): ApbNode => nodes.find((n) => n.name === name)!;
 
-  it('a follower answers reads from its replica with its lag, and refuses writes naming the leader', async () => {
+  it('a follower answers reads from its replica with its lag, relays writes to the leader, and sends the console there', async () => {
     const L = byName(leadA), F = byName(follA);
     // traffic to site-a through its leader
     const target = { port: port(L, 'site-a') } as ApbNode;
@@ -134,16 +135,31 @@ describe('several sites per node, follower reads, snapshots and trimming', { ski
     assert.equal(((await ev.json()) as { events: unknown[] }).events.length, 5);
     // wrong token: the same refusal as on the leader
     assert.equal((await get(F, 'site-a', '/v1/areas', 'not-a-token-of-this-site')).status, 401);
-    // a write: not_leader, naming the leader and its URL
+    // a write: relayed to the leader, which applies and journals it; the answer comes back as it came
     const w = await fetch(`http://127.0.0.1:${port(F, 'site-a')}/v1/credentials/1001/forgive`, {
-      method: 'POST', headers: { authorization: 'Bearer demo-operator-token', 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'test' }),
+      method: 'POST', headers: { authorization: 'Bearer demo-operator-token', 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'relayed by a follower' }),
     });
-    assert.equal(w.status, 503);
-    const body = await w.json() as { code: string; leader: string; leaderUrl: string };
+    assert.equal(w.status, 200, await w.clone().text());
+    assert.equal(w.headers.get('apb-relayed-to'), leadA);
+    assert.equal(w.headers.get('apb-role'), 'follower');
+    const done = await w.json() as { action: string; who: string; why: string };
+    assert.deepEqual([done.action, done.who, done.why], ['forgive', 'desk', 'relayed by a follower']);
+    const last = await (await get(L, 'site-a', '/v1/events?limit=1')).json() as { events: { kind: string; action?: string; why?: string }[] };
+    assert.deepEqual([last.events[0]!.kind, last.events[0]!.action, last.events[0]!.why], ['action', 'forgive', 'relayed by a follower'], 'journaled by the leader');
+    // refused by the leader: the leader's error, relayed as it came (a viewer may not act)
+    const denied = await fetch(`http://127.0.0.1:${port(F, 'site-a')}/v1/credentials/1001/forgive`, {
+      method: 'POST', headers: { authorization: 'Bearer demo-viewer-token', 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'x' }),
+    });
+    assert.equal(denied.status, 403, await denied.clone().text());
+    assert.equal(((await denied.json()) as { code: string }).code, 'forbidden');
+    // the live stream and the console need the leader's engine: not_leader, naming the leader and its URL
+    const c = await fetch(`http://127.0.0.1:${port(F, 'site-a')}/`);
+    assert.equal(c.status, 503);
+    const body = await c.json() as { code: string; leader: string; leaderUrl: string };
     assert.equal(body.code, 'not_leader');
     assert.equal(body.leader, leadA);
     assert.equal(body.leaderUrl, `http://127.0.0.1:${port(L, 'site-a')}`);
-    assert.equal(w.headers.get('apb-leader-url'), body.leaderUrl);
+    assert.equal(c.headers.get('apb-leader-url'), body.leaderUrl);
   });
 
   it('a follower checks controller tokens against the journaled configuration, not its own file', async () => {
