@@ -67,9 +67,10 @@ export const INDEX_FORMAT = 3;
 export const TIME_EVERY = 1024;
 const noop = (): void => undefined;
 /**
- * LMDB refuses keys over 1,978 bytes. Index keys are [name, number] or [name, 20-digit id]: a name up to
- * this many UTF-8 bytes always fits. Longer names are never indexed (the record stays in the journal,
- * counted as skipped) and find nothing when queried.
+ * The documented bound on indexed names (operations.md): longer names are never indexed (the record
+ * stays in the journal, counted as skipped) and find nothing when queried. It dates from the B-tree
+ * format, whose keys held the name (LMDB refuses keys over 1,978 bytes); the runs hold a fingerprint,
+ * and the bound stays so that what is indexed does not change with the format.
  */
 export const MAX_INDEXED_NAME_BYTES = 1900;
 export function indexable(name: unknown): name is string {
@@ -266,12 +267,12 @@ export class DerivedIndex {
    */
   remove(batches: BatchEntries[]): Promise<void> {
     return this.write(() => {
+      let newest = 0;
       for (const b of batches) {
-        this.runs.cred.raiseFloor(b.key);
-        this.runs.reader.raiseFloor(b.key);
-        this.runs.idem.raiseFloor(b.key);
+        if (b.key > newest) newest = b.key;
         if (b.a0 !== null) this.time.remove([b.a0, b.key]);
       }
+      for (const runs of Object.values(this.runs)) runs.raiseFloor(newest);
     });
   }
 

@@ -171,14 +171,8 @@ export class NameRuns {
     return id;
   }
 
-  private putBlocks(id: number, h: ArrayLike<number>, k: ArrayLike<number>, from: number, to: number): number {
-    let blocks = 0;
-    for (let i = from; i < to; i += BLOCK_ENTRIES) {
-      const end = Math.min(to, i + BLOCK_ENTRIES);
-      this.db.put([id, h[i]!, k[i]!], encodeBlock(h, k, i, end));
-      blocks++;
-    }
-    return blocks;
+  private putBlocks(id: number, h: ArrayLike<number>, k: ArrayLike<number>, from: number, to: number): void {
+    for (let i = from; i < to; i += BLOCK_ENTRIES) this.db.put([id, h[i]!, k[i]!], encodeBlock(h, k, i, Math.min(to, i + BLOCK_ENTRIES)));
   }
 
   /**
