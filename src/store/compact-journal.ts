@@ -61,6 +61,12 @@ export const MAX_NAMES = 254;
 
 export interface CompactGroup { c: string; r: string[]; a: string[]; n: number; b: Uint8Array; v?: number }
 
+const NO_GROUPS: readonly CompactGroup[] = [];
+/** The compact groups of a journal value's `k` (journal-batch.ts), as an array: none when absent. */
+export function groupsOf(k: CompactGroup | readonly CompactGroup[] | undefined): readonly CompactGroup[] {
+  return k === undefined ? NO_GROUPS : Array.isArray(k) ? k : [k as CompactGroup];
+}
+
 /** One decoded record; `seq` is assigned by position. */
 export interface CompactRecord {
   at: number; id: number; cred: number; kind: 0 | 1; reader: string; granted: boolean;
