@@ -48,6 +48,7 @@ import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
 import { RECORD_BYTES, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { CompactPacker, type CompactBatch } from './compact-pack.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
@@ -642,7 +643,7 @@ export class LmdbStore implements Store {
       return;
     }
     let payload: Uint8Array;
-    try { payload = walPackr.pack(b); } catch (err) {
+    try { payload = b.k ? this.packer.pack(b as CompactBatch) : walPackr.pack(b); } catch (err) {
       this.inflight.delete(b.s);
       t.reject(this.fail(err));
       return;
@@ -654,6 +655,9 @@ export class LmdbStore implements Store {
     }
     this.wal!.append(b.s, batchEnd(b), payload, t);
   }
+
+  /** compact turn batches' WAL record and journal value (compact-pack.ts) */
+  private readonly packer = new CompactPacker();
 
   /** WAL-durable batches waiting for their LMDB put (storeSoon), and the timer that puts them */
   private toStore: Pending[] = [];

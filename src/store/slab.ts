@@ -47,8 +47,9 @@ export class Slab {
 
   /** a copy of src[from, to) */
   copy(src: Uint8Array, from: number, to: number): Uint8Array {
-    const out = this.u8(to - from);
-    out.set(src.subarray(from, to));
+    const n = to - from, out = this.u8(n);
+    if (n <= 64) for (let i = 0; i < n; i++) out[i] = src[from + i]!; // no subarray object for a small copy
+    else out.set(src.subarray(from, to));
     return out;
   }
 }
