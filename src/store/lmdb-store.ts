@@ -118,6 +118,17 @@ function tighten(path: string, mode: number): void {
 interface Pending { batch: Batch; cfg?: string; payload?: Uint8Array; promise: Promise<void>; resolve(): void; reject(e: unknown): void; rep?: Promise<void> }
 
 /**
+ * A compact turn batch once packed (write()): its header and bytes, its groups decoded again only if a
+ * read needs them before LMDB has the value (a query of the last milliseconds, a resend).
+ */
+class PackedBatch implements Batch {
+  readonly s: number; readonly n: number; readonly a0: number; readonly a1: number;
+  private groups: CompactGroup[] | undefined;
+  constructor(b: Batch, private readonly payload: Uint8Array) { this.s = b.s; this.n = b.n; this.a0 = b.a0; this.a1 = b.a1; }
+  get k(): CompactGroup[] { return (this.groups ??= groupsOf((walPackr.unpack(this.payload) as Batch).k).slice()); }
+}
+
+/**
  * A batch's journal value: the bytes the WAL already holds. They are plain MessagePack, what the log
  * database's own encoder (no record structures) writes for the same batch and decodes on read, so
  * the batch is encoded once, not twice (asBinary stores bytes as they are).
@@ -649,6 +660,14 @@ export class LmdbStore implements Store {
       return;
     }
     t.payload = payload;
+    if (b.k) {
+      // from here the turn's groups are only read back (queries, resends) until LMDB has the value:
+      // keep its bytes, not the objects of every frame's group (they died young instead of being
+      // promoted while the put waits for its commit: the old-space growth and the pauses it cost)
+      const packed = new PackedBatch(b, payload);
+      t.batch = packed;
+      this.inflight.set(b.s, packed);
+    }
     if (this.replicate) {
       t.rep = this.replicate(b.s, batchEnd(b), payload);
       t.rep.catch(noop); // handled in onDurable (a failed WAL write rejects the batch first)
