@@ -1,6 +1,7 @@
 // The exported ABI of the anti-passback core, and nothing else: the logic
 // lives in the modules beside this one (see their layout comments):
-//   mem.ts region allocator · records.ts 24-byte records · table.ts index ·
+//   mem.ts region allocator · table.ts credential table (64-byte buckets) ·
+//   records.ts state words, creation order ·
 //   arena.ts string/binary keys · site.ts site tables · occupancy.ts counts,
 //   timeouts, clock · rules.ts SPEC 4-7 · batch.ts batch I/O ·
 //   remap.ts reconfigure · snapshot.ts snapshot/restore.

@@ -8,7 +8,8 @@
 //
 // Timeouts without scanning: while any timeout exists (forgetAfter or some
 // presenceTimeout), records with a known location are kept in one doubly
-// linked list ordered by lastMoveAt (records.ts link chunks):
+// linked list ordered by lastMoveAt (table.ts: each slot's prev/next slot
+// numbers sit in its own bucket):
 //
 //   head ─▶ oldest ─▶ ... ─▶ newest ◀─ tail
 //                ▲cursor[k]: first record with lastMoveAt + classMs[k] > clock
@@ -23,14 +24,19 @@
 // with the cursors. Moves are appended at the tail (lastMoveAt = clock);
 // only offline uploads and clock-earlier times walk back to their place.
 //
-// Pending overrides (ovTab, 16 bytes each: rec u32, to u32, deadline i64):
-// the few pending moves whose target/deadline no longer follow from their
-// reader after a reconfigure (records.ts reader word bit 61).
+// Pending overrides (ovTab, 24 bytes each: key word u64, key kind u32,
+// to u32, deadline i64): the few pending moves whose target/deadline no
+// longer follow from their reader after a reconfigure (records.ts reader
+// word bit 61). They are found by key, which stays put when the table grows.
+//
+// Slot numbers (table.ts) change when the table grows: the list and the
+// cursors are then rebuilt (listRebuild).
 import { alloc, release } from './mem';
 import {
-  recPtr, linkPtr, recCount, NIL, TIME_MASK, AREA_NONE, PENDING, OVERRIDE, RW_EMPTY,
-  mwLoc, mwTime, mwWith, rwReader, rwTime, enableLinks, disableLinks,
+  NIL, TIME_MASK, AREA_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  mwLoc, mwTime, mwWith, rwReader, rwTime,
 } from './records';
+import { slotPtr as recPtr, linkPtr, nBuckets } from './table';
 import {
   nAreas, aCount, nClasses, classMs, forgetMs, parentOf, timeoutOf, addCount, readerTo, readerPassage,
 } from './site';
@@ -102,20 +108,30 @@ function listRemove(rec: u32): void {
 
 // --- pending overrides ---------------------------------------------------
 
-export function ovFind(rec: u32): usize {
+export const OV_SIZE: usize = 24;
+
+// @ts-ignore: decorator
+@inline function ovAt(i: u32): usize { return ovTab + <usize>i * OV_SIZE; }
+
+/** the override entry of the credential with key word k and kind bits kb (move word bits 60-61) */
+export function ovFindKey(k: u64, kb: u32): usize {
   for (let i: u32 = 0; i < ovCount; i++) {
-    const e = ovTab + (<usize>i << 4);
-    if (load<u32>(e) == rec) return e;
+    const e = ovAt(i);
+    if (load<u64>(e) == k && load<u32>(e, 8) == kb) return e;
   }
   unreachable();
   return 0;
 }
 
+export function ovFind(rec: u32): usize {
+  const p = recPtr(rec);
+  return ovFindKey(load<u64>(p), <u32>(load<u64>(p, 8) >> 60) & 3);
+}
+
 export function ovRemove(rec: u32): void {
   const e = ovFind(rec);
   ovCount--;
-  const last = ovTab + (<usize>ovCount << 4);
-  memory.copy(e, last, 16);
+  memory.copy(e, ovAt(ovCount), OV_SIZE);
 }
 
 /** sets or adds the override of rec (the caller sets the OVERRIDE bit) */
@@ -124,21 +140,23 @@ export function ovSet(rec: u32, to: u32, deadline: i64, exists: bool): void {
   if (exists) e = ovFind(rec);
   else {
     ovReserve(ovCount + 1);
-    e = ovTab + (<usize>ovCount << 4);
+    e = ovAt(ovCount);
     ovCount++;
   }
-  store<u32>(e, rec);
-  store<u32>(e, to, 4);
-  store<i64>(e, deadline, 8);
+  const p = recPtr(rec);
+  store<u64>(e, load<u64>(p));
+  store<u32>(e, <u32>(load<u64>(p, 8) >> 60) & 3, 8);
+  store<u32>(e, to, 12);
+  store<i64>(e, deadline, 16);
 }
 
 export function ovReserve(n: u32): void {
   if (n <= ovCap) return;
   let cap = ovCap < 16 ? <u32>16 : ovCap;
   while (cap < n) cap <<= 1;
-  const t = alloc(<usize>cap << 4);
-  if (ovCount > 0) memory.copy(t, ovTab, <usize>ovCount << 4);
-  if (ovCap > 0) release(ovTab, <usize>ovCap << 4);
+  const t = alloc(<usize>cap * OV_SIZE);
+  if (ovCount > 0) memory.copy(t, ovTab, <usize>ovCount * OV_SIZE);
+  if (ovCap > 0) release(ovTab, <usize>ovCap * OV_SIZE);
   ovTab = t;
   ovCap = cap;
 }
@@ -159,8 +177,8 @@ export function pendingOf(rec: u32, rw: u64): bool {
   if ((rw & PENDING) == 0) return false;
   if ((rw & OVERRIDE) != 0) {
     const e = ovFind(rec);
-    pTo = load<u32>(e, 4);
-    pDeadline = load<i64>(e, 8);
+    pTo = load<u32>(e, 12);
+    pDeadline = load<i64>(e, 16);
   } else {
     const reader = rwReader(rw);
     pTo = readerTo(reader);
@@ -244,17 +262,18 @@ export function occupancyInstall(): void {
   cursors = alloc(<usize>nc << 2);
   for (let k = 0; k < nClasses; k++) store<u32>(cursorAt(k), NIL);
   listOn = forgetMs > 0 || nClasses > 0;
-  if (listOn) enableLinks(); else disableLinks();
 }
 
 /** takes rec off the list without touching counts or cursors (rebuilds only) */
 export function listDrop(rec: u32): void { unlinkRaw(rec); }
 
-/** links every record with a known location, in lastMoveAt order */
+/** links every credential with a known location, in lastMoveAt order */
 export function listBuildSorted(): void {
   head = NIL; tail = NIL;
-  for (let rec: u32 = 0; rec < recCount; rec++) {
-    if (mwLoc(load<u64>(recPtr(rec), 8)) == AREA_NONE) continue;
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) {
+    const mw = load<u64>(recPtr(rec), 8);
+    if (mw == 0 || mwLoc(mw) == AREA_NONE) continue;
     setPrev(rec, tail);
     setNext(rec, NIL);
     if (tail == NIL) head = rec; else setNext(tail, rec);
@@ -300,19 +319,31 @@ function sortList(): void {
   tail = prev;
 }
 
-/** recomputes counts and cursors from the records (the list must be built), then runs due forgets */
-export function recount(): void {
-  memory.fill(aCount, 0, <usize>nAreas << 2);
+/** each cursor at the first listed credential not timed out for its class (the list must be built) */
+function cursorsFromList(): void {
   for (let k = 0; k < nClasses; k++) {
     const d = classAt(k);
     let c = head;
     while (c != NIL && tOf(c) + d <= clock) c = nextOf(c);
     store<u32>(cursorAt(k), c);
   }
-  for (let rec: u32 = 0; rec < recCount; rec++) {
+}
+
+/** the list and cursors again after the table grew (slot numbers changed; order and counts did not) */
+export function listRebuild(): void {
+  listBuildSorted();
+  cursorsFromList();
+}
+
+/** recomputes counts and cursors from the credentials (the list must be built), then runs due forgets */
+export function recount(): void {
+  memory.fill(aCount, 0, <usize>nAreas << 2);
+  cursorsFromList();
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) {
     const mw = load<u64>(recPtr(rec), 8);
     const loc = mwLoc(mw);
-    if (loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1);
+    if (mw != 0 && loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1);
   }
   if (listOn) forgetDue();
 }

@@ -7,9 +7,10 @@
 // Schedule flags of kept areas are kept. Counts and the timeout list are
 // rebuilt, and a new forgetAfter takes effect at once.
 import {
-  recPtr, recCount, NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
   mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
 } from './records';
+import { slotPtr as recPtr, nBuckets } from './table';
 import { nAreas, aActive, rTo, rPassage, siteInstall, readerTo, readerPassage } from './site';
 import {
   clock, listOn, occupancyInstall, listDrop, listBuildSorted, recount, ovFind, ovRemove, ovSet, setListEnds,
@@ -27,9 +28,11 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
   }
   occupancyInstall();
   violEnsure();
-  for (let rec: u32 = 0; rec < recCount; rec++) {
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) {
     const p = recPtr(rec);
     const mw = load<u64>(p, 8);
+    if (mw == 0) continue; // empty slot
     const loc = mwLoc(mw);
     if (loc != AREA_NONE) {
       const m = load<i32>(areaMap + (<usize>loc << 2));
@@ -48,7 +51,7 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     let deadline: i64 = 0;
     if ((rw & PENDING) != 0) {
       let oldTarget: u32, dl: i64;
-      if (hadOv) { const e = ovFind(rec); oldTarget = load<u32>(e, 4); dl = load<i64>(e, 8); }
+      if (hadOv) { const e = ovFind(rec); oldTarget = load<u32>(e, 12); dl = load<i64>(e, 16); }
       else { oldTarget = load<u32>(oldTo + (<usize>lr << 2)); dl = <i64>rwTime(rw) + load<i64>(oldPassage + (<usize>lr << 3)); }
       if (clock < dl) { pendTo = load<i32>(areaMap + (<usize>oldTarget << 2)); deadline = dl; }
     }

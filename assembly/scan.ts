@@ -26,7 +26,8 @@
 //        +16  f64  lastMoveAt (ms)
 //        +24  i32  lastReader (-1 none)
 //        +28  u32  0
-import { recPtr, recCount, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
+import { recCount, posOf, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
+import { slotPtr } from './table';
 import { arenaAt } from './arena';
 import { nAreas, timeoutOf, isInside } from './site';
 import { clock } from './occupancy';
@@ -40,7 +41,7 @@ export function scanInside(area: i32, from: u32, max: u32, out: usize): void {
     const x = <u32>area;
     const to = timeoutOf(x);
     for (; rec < recCount && k < max; rec++) {
-      const p = recPtr(rec);
+      const p = slotPtr(posOf(rec));
       const mw = load<u64>(p, 8);
       const loc = mwLoc(mw);
       if (loc == AREA_NONE || !isInside(loc, x)) continue;

@@ -1,34 +1,54 @@
 // Snapshot = header + segments, copied out by the host (src/engine/wasm-core.ts):
 //
 //   header i64 × HDR_FIELDS:
-//     0 magic 'APBW'  1 areas  2 readers  3 records  4 clock  5 listOn
+//     0 magic 'APB2'  1 areas  2 readers  3 records  4 clock  5 listOn
 //     6 head  7 tail  8 classes  9 overrides  10 arena chunks  11 arena used
-//     12 forgetAfter ms  13 index capacity
+//     12 forgetAfter ms  13 buckets
 //   segments, in order (seg table: u32 pairs ptr, len):
 //     counts i32 × A | schedule flags u8 × A | cursors u32 × classes |
-//     overrides 16 × n | record chunks (24 × records in each) |
-//     link chunks (8 × records in each; only when listOn) |
+//     overrides 24 × n | record slots (pos chunks, 4 × records in each) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
-//     index slots u32 × capacity (copied, so a restore is a copy, not a rehash)
+//     buckets 64 × buckets (table.ts, links included: a restore is a copy,
+//     not a rehash)
 //
 // Restore runs on a fresh instance with the same site installed:
 // restoreBegin(header) allocates the same segments and lists them, and the
 // host copies the bytes in.
-import { alloc, memReserve } from './mem';
+//
+// Layout 1 (magic 'APBW', before the 64-byte buckets; same 14 header
+// fields, 13 = index capacity) is migrated: restoreBegin lists its segments
+// (counts | flags | cursors | overrides 16 × n | 24-byte record chunks |
+// link chunks when listOn | arena chunks | index u32 × capacity) over
+// temporary regions, and restoreEnd re-places every record in record order,
+// converts the overrides, rebuilds the list and recounts.
+import { alloc, release, memReserve } from './mem';
 import {
-  recCount, recChunkCount, recChunkPtr, linkChunkPtr, recReserve, CHUNK_RECS, REC_SIZE,
+  recCount, posChunkCount, posChunkPtr, recReserve, setPos, CHUNK_RECS, OVERRIDE, kindBits,
 } from './records';
-import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, ARENA_CHUNK } from './arena';
+import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, arenaAt, ARENA_CHUNK } from './arena';
 import { nAreas, nReaders, nClasses, aCount, aActive, forgetMs } from './site';
-import { clock, listOn, head, tail, cursors, ovTab, ovCount, ovReserve, setClock, setListEnds, setOvCount } from './occupancy';
-import { tableSlots, tableCapacity, tableRestore } from './table';
+import {
+  clock, listOn, head, tail, cursors, ovTab, ovCount, ovReserve, ovSet, setClock, setListEnds, setOvCount, OV_SIZE,
+  listBuildSorted, recount,
+} from './occupancy';
+import { tBase, nBuckets, tableBytes, tableRestore, tablePlace, hashInt, hashBytes, BUCKET } from './table';
 
 export const HDR_FIELDS: i32 = 14;
-const MAGIC: i64 = 0x41504257;
+const MAGIC: i64 = 0x41504232;
+const MAGIC_LAYOUT1: i64 = 0x41504257;
+const L1_REC: usize = 24;
 let hdr: usize = 0;
 let segs: usize = 0;
 let segCap: i32 = 0;
 let nSeg: i32 = 0;
+
+// layout-1 migration: temporary regions, released by restoreEnd
+let migrating: bool = false;
+let mRecs: usize = 0;
+let mOv: usize = 0;
+let mScratch: usize = 0;
+let mScratchSize: usize = 0;
+let mCount: u32 = 0;
 
 export function snapHeaderPtr(): usize {
   if (hdr == 0) hdr = alloc(<usize>HDR_FIELDS << 3);
@@ -53,7 +73,7 @@ export function snapHeader(): usize {
   store<i64>(h(10), arenaChunkCount);
   store<i64>(h(11), arenaUsed);
   store<i64>(h(12), forgetMs);
-  store<i64>(h(13), tableCapacity());
+  store<i64>(h(13), nBuckets);
   return hdr;
 }
 
@@ -70,59 +90,149 @@ function seg(p: usize, len: usize): void {
   nSeg++;
 }
 
+// @ts-ignore: decorator
+@inline function inChunk(c: u32, nc: u32, n: u32): usize { return c + 1 < nc ? <usize>CHUNK_RECS : <usize>(n - c * CHUNK_RECS); }
+
+function arenaSegs(): void {
+  for (let c: u32 = 0; c < arenaChunkCount; c++) {
+    seg(arenaChunkPtr(c), c + 1 < arenaChunkCount ? <usize>ARENA_CHUNK : <usize>arenaUsed);
+  }
+}
+
 /** lists the segments of the current state; returns how many (table at segTable()) */
 export function snapSegments(): i32 {
+  if (migrating) return nSeg; // listed by migrateBegin
   nSeg = 0;
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
   seg(cursors, <usize>nClasses << 2);
-  seg(ovTab, <usize>ovCount << 4);
-  const nc = recChunkCount();
-  for (let c: u32 = 0; c < nc; c++) {
-    const inChunk = c + 1 < nc ? CHUNK_RECS : recCount - c * CHUNK_RECS;
-    seg(recChunkPtr(c), <usize>inChunk * REC_SIZE);
-  }
-  if (listOn) {
-    for (let c: u32 = 0; c < nc; c++) {
-      const inChunk = c + 1 < nc ? CHUNK_RECS : recCount - c * CHUNK_RECS;
-      seg(linkChunkPtr(c), <usize>inChunk << 3);
-    }
-  }
-  for (let c: u32 = 0; c < arenaChunkCount; c++) {
-    seg(arenaChunkPtr(c), c + 1 < arenaChunkCount ? <usize>ARENA_CHUNK : <usize>arenaUsed);
-  }
-  seg(tableSlots(), <usize>tableCapacity() << 2);
+  seg(ovTab, <usize>ovCount * OV_SIZE);
+  const nc = posChunkCount();
+  for (let c: u32 = 0; c < nc; c++) seg(posChunkPtr(c), inChunk(c, nc, recCount) << 2);
+  arenaSegs();
+  seg(tBase, tableBytes());
   return nSeg;
 }
 
 export function segTable(): usize { return segs; }
 
-/** 0 = header fits this site and segments are ready (snapSegments layout); else a reason code > 0 */
-export function restoreBegin(): i32 {
-  if (load<i64>(h(0)) != MAGIC) return 1;
+/** the header's fields shared by both layouts; 0 when they fit this site, else a reason code */
+function checkCommon(): i32 {
   if (load<i64>(h(1)) != <i64>nAreas || load<i64>(h(2)) != <i64>nReaders) return 2;
   if (load<i64>(h(8)) != <i64>nClasses || load<i64>(h(12)) != forgetMs || (load<i64>(h(5)) != 0) != listOn) return 3;
   const n = load<i64>(h(3));
   const ac = load<i64>(h(10));
   const au = load<i64>(h(11));
   const ov = load<i64>(h(9));
-  const cap = load<i64>(h(13));
   if (n < 0 || n > 0xF0000000 || ac < 0 || ac > 4096 || au < 0 || au > <i64>ARENA_CHUNK || ov < 0 || ov > n) return 4;
-  if (cap < 1024 || cap > 0x80000000 || (cap & (cap - 1)) != 0 || n * 4 > cap * 3) return 4;
-  const recBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * (<u64>REC_SIZE + (listOn ? 8 : 0));
-  const total = recBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>cap * 4 + <u64>ov * 16;
+  return 0;
+}
+
+/** 0 = header fits this site and segments are ready (snapSegments layout); else a reason code > 0 */
+export function restoreBegin(): i32 {
+  migrating = false;
+  const magic = load<i64>(h(0));
+  if (magic == MAGIC_LAYOUT1) return migrateBegin();
+  if (magic != MAGIC) return 1;
+  const rc = checkCommon();
+  if (rc != 0) return rc;
+  const n = load<i64>(h(3));
+  const ac = load<i64>(h(10));
+  const ov = load<i64>(h(9));
+  const nb = load<i64>(h(13));
+  // at most 7/8 of the slots used (table.ts)
+  if (nb < 512 || nb > 0x3000000 || n * 8 > nb * 14) return 4;
+  const posBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * 4;
+  const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>nb * <u64>BUCKET + <u64>BUCKET + <u64>ov * <u64>OV_SIZE;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);
   setClock(load<i64>(h(4)));
   setListEnds(<u32>load<i64>(h(6)), <u32>load<i64>(h(7)));
   recReserve(<u32>n);
   for (let c: i64 = 0; c < ac; c++) arenaAddChunk();
-  arenaSetUsed(<u32>au);
+  arenaSetUsed(<u32>load<i64>(h(11)));
   ovReserve(<u32>ov);
   setOvCount(<u32>ov);
-  tableRestore(<u32>cap, <u32>n);
+  tableRestore(<u32>nb, <u32>n);
   return 0;
 }
 
-export function restoreEnd(): void {}
+/** layout 1: checks its header, then lists its segments over temporary regions (see the top) */
+function migrateBegin(): i32 {
+  const rc = checkCommon();
+  if (rc != 0) return rc;
+  const n = <u32>load<i64>(h(3));
+  const ac = load<i64>(h(10));
+  const ov = <u32>load<i64>(h(9));
+  const cap = load<i64>(h(13));
+  if (cap < 1024 || cap > 0x80000000 || (cap & (cap - 1)) != 0 || <i64>n * 4 > cap * 3) return 4;
+  const linkBytes: usize = listOn ? <usize>CHUNK_RECS * 8 : 0;
+  // the old links and index are read and dropped: one scratch region takes them all
+  let scratch: usize = <usize>cap * 4 > linkBytes ? <usize>cap * 4 : linkBytes;
+  if (scratch < <usize>nClasses << 2) scratch = <usize>nClasses << 2;
+  const nb = (<u64>n * 5 / 8) + 1;
+  const total = <u64>n * (L1_REC + 4 + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + (nb < 512 ? 512 : nb) * <u64>BUCKET
+    + <u64>ov * (16 + <u64>OV_SIZE) + <u64>CHUNK_RECS * 4 + 4096;
+  if (total > 0xF0000000) return 4;
+  memReserve(<usize>total);
+  migrating = true;
+  mCount = n;
+  mRecs = alloc(<usize>n * L1_REC);
+  mOv = alloc(<usize>ov << 4);
+  mScratchSize = scratch;
+  mScratch = alloc(scratch);
+  setClock(load<i64>(h(4)));
+  for (let c: i64 = 0; c < ac; c++) arenaAddChunk();
+  arenaSetUsed(<u32>load<i64>(h(11)));
+  nSeg = 0;
+  const A = <usize>nAreas;
+  seg(aCount, A << 2);
+  seg(aActive, A);
+  seg(mScratch, <usize>nClasses << 2); // cursors: rebuilt
+  seg(mOv, <usize>ov << 4);
+  const nc = (n + CHUNK_RECS - 1) / CHUNK_RECS;
+  for (let c: u32 = 0; c < nc; c++) seg(mRecs + <usize>c * <usize>CHUNK_RECS * L1_REC, inChunk(c, nc, n) * L1_REC);
+  if (listOn) for (let c: u32 = 0; c < nc; c++) seg(mScratch, inChunk(c, nc, n) << 3);
+  arenaSegs();
+  seg(mScratch, <usize>cap * 4);
+  return 0;
+}
+
+/** the overridden target and deadline of old record r (layout 1: rec u32, to u32, deadline i64) */
+function migrateOverride(r: u32, slot: u32, ovOld: u32): void {
+  for (let i: u32 = 0; i < ovOld; i++) {
+    const e = mOv + (<usize>i << 4);
+    if (load<u32>(e) == r) { ovSet(slot, load<u32>(e, 4), load<i64>(e, 8), false); return; }
+  }
+  unreachable();
+}
+
+export function restoreEnd(): void {
+  if (!migrating) return;
+  migrating = false;
+  const n = mCount;
+  const ovOld = <u32>load<i64>(h(9));
+  tableRestore(<u32>((<u64>n * 5 / 8) + 1 < 512 ? 512 : (<u64>n * 5 / 8) + 1), 0);
+  recReserve(n);
+  setOvCount(0);
+  ovReserve(ovOld);
+  for (let r: u32 = 0; r < n; r++) {
+    const p = mRecs + <usize>r * L1_REC;
+    const key = load<u64>(p);
+    const mw = load<u64>(p, 8);
+    const rw = load<u64>(p, 16);
+    const kind = <u32>(mw >> 60) & 3; // layout 1: kind 0-2 without the +1
+    let hh: u32;
+    if (kind == 0) hh = hashInt(key);
+    else { const a = arenaAt(key); hh = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
+    const slot = tablePlace(key, (mw & ~(<u64>3 << 60)) | kindBits(kind), rw, hh);
+    setPos(r, slot);
+    if ((rw & OVERRIDE) != 0) migrateOverride(r, slot, ovOld);
+  }
+  if (listOn) listBuildSorted(); else setListEnds(0xFFFFFFFF, 0xFFFFFFFF);
+  recount();
+  release(mRecs, <usize>n * L1_REC);
+  release(mOv, <usize>ovOld << 4);
+  release(mScratch, mScratchSize);
+}

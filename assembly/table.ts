@@ -1,28 +1,72 @@
-// The credential index: open addressing with linear probing.
+// The credential table: every credential's key and state in one 64-byte
+// bucket, so a decision reads one random cache line (plus the next bucket
+// when its home bucket overflowed).
 //
-//   slots: capacity × u32, each 0 (empty) or recNo + 1
+//   bucket b (64 B, 64-byte aligned), slots 2b and 2b+1:
+//   0               8               16              24
+//   +---------------+---------------+---------------+
+//   | key 0   u64   | move 0  u64   | reader 0 u64  |   slot 2b
+//   +---------------+---------------+---------------+
+//   | key 1   u64   | move 1  u64   | reader 1 u64  |   slot 2b+1
+//   +-------+-------+-------+-------+---------------+
+//   | prev0 | next0 | prev1 | next1 |                   timeout-list links
+//   +-------+-------+-------+-------+                   (u32 slot numbers)
+//   48      52      56      60      64
 //
-// Capacity is a power of two, load kept <= 3/4; on growth the new table is
-// built beside the old one, which then goes back to the allocator (mem.ts)
-// for record chunks to reuse. Keys are compared exactly (the record's key
-// word, plus the arena bytes for strings and binaries), so distinct
-// credentials never share a record; 123, "123" and 0x313233 differ by kind.
+// key: integer credential value, or the arena offset (arena.ts) of a string
+// or binary credential's bytes; move and reader words: records.ts. A slot
+// is empty when its move word is 0 (a used slot has kind bits != 0).
+//
+// Open addressing over buckets: a key's home bucket is its 32-bit hash
+// scaled to the bucket count (h × nBuckets >> 32, so any count works and the
+// table is sized to its load, not to a power of two); a full bucket spills
+// to the next one (linear probing, wrapping). Load is kept <= 7/8 of the
+// slots; growing doubles the buckets and re-places the credentials in
+// record order (records.ts pos), after which slot numbers have changed:
+// tableGen counts the growths so holders of slot numbers can tell.
+// Keys are compared exactly (key word and kind, plus the arena bytes for
+// strings and binaries), so 123, "123" and 0x313233 are three credentials.
 import { alloc, release } from './mem';
-import { recPtr, recCount, mwKind, NIL } from './records';
+import { NIL, recCount, posOf, setPos, mwKind } from './records';
 import { arenaAt } from './arena';
 
-let slots: usize = 0;
-let mask: u32 = 0;
-let used: u32 = 0;
+export const BUCKET: usize = 64;
+const SLOT_SIZE: usize = 24;
+const LINKS_AT: usize = 48;
+const MIN_BUCKETS: u32 = 512;
+const MAX_BUCKETS: u32 = 0x3000000; // 3 GiB of buckets
 
-export function tableCapacity(): u32 { return mask + 1; }
+/** 64-byte aligned base of the buckets */
+export let tBase: usize = 0;
+/** the region tBase lies in (as alloc returned it) and its size */
+let tRegion: usize = 0;
+let tRegionSize: usize = 0;
+export let nBuckets: u32 = 0;
+export let used: u32 = 0;
+/** incremented each time the table grows (slot numbers change) */
+export let tableGen: u32 = 0;
+
+export function tableCapacity(): u32 { return nBuckets << 1; }
+
+/** buckets for `n` credentials at a load of 4/5 */
+function bucketsFor(n: u32): u32 {
+  let b = <u32>((<u64>n * 5 / 8) + 1);
+  if (b < MIN_BUCKETS) b = MIN_BUCKETS;
+  if (b > MAX_BUCKETS) unreachable();
+  return b;
+}
+
+function allocBuckets(nb: u32): void {
+  tRegionSize = <usize>nb * BUCKET + BUCKET;
+  tRegion = alloc(tRegionSize);
+  tBase = (tRegion + BUCKET - 1) & ~(BUCKET - 1);
+  nBuckets = nb;
+}
 
 export function tableInit(hint: u32): void {
-  let cap: u32 = 1024;
-  while (<u64>cap * 3 < <u64>hint * 4 && cap < 0x80000000) cap <<= 1;
-  slots = alloc(<usize>cap << 2);
-  mask = cap - 1;
+  allocBuckets(bucketsFor(hint));
   used = 0;
+  tableGen = 0;
 }
 
 // @ts-ignore: decorator
@@ -48,80 +92,131 @@ export function hashBytes(kind: u32, p: usize, len: u32): u32 {
   return <u32>fmix64(h ^ tail);
 }
 
-/** the hash a stored record's key was indexed under */
-function hashOfRecord(rec: u32): u32 {
-  const r = recPtr(rec);
-  const kind = mwKind(load<u64>(r, 8));
-  const key = load<u64>(r);
+// @ts-ignore: decorator
+@inline export function slotPtr(s: u32): usize { return tBase + <usize>(s >> 1) * BUCKET + <usize>(s & 1) * SLOT_SIZE; }
+// @ts-ignore: decorator
+@inline export function linkPtr(s: u32): usize { return tBase + <usize>(s >> 1) * BUCKET + LINKS_AT + (<usize>(s & 1) << 3); }
+// @ts-ignore: decorator
+@inline export function homeBucket(h: u32): u32 { return <u32>((<u64>h * <u64>nBuckets) >> 32); }
+// @ts-ignore: decorator
+@inline export function bucketPtr(b: u32): usize { return tBase + <usize>b * BUCKET; }
+
+/** the hash the credential in slot s is placed under */
+function hashOfSlot(s: u32): u32 {
+  const p = slotPtr(s);
+  const kind = mwKind(load<u64>(p, 8));
+  const key = load<u64>(p);
   if (kind == 0) return hashInt(key);
   const a = arenaAt(key);
   return hashBytes(kind, a + 1, <u32>load<u8>(a));
 }
 
-// @ts-ignore: decorator
-@inline export function slotAddr(h: u32): usize { return slots + (<usize>(h & mask) << 2); }
-
-/** recNo of the integer credential v, or NIL */
+/** slot of the integer credential v, or NIL */
 export function findInt(h: u32, v: u64): u32 {
-  let i = h & mask;
+  let b = homeBucket(h);
   while (true) {
-    const s = load<u32>(slots + (<usize>i << 2));
-    if (s == 0) return NIL;
-    const r = recPtr(s - 1);
-    if (load<u64>(r) == v && (load<u64>(r, 8) >> 60 & 3) == 0) return s - 1;
-    i = (i + 1) & mask;
+    const p = bucketPtr(b);
+    const m0 = load<u64>(p, 8);
+    if (m0 == 0) return NIL;
+    if (load<u64>(p) == v && (m0 >> 60 & 3) == 1) return b << 1;
+    const m1 = load<u64>(p, 32);
+    if (m1 == 0) return NIL;
+    if (load<u64>(p, 24) == v && (m1 >> 60 & 3) == 1) return (b << 1) | 1;
+    b++;
+    if (b == nBuckets) b = 0;
   }
   return NIL;
 }
 
-/** recNo of the string (kind 1) or binary (kind 2) credential of `len` bytes at p, or NIL */
-export function findBytes(h: u32, kind: u32, p: usize, len: u32): u32 {
-  let i = h & mask;
+// @ts-ignore: decorator
+@inline function bytesAt(p: usize, kind: u32, key: usize, len: u32): bool {
+  const mw = load<u64>(p, 8);
+  if (mwKind(mw) != kind) return false;
+  const a = arenaAt(load<u64>(p));
+  return <u32>load<u8>(a) == len && memory.compare(a + 1, key, <usize>len) == 0;
+}
+
+/** slot of the string (kind 1) or binary (kind 2) credential of `len` bytes at key, or NIL */
+export function findBytes(h: u32, kind: u32, key: usize, len: u32): u32 {
+  let b = homeBucket(h);
   while (true) {
-    const s = load<u32>(slots + (<usize>i << 2));
-    if (s == 0) return NIL;
-    const r = recPtr(s - 1);
-    if (mwKind(load<u64>(r, 8)) == kind) {
-      const a = arenaAt(load<u64>(r));
-      if (<u32>load<u8>(a) == len && memory.compare(a + 1, p, <usize>len) == 0) return s - 1;
-    }
-    i = (i + 1) & mask;
+    const p = bucketPtr(b);
+    if (load<u64>(p, 8) == 0) return NIL;
+    if (bytesAt(p, kind, key, len)) return b << 1;
+    if (load<u64>(p, 32) == 0) return NIL;
+    if (bytesAt(p + SLOT_SIZE, kind, key, len)) return (b << 1) | 1;
+    b++;
+    if (b == nBuckets) b = 0;
   }
   return NIL;
 }
 
-function place(h: u32, rec: u32): void {
-  let i = h & mask;
-  while (load<u32>(slots + (<usize>i << 2)) != 0) i = (i + 1) & mask;
-  store<u32>(slots + (<usize>i << 2), rec + 1);
+/** the first empty slot from h's home bucket on */
+function freeSlot(h: u32): u32 {
+  let b = homeBucket(h);
+  while (true) {
+    const p = bucketPtr(b);
+    if (load<u64>(p, 8) == 0) return b << 1;
+    if (load<u64>(p, 32) == 0) return (b << 1) | 1;
+    b++;
+    if (b == nBuckets) b = 0;
+  }
+  return NIL;
 }
 
-/** indexes record `rec` (not yet in the table) under hash h, growing first if needed */
-export function tableInsert(h: u32, rec: u32): void {
-  if (<u64>(used + 1) * 4 > <u64>(mask + 1) * 3) grow();
-  place(h, rec);
+/** would one more credential push the load past 7/8 */
+export function tableFull(): bool { return <u64>(used + 1) * 8 > <u64>nBuckets * 14; }
+
+/**
+ * An empty slot for a new credential hashed h (the caller writes key and
+ * words, whose move word must be non-zero). Grow first when tableFull().
+ */
+export function tableInsert(h: u32): u32 {
   used++;
+  return freeSlot(h);
 }
 
-function grow(): void {
-  const oldSlots = slots, oldCap = mask + 1;
-  const cap = oldCap << 1;
-  if (cap == 0) unreachable();
-  slots = alloc(<usize>cap << 2);
-  mask = cap - 1;
-  for (let i: u32 = 0; i < oldCap; i++) {
-    const s = load<u32>(oldSlots + (<usize>i << 2));
-    if (s != 0) place(hashOfRecord(s - 1), s - 1);
+/** doubles the buckets; credentials are re-placed in record order, pos rewritten, links not kept */
+export function tableGrow(): void {
+  const oldBase = tBase, oldRegion = tRegion, oldSize = tRegionSize, oldN = nBuckets;
+  if (oldN >= MAX_BUCKETS >> 1) unreachable();
+  allocBuckets(oldN << 1);
+  for (let r: u32 = 0; r < recCount; r++) {
+    const s = posOf(r);
+    const from = oldBase + <usize>(s >> 1) * BUCKET + <usize>(s & 1) * SLOT_SIZE;
+    // hash from the old copy: the new table has no such slot yet
+    const kind = mwKind(load<u64>(from, 8));
+    let h: u32;
+    if (kind == 0) h = hashInt(load<u64>(from));
+    else { const a = arenaAt(load<u64>(from)); h = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
+    const t = freeSlot(h);
+    memory.copy(slotPtr(t), from, SLOT_SIZE);
+    setPos(r, t);
   }
-  release(oldSlots, <usize>oldCap << 2);
+  release(oldRegion, oldSize);
+  tableGen++;
 }
 
-export function tableSlots(): usize { return slots; }
+/** bytes of the bucket array (snapshots) */
+export function tableBytes(): usize { return <usize>nBuckets * BUCKET; }
 
-/** an empty index of `cap` slots (a power of two) to be filled by restore with `n` entries */
-export function tableRestore(cap: u32, n: u32): void {
-  release(slots, <usize>(mask + 1) << 2);
-  slots = alloc(<usize>cap << 2);
-  mask = cap - 1;
+/** an empty table of nb buckets, to be filled by restore with n credentials */
+export function tableRestore(nb: u32, n: u32): void {
+  release(tRegion, tRegionSize);
+  allocBuckets(nb);
   used = n;
+  tableGen++;
 }
+
+/** re-places slot s's credential (migration from the old layout): returns its slot */
+export function tablePlace(keyWord: u64, mw: u64, rw: u64, h: u32): u32 {
+  const t = freeSlot(h);
+  const p = slotPtr(t);
+  store<u64>(p, keyWord);
+  store<u64>(p, mw, 8);
+  store<u64>(p, rw, 16);
+  used++;
+  return t;
+}
+
+export { hashOfSlot };
