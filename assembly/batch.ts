@@ -25,9 +25,7 @@
 //
 // Before deciding, the batch is walked in passes of independent loads:
 // first every op's home bucket is touched, then each key is looked up (its
-// bucket is in cache by then; a spill reads the adjacent line), and while a
-// timeout list exists the list neighbours' buckets are touched too (a move
-// unlinks the credential). WebAssembly has no prefetch instruction: a load
+// bucket is in cache by then; a spill reads the adjacent line). WebAssembly has no prefetch instruction: a load
 // whose result is not needed yet is the only way to have the CPU fetch
 // many lines at once. A decision that waits on its own miss costs a full
 // memory latency (~100 ns, several hundred with a TLB miss on 4 KB pages);
@@ -38,9 +36,9 @@
 // meanwhile (tableGen).
 import { alloc } from './mem';
 import { NIL } from './records';
-import { hashInt, hashBytes, homeBucket, bucketPtr, linkPtr, findInt, findBytes, tableGen } from './table';
+import { hashInt, hashBytes, homeBucket, bucketPtr, findInt, findBytes, tableGen } from './table';
 import { maxViolPerOp } from './site';
-import { advanceTo, listOn } from './occupancy';
+import { advanceTo } from './occupancy';
 import { setKey, setKeyHint, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea } from './rules';
 
 export const BATCH_CAP: i32 = 1024;
@@ -105,17 +103,6 @@ export function applyBatch(n: i32, now: i64): i32 {
     const kind = <u32>load<u8>(s, 1);
     const rec = kind == 0 ? findInt(h, load<u64>(s, 16)) : findBytes(h, kind, s + 16, <u32>load<u8>(s, 2));
     store<u32>(found + (<usize>i << 2), rec);
-  }
-  if (listOn) {
-    // pass 3: a move unlinks the credential from the timeout list: its neighbours' buckets
-    for (let i = 0; i < n; i++) {
-      const rec = load<u32>(found + (<usize>i << 2));
-      if (rec == NIL) continue;
-      const l = linkPtr(rec);
-      const p = load<u32>(l), q = load<u32>(l, 4);
-      if (p != NIL) acc += load<u32>(linkPtr(p));
-      if (q != NIL) acc += load<u32>(linkPtr(q));
-    }
   }
   const gen = tableGen;
   sink = acc;

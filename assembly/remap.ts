@@ -4,23 +4,22 @@
 // (lastReaderAt 0); a pending move survives when its reader and target
 // survive, with its deadline unchanged (an override entry holds target and
 // deadline when the new reader's `to` or passage time no longer give them).
-// Schedule flags of kept areas are kept. Counts and the timeout list are
-// rebuilt, and a new forgetAfter takes effect at once.
+// Schedule flags of kept areas are kept. Counts and the expiry calendar are
+// rebuilt, and a new forgetAfter takes effect at once (lazily, occupancy.ts
+// settle, after the old one has been applied to everyone).
 import {
   NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
   mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
 } from './records';
 import { slotPtr as recPtr, nBuckets } from './table';
 import { nAreas, aActive, rTo, rPassage, siteInstall, readerTo, readerPassage } from './site';
-import {
-  clock, listOn, occupancyInstall, listDrop, listBuildSorted, recount, ovFind, ovRemove, ovSet, setListEnds,
-} from './occupancy';
+import { clock, occupancyInstall, recount, ovFind, ovRemove, ovSet, settleAll } from './occupancy';
 import { violEnsure } from './batch';
 
 export function reconfigure(areaMap: usize, readerMap: usize): void {
   const oldA = nAreas;
   const oldActive = aActive, oldTo = rTo, oldPassage = rPassage;
-  const wasListed = listOn;
+  settleAll(); // forgets due under the old forgetAfter happened before the swap
   siteInstall();
   for (let a = 0; a < oldA; a++) {
     const m = load<i32>(areaMap + (<usize>a << 2));
@@ -37,7 +36,6 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     if (loc != AREA_NONE) {
       const m = load<i32>(areaMap + (<usize>loc << 2));
       if (m < 0) {
-        if (wasListed) listDrop(rec);
         store<u64>(p, mwWith(mw, AREA_NONE, mwTime(mw)), 8);
       } else store<u64>(p, mwWith(mw, <u32>m, mwTime(mw)), 8);
     }
@@ -74,8 +72,5 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     } else if (hadOv) ovRemove(rec);
     store<u64>(p, nrw, 16);
   }
-  if (listOn) {
-    if (!wasListed) listBuildSorted();
-  } else setListEnds(NIL, NIL);
   recount();
 }

@@ -18,7 +18,7 @@ import {
   nAreas, nReaders, aEntry, aExit, aStrict, aActive, aMax, rLockout, rHard, rExitAt, rExitLen, rEntryAt, rEntryLen,
   moves, forgetMs, timeoutOf, countOf, readerTo, readerFrom, readerPassage, isInside,
 } from './site';
-import { clock, moveRec, resetRec, setRw, pendingOf, pTo, pDeadline, forgetDue, listOn, listRebuild } from './occupancy';
+import { clock, moveRec, resetRec, setRw, pendingOf, pTo, pDeadline, settle } from './occupancy';
 
 export const C_REUSE: u32 = 0;
 export const C_EXIT: u32 = 1;
@@ -57,16 +57,16 @@ export function setKey(kind: u32, v: u64, p: usize, len: u32, h: u32): void {
 /** the current key's record as found before the batch's decisions (see kHint) */
 export function setKeyHint(rec: u32, gen: u32): void { kHint = rec; kHintGen = gen; }
 
+/** the current key's slot, its state brought to the clock (occupancy.ts settle), or NIL */
 export function keyFind(): u32 {
-  if (kHint != NIL && kHintGen == tableGen) return kHint;
-  return kKind == 0 ? findInt(kHash, kInt) : findBytes(kHash, kKind, kPtr, kLen);
+  let rec = kHint;
+  if (rec == NIL || kHintGen != tableGen) rec = kKind == 0 ? findInt(kHash, kInt) : findBytes(kHash, kKind, kPtr, kLen);
+  if (rec != NIL) settle(rec);
+  return rec;
 }
 
 function keyCreate(): u32 {
-  if (tableFull()) {
-    tableGrow();
-    if (listOn) listRebuild();
-  }
+  if (tableFull()) tableGrow();
   const rec = tableInsert(kHash);
   const r = recPtr(rec);
   store<u64>(r, kKind == 0 ? kInt : arenaPut(kPtr, kLen));
@@ -219,7 +219,7 @@ export function offline(r: i32, ts: i64, granted: bool, o: usize, vOut: usize): 
   const p = recPtr(rec);
   const rw2 = load<u64>(p, 16);
   if (ts >= <i64>rwTime(rw2)) store<u64>(p, rwMake(ur, <u64>ts), 16); // no pending left after moveRec
-  forgetDue(); // an upload older than forgetAfter is forgotten at once (at its own instant)
+  settle(rec); // an upload older than forgetAfter is forgotten at once (at its own instant)
   result(o, 1, 0, 0, 0);
   return n;
 }
@@ -265,6 +265,8 @@ export function resetArea(area: i32, o: usize): void {
     const x = <u32>area;
     const slots = nBuckets << 1;
     for (let rec: u32 = 0; rec < slots; rec++) {
+      if (load<u64>(recPtr(rec), 8) == 0) continue;
+      settle(rec);
       const mw = load<u64>(recPtr(rec), 8);
       const loc = mwLoc(mw);
       if (mw != 0 && loc != AREA_NONE && (x == 0 || isInside(loc, x))) { resetRec(rec, clock); changed++; }

@@ -3,9 +3,9 @@
 // record number stays a valid resume point while badges go on).
 //
 // A record is listed for area X when X counts it (occupancy.ts countMove):
-// its location is X or inside X, and X has no presenceTimeout or
-// lastMoveAt + timeout(X) > clock. forgetAfter needs no test here: advance()
-// has already reset every record it forgot.
+// its location is X or inside X, and X has no expiry or lastMoveAt +
+// expire(X) > clock (expire covers forgetAfter too: a forgotten record whose
+// state is not settled yet is left out, as its count already is).
 //
 // scanInside(area, from, max, out) visits records from .. recCount-1 and
 // stops after `max` listed ones. `out` is the host's scratch region of at
@@ -29,7 +29,7 @@
 import { recCount, posOf, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
 import { slotPtr } from './table';
 import { arenaAt } from './arena';
-import { nAreas, timeoutOf, isInside } from './site';
+import { nAreas, expireOf, isInside } from './site';
 import { clock } from './occupancy';
 
 export const SCAN_ROW: usize = 32;
@@ -39,7 +39,7 @@ export function scanInside(area: i32, from: u32, max: u32, out: usize): void {
   let rec = from;
   if (area >= 0 && area < nAreas) {
     const x = <u32>area;
-    const to = timeoutOf(x);
+    const to = expireOf(x);
     for (; rec < recCount && k < max; rec++) {
       const p = slotPtr(posOf(rec));
       const mw = load<u64>(p, 8);

@@ -1,39 +1,40 @@
 // Snapshot = header + segments, copied out by the host (src/engine/wasm-core.ts):
 //
-//   header i64 × HDR_FIELDS:
-//     0 magic 'APB2'  1 areas  2 readers  3 records  4 clock  5 listOn
-//     6 head  7 tail  8 classes  9 overrides  10 arena chunks  11 arena used
-//     12 forgetAfter ms  13 buckets
+//   header i64 × HDR_FIELDS (16):
+//     0 magic 'APB2'  1 areas  2 readers  3 records  4 clock  5 expiry classes
+//     6 calendar map capacity  7 calendar map entries  8 presence-timeout
+//     classes  9 overrides  10 arena chunks  11 arena used  12 forgetAfter ms
+//     13 buckets  14 calendar heap entries  15 0
 //   segments, in order (seg table: u32 pairs ptr, len):
-//     counts i32 × A | schedule flags u8 × A | cursors u32 × classes |
-//     overrides 24 × n | record slots (pos chunks, 4 × records in each) |
+//     counts i32 × A | schedule flags u8 × A | overrides 24 × n |
+//     record slots (pos chunks, 4 × records in each) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
-//     buckets 64 × buckets (table.ts, links included: a restore is a copy,
-//     not a rehash)
+//     buckets 64 × buckets (table.ts: a restore is a copy, not a rehash) |
+//     calendar map 16 × capacity | calendar heap 16 × entries (calendar.ts)
 //
 // Restore runs on a fresh instance with the same site installed:
 // restoreBegin(header) allocates the same segments and lists them, and the
 // host copies the bytes in.
 //
-// Layout 1 (magic 'APBW', before the 64-byte buckets; same 14 header
-// fields, 13 = index capacity) is migrated: restoreBegin lists its segments
+// Layout 1 (magic 'APBW', before the 64-byte buckets; 14 header fields:
+// 0 magic 1 areas 2 readers 3 records 4 clock 5 listOn 6 head 7 tail
+// 8 presence-timeout classes 9 overrides 10 arena chunks 11 arena used
+// 12 forgetAfter 13 index capacity) is migrated: restoreBegin lists its segments
 // (counts | flags | cursors | overrides 16 × n | 24-byte record chunks |
 // link chunks when listOn | arena chunks | index u32 × capacity) over
 // temporary regions, and restoreEnd re-places every record in record order,
-// converts the overrides, rebuilds the list and recounts.
+// converts the overrides and recounts (counts and calendar).
 import { alloc, release, memReserve } from './mem';
 import {
   recCount, posChunkCount, posChunkPtr, recReserve, setPos, CHUNK_RECS, OVERRIDE, kindBits,
 } from './records';
 import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, arenaAt, ARENA_CHUNK } from './arena';
-import { nAreas, nReaders, nClasses, aCount, aActive, forgetMs } from './site';
-import {
-  clock, listOn, head, tail, cursors, ovTab, ovCount, ovReserve, ovSet, setClock, setListEnds, setOvCount, OV_SIZE,
-  listBuildSorted, recount,
-} from './occupancy';
+import { nAreas, nReaders, nClasses, nPresenceClasses, aCount, aActive, forgetMs } from './site';
+import { clock, ovTab, ovCount, ovReserve, ovSet, setClock, setOvCount, OV_SIZE, recount } from './occupancy';
+import { mapTab, mapCap, mapUsed, heapTab, heapLen, mapBytes, heapBytes, calReset, calRestored } from './calendar';
 import { tBase, nBuckets, tableBytes, tableRestore, tablePlace, hashInt, hashBytes, BUCKET } from './table';
 
-export const HDR_FIELDS: i32 = 14;
+export const HDR_FIELDS: i32 = 16;
 const MAGIC: i64 = 0x41504232;
 const MAGIC_LAYOUT1: i64 = 0x41504257;
 const L1_REC: usize = 24;
@@ -65,15 +66,17 @@ export function snapHeader(): usize {
   store<i64>(h(2), nReaders);
   store<i64>(h(3), recCount);
   store<i64>(h(4), clock);
-  store<i64>(h(5), listOn ? 1 : 0);
-  store<i64>(h(6), head);
-  store<i64>(h(7), tail);
-  store<i64>(h(8), nClasses);
+  store<i64>(h(5), nClasses);
+  store<i64>(h(6), mapCap);
+  store<i64>(h(7), mapUsed);
+  store<i64>(h(8), nPresenceClasses);
   store<i64>(h(9), ovCount);
   store<i64>(h(10), arenaChunkCount);
   store<i64>(h(11), arenaUsed);
   store<i64>(h(12), forgetMs);
   store<i64>(h(13), nBuckets);
+  store<i64>(h(14), heapLen);
+  store<i64>(h(15), 0);
   return hdr;
 }
 
@@ -106,12 +109,13 @@ export function snapSegments(): i32 {
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
-  seg(cursors, <usize>nClasses << 2);
   seg(ovTab, <usize>ovCount * OV_SIZE);
   const nc = posChunkCount();
   for (let c: u32 = 0; c < nc; c++) seg(posChunkPtr(c), inChunk(c, nc, recCount) << 2);
   arenaSegs();
   seg(tBase, tableBytes());
+  seg(mapTab, mapBytes());
+  seg(heapTab, heapBytes());
   return nSeg;
 }
 
@@ -120,7 +124,7 @@ export function segTable(): usize { return segs; }
 /** the header's fields shared by both layouts; 0 when they fit this site, else a reason code */
 function checkCommon(): i32 {
   if (load<i64>(h(1)) != <i64>nAreas || load<i64>(h(2)) != <i64>nReaders) return 2;
-  if (load<i64>(h(8)) != <i64>nClasses || load<i64>(h(12)) != forgetMs || (load<i64>(h(5)) != 0) != listOn) return 3;
+  if (load<i64>(h(8)) != <i64>nPresenceClasses || load<i64>(h(12)) != forgetMs) return 3;
   const n = load<i64>(h(3));
   const ac = load<i64>(h(10));
   const au = load<i64>(h(11));
@@ -137,18 +141,23 @@ export function restoreBegin(): i32 {
   if (magic != MAGIC) return 1;
   const rc = checkCommon();
   if (rc != 0) return rc;
+  if (load<i64>(h(5)) != <i64>nClasses) return 3;
   const n = load<i64>(h(3));
   const ac = load<i64>(h(10));
   const ov = load<i64>(h(9));
   const nb = load<i64>(h(13));
-  // at most 7/8 of the slots used (table.ts)
+  const mc = load<i64>(h(6)), mu = load<i64>(h(7)), hl = load<i64>(h(14));
+  // at most 7/8 of the slots used (table.ts), the calendar map at most 3/4 full, one heap entry per map entry
   if (nb < 512 || nb > 0x3000000 || n * 8 > nb * 14) return 4;
+  if (mc < 1024 || mc > 0x8000000 || (mc & (mc - 1)) != 0 || mu < 0 || mu * 4 > mc * 3 || hl != mu) return 4;
   const posBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * 4;
-  const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>nb * <u64>BUCKET + <u64>BUCKET + <u64>ov * <u64>OV_SIZE;
+  const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>nb * <u64>BUCKET + <u64>BUCKET + <u64>ov * <u64>OV_SIZE
+    + <u64>mc * 16 + <u64>(hl < 1024 ? 1024 : hl) * 16;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);
   setClock(load<i64>(h(4)));
-  setListEnds(<u32>load<i64>(h(6)), <u32>load<i64>(h(7)));
+  calReset(<u32>mc, <u32>hl);
+  calRestored(<u32>mu, <u32>hl);
   recReserve(<u32>n);
   for (let c: i64 = 0; c < ac; c++) arenaAddChunk();
   arenaSetUsed(<u32>load<i64>(h(11)));
@@ -162,6 +171,8 @@ export function restoreBegin(): i32 {
 function migrateBegin(): i32 {
   const rc = checkCommon();
   if (rc != 0) return rc;
+  const listOn = forgetMs > 0 || nPresenceClasses > 0;
+  if ((load<i64>(h(5)) != 0) != listOn) return 3;
   const n = <u32>load<i64>(h(3));
   const ac = load<i64>(h(10));
   const ov = <u32>load<i64>(h(9));
@@ -170,7 +181,7 @@ function migrateBegin(): i32 {
   const linkBytes: usize = listOn ? <usize>CHUNK_RECS * 8 : 0;
   // the old links and index are read and dropped: one scratch region takes them all
   let scratch: usize = <usize>cap * 4 > linkBytes ? <usize>cap * 4 : linkBytes;
-  if (scratch < <usize>nClasses << 2) scratch = <usize>nClasses << 2;
+  if (scratch < <usize>nPresenceClasses << 2) scratch = <usize>nPresenceClasses << 2;
   const nb = (<u64>n * 5 / 8) + 1;
   const total = <u64>n * (L1_REC + 4 + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + (nb < 512 ? 512 : nb) * <u64>BUCKET
     + <u64>ov * (16 + <u64>OV_SIZE) + <u64>CHUNK_RECS * 4 + 4096;
@@ -189,7 +200,7 @@ function migrateBegin(): i32 {
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
-  seg(mScratch, <usize>nClasses << 2); // cursors: rebuilt
+  seg(mScratch, <usize>nPresenceClasses << 2); // cursors: rebuilt
   seg(mOv, <usize>ov << 4);
   const nc = (n + CHUNK_RECS - 1) / CHUNK_RECS;
   for (let c: u32 = 0; c < nc; c++) seg(mRecs + <usize>c * <usize>CHUNK_RECS * L1_REC, inChunk(c, nc, n) * L1_REC);
@@ -230,7 +241,6 @@ export function restoreEnd(): void {
     setPos(r, slot);
     if ((rw & OVERRIDE) != 0) migrateOverride(r, slot, ovOld);
   }
-  if (listOn) listBuildSorted(); else setListEnds(0xFFFFFFFF, 0xFFFFFFFF);
   recount();
   release(mRecs, <usize>n * L1_REC);
   release(mOv, <usize>ovOld << 4);

@@ -8,10 +8,10 @@
 //   | key 0   u64   | move 0  u64   | reader 0 u64  |   slot 2b
 //   +---------------+---------------+---------------+
 //   | key 1   u64   | move 1  u64   | reader 1 u64  |   slot 2b+1
-//   +-------+-------+-------+-------+---------------+
-//   | prev0 | next0 | prev1 | next1 |                   timeout-list links
-//   +-------+-------+-------+-------+                   (u32 slot numbers)
-//   48      52      56      60      64
+//   +---------------+---------------+---------------+
+//   | 0             | 0             |                   16 bytes unused
+//   +---------------+---------------+
+//   48              56              64
 //
 // key: integer credential value, or the arena offset (arena.ts) of a string
 // or binary credential's bytes; move and reader words: records.ts. A slot
@@ -32,7 +32,6 @@ import { arenaAt } from './arena';
 
 export const BUCKET: usize = 64;
 const SLOT_SIZE: usize = 24;
-const LINKS_AT: usize = 48;
 const MIN_BUCKETS: u32 = 512;
 const MAX_BUCKETS: u32 = 0x3000000; // 3 GiB of buckets
 
@@ -94,8 +93,6 @@ export function hashBytes(kind: u32, p: usize, len: u32): u32 {
 
 // @ts-ignore: decorator
 @inline export function slotPtr(s: u32): usize { return tBase + <usize>(s >> 1) * BUCKET + <usize>(s & 1) * SLOT_SIZE; }
-// @ts-ignore: decorator
-@inline export function linkPtr(s: u32): usize { return tBase + <usize>(s >> 1) * BUCKET + LINKS_AT + (<usize>(s & 1) << 3); }
 // @ts-ignore: decorator
 @inline export function homeBucket(h: u32): u32 { return <u32>((<u64>h * <u64>nBuckets) >> 32); }
 // @ts-ignore: decorator
@@ -176,7 +173,7 @@ export function tableInsert(h: u32): u32 {
   return freeSlot(h);
 }
 
-/** doubles the buckets; credentials are re-placed in record order, pos rewritten, links not kept */
+/** doubles the buckets; credentials are re-placed in record order, pos rewritten */
 export function tableGrow(): void {
   const oldBase = tBase, oldRegion = tRegion, oldSize = tRegionSize, oldN = nBuckets;
   if (oldN >= MAX_BUCKETS >> 1) unreachable();
