@@ -1,10 +1,10 @@
 // Snapshot = header + segments, copied out by the host (src/engine/wasm-core.ts):
 //
-//   header i64 × HDR_FIELDS (16):
+//   header i64 × HDR_FIELDS (14, as in layout 1, so hosts need not know):
 //     0 magic 'APB2'  1 areas  2 readers  3 records  4 clock  5 expiry classes
-//     6 calendar map capacity  7 calendar map entries  8 presence-timeout
-//     classes  9 overrides  10 arena chunks  11 arena used  12 forgetAfter ms
-//     13 buckets  14 calendar heap entries  15 0
+//     6 calendar map capacity  7 calendar map entries (= heap entries)
+//     8 presence-timeout classes  9 overrides  10 arena chunks  11 arena used
+//     12 forgetAfter ms  13 buckets
 //   segments, in order (seg table: u32 pairs ptr, len):
 //     counts i32 × A | schedule flags u8 × A | overrides 24 × n |
 //     record slots (pos chunks, 4 × records in each) |
@@ -16,7 +16,7 @@
 // restoreBegin(header) allocates the same segments and lists them, and the
 // host copies the bytes in.
 //
-// Layout 1 (magic 'APBW', before the 64-byte buckets; 14 header fields:
+// Layout 1 (magic 'APBW', before the 64-byte buckets; header fields:
 // 0 magic 1 areas 2 readers 3 records 4 clock 5 listOn 6 head 7 tail
 // 8 presence-timeout classes 9 overrides 10 arena chunks 11 arena used
 // 12 forgetAfter 13 index capacity) is migrated: restoreBegin lists its segments
@@ -34,7 +34,7 @@ import { clock, ovTab, ovCount, ovReserve, ovSet, setClock, setOvCount, OV_SIZE,
 import { mapTab, mapCap, mapUsed, heapTab, heapLen, mapBytes, heapBytes, calReset, calRestored } from './calendar';
 import { tBase, nBuckets, tableBytes, tableRestore, tablePlace, hashInt, hashBytes, BUCKET } from './table';
 
-export const HDR_FIELDS: i32 = 16;
+export const HDR_FIELDS: i32 = 14;
 const MAGIC: i64 = 0x41504232;
 const MAGIC_LAYOUT1: i64 = 0x41504257;
 const L1_REC: usize = 24;
@@ -75,8 +75,6 @@ export function snapHeader(): usize {
   store<i64>(h(11), arenaUsed);
   store<i64>(h(12), forgetMs);
   store<i64>(h(13), nBuckets);
-  store<i64>(h(14), heapLen);
-  store<i64>(h(15), 0);
   return hdr;
 }
 
@@ -146,10 +144,10 @@ export function restoreBegin(): i32 {
   const ac = load<i64>(h(10));
   const ov = load<i64>(h(9));
   const nb = load<i64>(h(13));
-  const mc = load<i64>(h(6)), mu = load<i64>(h(7)), hl = load<i64>(h(14));
-  // at most 7/8 of the slots used (table.ts), the calendar map at most 3/4 full, one heap entry per map entry
+  const mc = load<i64>(h(6)), mu = load<i64>(h(7)), hl = mu; // one heap entry per map entry
+  // at most 7/8 of the slots used (table.ts), the calendar map at most 3/4 full
   if (nb < 512 || nb > 0x3000000 || n * 8 > nb * 14) return 4;
-  if (mc < 1024 || mc > 0x8000000 || (mc & (mc - 1)) != 0 || mu < 0 || mu * 4 > mc * 3 || hl != mu) return 4;
+  if (mc < 1024 || mc > 0x8000000 || (mc & (mc - 1)) != 0 || mu < 0 || mu * 4 > mc * 3) return 4;
   const posBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * 4;
   const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>nb * <u64>BUCKET + <u64>BUCKET + <u64>ov * <u64>OV_SIZE
     + <u64>mc * 16 + <u64>(hl < 1024 ? 1024 : hl) * 16;

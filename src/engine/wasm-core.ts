@@ -66,9 +66,7 @@ const IN_STRIDE = 80;
 const OUT_STRIDE = 16;
 /** the result's violations when there are none: one shared, frozen array (no allocation per decision) */
 const NO_VIOLATIONS = Object.freeze([]) as unknown as Violation[];
-const HDR_FIELDS = 16; // assembly/snapshot.ts
-/** header fields of a layout-1 snapshot (24-byte records + index): the core migrates it on restore */
-const HDR_FIELDS_LAYOUT1 = 14;
+const HDR_FIELDS = 14; // assembly/snapshot.ts
 const SNAP_MAGIC = 0x53425041; // "APBS" little-endian
 const DESC_FIELDS = 17;  // assembly/site.ts
 const MAX_INDEX = 0xFFFE; // area/reader indexes are 16 bits, 0xFFFF = none
@@ -335,9 +333,9 @@ export class WasmCore implements EngineCore {
   restore(bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array) || bytes.length < 16) badSnap('too short');
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const { n, fields } = checkSnapHead(dv);
+    const n = checkSnapHead(dv);
     const bad = badSnap;
-    const segAt = 16 + fields * 8;
+    const segAt = 16 + HDR_FIELDS * 8;
     if (bytes.length < segAt + n * 4) bad('truncated');
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
     let u8 = new Uint8Array(ex.memory.buffer);
@@ -376,14 +374,14 @@ export class WasmCore implements EngineCore {
     const bad = badSnap;
     if (length < 16) bad('too short');
     const head = readExactly(fd, new Uint8Array(16), position, bad);
-    const { n, fields } = checkSnapHead(new DataView(head.buffer));
-    const segAt = 16 + fields * 8;
+    const n = checkSnapHead(new DataView(head.buffer));
+    const segAt = 16 + HDR_FIELDS * 8;
     if (length < segAt + n * 4) bad('truncated');
     // header fields + segment length table: one small read
     const meta = readExactly(fd, new Uint8Array(segAt - 16 + n * 4), position + 16, bad);
     const mv = new DataView(meta.buffer);
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
-    new Uint8Array(ex.memory.buffer).set(meta.subarray(0, fields * 8), ex.snapHeaderBuf());
+    new Uint8Array(ex.memory.buffer).set(meta.subarray(0, HDR_FIELDS * 8), ex.snapHeaderBuf());
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -395,7 +393,7 @@ export class WasmCore implements EngineCore {
     let at = segAt + n * 4;
     for (let i = 0; i < n; i++) {
       const len = u32[(tab >> 2) + 2 * i + 1]!;
-      if (mv.getUint32(fields * 8 + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
+      if (mv.getUint32(HDR_FIELDS * 8 + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
       if (at + len > length) bad('truncated');
       at += len;
     }
@@ -601,17 +599,12 @@ function badSnap(why: string): never {
 /** restoreBegin()'s non-zero return codes (assembly/snapshot.ts) */
 const RESTORE_ERRORS = ['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'];
 
-/**
- * checks the 16-byte snapshot head (magic, ABI version, header size); returns
- * the segment count and header fields (HDR_FIELDS, or HDR_FIELDS_LAYOUT1 for
- * a snapshot of the previous memory layout, which the core migrates)
- */
-function checkSnapHead(dv: DataView): { n: number; fields: number } {
+/** checks the 16-byte snapshot head (magic, ABI version, header size); returns the segment count */
+function checkSnapHead(dv: DataView): number {
   if (dv.getUint32(0, true) !== SNAP_MAGIC) badSnap('not a wasm core snapshot');
   if (dv.getUint32(4, true) !== HOST_ABI_VERSION) badSnap(`made by ABI version ${dv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
-  const fields = dv.getUint32(8, true);
-  if (fields !== HDR_FIELDS && fields !== HDR_FIELDS_LAYOUT1) badSnap('header size differs');
-  return { n: dv.getUint32(12, true), fields };
+  if (dv.getUint32(8, true) !== HDR_FIELDS) badSnap('header size differs');
+  return dv.getUint32(12, true);
 }
 
 function checkTime(t: number, field: string): void {

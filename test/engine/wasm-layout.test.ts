@@ -1,0 +1,176 @@
+/**
+ * WASM core memory layout (assembly/table.ts 64-byte buckets,
+ * assembly/calendar.ts expiry calendar):
+ *  - a snapshot of the previous layout (24-byte records + index + timeout
+ *    list, built from the commit before the buckets: test/fixtures/core-layout1.wasm)
+ *    is migrated on restore, by restore() and restoreFromFile(): every
+ *    credential's state, every count, the muster lists and the pending
+ *    overrides come through, and the migrated core then decides exactly
+ *    like the old one;
+ *  - a damaged layout-1 snapshot is refused with bad_message, core unchanged;
+ *  - the table grows in the middle of batches (slot numbers change under the
+ *    slots the batch looked up first) while presence timeouts and forgetAfter
+ *    expire, and the core still agrees with the reference model.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createWasmCore, type WasmCore } from '../../src/engine/wasm-core.js';
+import { createReferenceCore } from '../../src/engine/reference-core.js';
+import { diffSites } from '../../src/config/diff.js';
+import type { Cred } from '../../src/engine/cred.js';
+import type { CoreOp, EngineCore } from '../../src/engine/types.js';
+import type { CompiledSite } from '../../src/config/types.js';
+import { ApbError } from '../../src/errors.js';
+import { SEC, T0, bin, int, rng, siteOf, str } from './wasm-util.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const LAYOUT1 = readFileSync(join(ROOT, 'test', 'fixtures', 'core-layout1.wasm'));
+
+const SITE = `areas:
+  - { id: campus, entry: hard, exit: soft, maxOccupancy: 3000 }
+  - { id: building, parent: campus, entry: hard, strict: true, presenceTimeout: 40 }
+  - { id: lab, parent: building, entry: soft, commitOn: passage, passageTimeout: 10 }
+readers:
+  - { id: gate-in, from: outside, to: campus, controller: c, reuseLockout: 5 }
+  - { id: gate-out, from: campus, to: outside, controller: c }
+  - { id: b-in, from: campus, to: building, controller: c, reuseLockout: 5, reuseMode: soft }
+  - { id: b-out, from: building, to: campus, controller: c }
+  - { id: lab-in, from: building, to: lab, controller: c }
+  - { id: lab-out, from: lab, to: building, controller: c }`;
+
+/** the same tree with lab-in's passage time changed: pending moves at lab-in get override entries */
+const NEXT = SITE.replace('passageTimeout: 10', 'passageTimeout: 25');
+
+const CREDS: Cred[] = [];
+for (let i = 0; i < 3000; i++) CREDS.push(i % 5 === 0 ? str(`t-${i}`) : i % 5 === 1 ? bin([i & 255, i >> 8, 9]) : int(2n ** 64n - 1n - BigInt(i) * 7919n));
+
+function stream(site: CompiledSite, seed: number, n: number, start: number): { ops: CoreOp[]; now: number }[] {
+  const r = rng(seed);
+  const out: { ops: CoreOp[]; now: number }[] = [];
+  let now = start;
+  const R = site.readerIds.length, A = site.areaIds.length;
+  for (let b = 0; b < n; b++) {
+    now += (r() % 3) * SEC + (r() % 700);
+    const ops: CoreOp[] = [];
+    for (let i = 0, k = 1 + (r() % 40); i < k; i++) {
+      const c = CREDS[r() % CREDS.length]!;
+      const x = r() % 20;
+      ops.push(x < 12 ? { op: 'badge', cred: c, reader: r() % R }
+        : x < 15 ? { op: 'passage', cred: c, reader: r() % R }
+          : x === 15 ? { op: 'offline', cred: c, reader: r() % R, ts: now - (r() % 120) * SEC, granted: r() % 4 !== 0 }
+            : x === 16 ? { op: 'forgive', cred: c }
+              : x === 17 ? { op: 'exempt', cred: c, on: r() % 2 === 0 }
+                : x === 18 ? { op: 'setLocation', cred: c, area: r() % A } : { op: 'reset', cred: c });
+    }
+    out.push({ ops, now });
+  }
+  return out;
+}
+
+function sameState(a: EngineCore, b: EngineCore, site: CompiledSite, where: string): void {
+  assert.equal(a.size(), b.size(), `${where}: size`);
+  for (const c of CREDS) assert.deepEqual(a.state(c), b.state(c), `${where}: state`);
+  for (let x = 0; x < site.areaIds.length; x++) {
+    assert.equal(a.occupancy(x), b.occupancy(x), `${where}: occupancy of ${site.areaIds[x]}`);
+    assert.deepEqual(a.credentialsIn(x, 0, 10_000), b.credentialsIn(x, 0, 10_000), `${where}: muster list of ${site.areaIds[x]}`);
+  }
+}
+
+/** an old-layout core on NEXT, with pending moves whose target/deadline came from before a reconfigure */
+function oldCore(forgetAfter: number): { old: WasmCore; site: CompiledSite; last: number } {
+  const s1 = siteOf(SITE, forgetAfter), s2 = siteOf(NEXT, forgetAfter);
+  const old = createWasmCore(s1, { wasm: LAYOUT1 });
+  let last = T0;
+  for (const { ops, now } of stream(s1, 3 + forgetAfter, 300, T0)) { old.apply(ops, now); last = now; }
+  const pend = [str('pending-a'), int(77), bin([1, 2, 3])];
+  for (const c of pend) old.apply([{ op: 'setLocation', cred: c, area: 2 }, { op: 'badge', cred: c, reader: 4 }], last);
+  const { areaMap, readerMap } = diffSites(s1, s2);
+  old.reconfigure(s2, areaMap, readerMap);
+  old.setScheduleActive(1, false);
+  for (const c of pend) assert.notEqual(old.state(c).pending, null, 'a pending move crosses the reconfigure');
+  return { old, site: s2, last };
+}
+
+describe('layout-1 snapshots', () => {
+  for (const forgetAfter of [0, 90]) {
+    test(`are migrated on restore and restoreFromFile: same states, counts, muster lists and decisions (forgetAfter ${forgetAfter})`, () => {
+      const { old, site, last } = oldCore(forgetAfter);
+      const snap = old.snapshot();
+      const dir = mkdtempSync(join(tmpdir(), 'apb-layout-'));
+      try {
+        const file = join(dir, 'old.snap');
+        writeFileSync(file, snap);
+        const viaBytes = createWasmCore(site);
+        viaBytes.restore(snap);
+        const viaFile = createWasmCore(site);
+        const fd = openSync(file, 'r');
+        try { viaFile.restoreFromFile(fd, 0, snap.length); } finally { closeSync(fd); }
+        sameState(old, viaBytes, site, 'migrated by restore()');
+        sameState(old, viaFile, site, 'migrated by restoreFromFile()');
+        // a pending move with an override entry: its old deadline still holds
+        assert.deepEqual(viaBytes.state(str('pending-a')).pending, old.state(str('pending-a')).pending);
+        // the migrated core snapshots in the new layout, which restores to the same bytes
+        const again = createWasmCore(site);
+        again.restore(viaBytes.snapshot());
+        assert.deepEqual(again.snapshot(), viaBytes.snapshot());
+        for (const { ops, now } of stream(site, 9 + forgetAfter, 300, last + SEC)) {
+          const want = old.apply(ops, now);
+          assert.deepEqual(viaBytes.apply(ops, now), want);
+          assert.deepEqual(viaFile.apply(ops, now), want);
+        }
+        sameState(old, viaBytes, site, 'after the stream');
+        sameState(old, viaFile, site, 'after the stream (file)');
+      } finally { rmSync(dir, { recursive: true, force: true }); }
+    });
+  }
+
+  test('a damaged layout-1 snapshot is refused with bad_message and changes nothing', () => {
+    const { old, site } = oldCore(0);
+    const snap = old.snapshot();
+    const core = createWasmCore(site);
+    core.apply([{ op: 'badge', cred: int(5), reader: 0 }], T0);
+    const isBad = (e: unknown): boolean => e instanceof ApbError && e.code === 'bad_message';
+    const records = new Uint8Array(snap); // header field 3 (records) at 16 + 3 × 8
+    new DataView(records.buffer).setBigInt64(16 + 3 * 8, 1n << 40n, true);
+    assert.throws(() => core.restore(records), isBad, 'absurd record count');
+    const other = createWasmCore(siteOf(SITE.replace('presenceTimeout: 40', 'presenceTimeout: 40 }\n  - { id: annex, parent: campus')));
+    assert.throws(() => other.restore(snap), isBad, 'made for another site');
+    assert.throws(() => core.restore(snap.subarray(0, snap.length - 3)), isBad, 'truncated');
+    assert.equal(core.state(int(5)).location, 1);
+    assert.equal(core.occupancy(1), 1);
+  });
+});
+
+describe('table growth', () => {
+  test('the table grows in the middle of batches while timeouts and forgetAfter expire: same as the reference model', () => {
+    const s = siteOf(SITE, 30);
+    const w = createWasmCore(s), ref = createReferenceCore(s); // w starts at 512 buckets
+    const r = rng(21);
+    let now = T0;
+    const creds: Cred[] = [];
+    for (let b = 0; b < 40; b++) {
+      now += (r() % 20) * SEC;
+      const ops: CoreOp[] = [];
+      for (let i = 0; i < 1000; i++) {
+        // mostly new credentials (growth), some known ones (hints into the old table)
+        const c = creds.length > 0 && r() % 4 === 0 ? creds[r() % creds.length]! : int(BigInt(creds.push(int(1_000_000 + creds.length)) + 999_999));
+        ops.push(r() % 5 === 0 ? { op: 'setLocation', cred: c, area: r() % 4 } : { op: 'badge', cred: c, reader: r() % 6 });
+      }
+      assert.deepEqual(w.apply(ops, now), ref.apply(ops, now), `batch ${b}`);
+      for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `batch ${b}: occupancy of area ${x}`);
+    }
+    assert.equal(w.size(), ref.size());
+    assert.ok(w.size() > 20_000, 'enough credentials for several growths');
+    for (const c of creds.filter((_, k) => k % 7 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+    // the clock alone: presences time out and credentials are forgotten, counts follow
+    for (const dt of [10, 30, 45, 100]) {
+      w.advance(now + dt * SEC); ref.advance(now + dt * SEC);
+      for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `+${dt} s: occupancy of area ${x}`);
+    }
+    for (const c of creds.filter((_, k) => k % 11 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+  });
+});
