@@ -33,6 +33,8 @@ import { nAreas, expireOf, isInside } from './site';
 import { clock } from './occupancy';
 
 export const SCAN_ROW: usize = 32;
+/** records whose buckets are touched ahead of being read (the batch pass idea, batch.ts) */
+const AHEAD: u32 = 256;
 
 export function scanInside(area: i32, from: u32, max: u32, out: usize): void {
   let k: u32 = 0;
@@ -40,7 +42,17 @@ export function scanInside(area: i32, from: u32, max: u32, out: usize): void {
   if (area >= 0 && area < nAreas) {
     const x = <u32>area;
     const to = expireOf(x);
+    let touched = rec; // records before this one have had their bucket touched
     for (; rec < recCount && k < max; rec++) {
+      if (rec == touched) {
+        // records are in creation order, their buckets at random: touch the
+        // next AHEAD buckets with independent loads so their misses overlap
+        const end = recCount - rec > AHEAD ? rec + AHEAD : recCount;
+        let acc: u32 = 0;
+        for (let i = rec; i < end; i++) acc += load<u32>(slotPtr(posOf(i)), 8);
+        store<u32>(out, acc, 12); // stored so the loads stay (overwritten below)
+        touched = end;
+      }
       const p = slotPtr(posOf(rec));
       const mw = load<u64>(p, 8);
       const loc = mwLoc(mw);

@@ -15,7 +15,8 @@
  *
  * Site (a realistic rule mix): campus (entry hard, exit soft, maxOccupancy)
  * > building (entry hard, exit soft, presenceTimeout 1 h, strict) > lab
- * (entry soft, commitOn passage); gate readers with a hard 5 s reuse
+ * (entry soft, commitOn passage), and an annex no reader leads to (its
+ * muster list is a full scan of the records); gate readers with a hard 5 s reuse
  * lockout, building readers with a soft one. Every credential is stored
  * first (one grant at the campus gate), then random credentials badge at
  * random readers, so lookups hit memory at random, and grants, denies,
@@ -46,6 +47,7 @@ areas:
   - { id: campus, entry: hard, exit: soft, maxOccupancy: 50000000 }
   - { id: building, parent: campus, entry: hard, exit: soft, strict: true, presenceTimeout: 3600 }
   - { id: lab, parent: building, entry: soft, commitOn: passage, passageTimeout: 10 }
+  - { id: annex, parent: campus }
 readers:
   - { id: gate-in, from: outside, to: campus, controller: c, reuseLockout: 5, reuseMode: hard }
   - { id: gate-out, from: campus, to: outside, controller: c }
@@ -306,6 +308,11 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     headers: ['measure', 'value', 'decisions/s it allows (M)', 'ratio vs buckets at 10 M'],
     rows: [],
   };
+  const muster: BenchTable = {
+    title: 'Muster list: one page of an empty area at 10 M credentials (a full scan of the records in creation order)',
+    headers: ['core', 'credentials', 'scan ms (median of 3)', 'ns per record', 'ratio vs layout 1'],
+    rows: [],
+  };
   const restart: BenchTable = {
     title: 'Restart: core restore from a snapshot file (page cache warm)',
     headers: ['snapshot', 'credentials', 'snapshot MB', 'restore ms (median of 3)', 'ratio vs layout 1'],
@@ -378,6 +385,20 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       }
     }
     if (n === 10_000_000) {
+      const annex = mix.areaIds.indexOf('annex');
+      let base0 = NaN;
+      for (const c of cores) {
+        const ms: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const t = performance.now();
+          const page = c.core.credentialsIn(annex, 0, 100);
+          ms.push(performance.now() - t);
+          if (page.rows.length !== 0 || page.next !== null) throw new Error('the annex is not empty');
+        }
+        const m = median(ms);
+        if (Number.isNaN(base0)) base0 = m;
+        muster.rows.push([c.v.name, n, fmt(m, 0), fmt(m * 1e6 / n, 1), fmt(m / base0)]);
+      }
       const nb = cores[cores.length - 2]!; // buckets, mix site
       const r1 = restartMs(nb.core, () => createWasmCore(mix), 3);
       let r0: { ms: number; bytes: number } | undefined;
@@ -434,6 +455,6 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   notes.push('WASM memory B/cred = linear memory size / credentials (the whole core, growth slack included); RSS delta = resident set growth while the core is created and loaded. Run with node --expose-gc for steadier memory figures.');
   const heapLimit = getHeapStatistics().heap_size_limit;
   notes.push(`The reference model runs at 100 k and 1 M only (its 10 M needs a V8 heap of 8 GiB or more; this process has ${fmt(heapLimit / 2 ** 30, 1)} GiB).`);
-  return { name: 'core', tables: [speed, mem, base, restart, apiT], notes };
+  return { name: 'core', tables: [speed, mem, base, restart, muster, apiT], notes };
 }
 
