@@ -10,7 +10,10 @@
  *  - a damaged layout-1 snapshot is refused with bad_message, core unchanged;
  *  - the table grows in the middle of batches (slot numbers change under the
  *    slots the batch looked up first) while presence timeouts and forgetAfter
- *    expire, and the core still agrees with the reference model.
+ *    expire, and the core still agrees with the reference model;
+ *  - the expiry calendar under thousands of distinct instants (its map grows,
+ *    entries expire every millisecond and are deleted from the middle of
+ *    probe runs): occupancy equals the reference model's at every step.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -172,5 +175,47 @@ describe('table growth', () => {
       for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `+${dt} s: occupancy of area ${x}`);
     }
     for (const c of creds.filter((_, k) => k % 11 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+  });
+});
+
+describe('expiry calendar', () => {
+  test('thousands of distinct instants, expiring every millisecond: occupancy as the reference model at every step', () => {
+    const s = siteOf(`areas:
+  - { id: campus, presenceTimeout: 3 }
+  - { id: building, parent: campus, presenceTimeout: 1 }
+  - { id: lab, parent: building }
+  - { id: annex, parent: campus, presenceTimeout: 1 }
+readers:
+  - { id: gate-in, from: outside, to: campus, controller: c }
+  - { id: b-in, from: campus, to: building, controller: c }
+  - { id: lab-in, from: building, to: lab, controller: c }
+  - { id: annex-in, from: campus, to: annex, controller: c }
+  - { id: out, from: campus, to: outside, controller: c }`, 2);
+    const w = createWasmCore(s), ref = createReferenceCore(s);
+    const r = rng(8);
+    const creds: Cred[] = [];
+    for (let i = 0; i < 400; i++) creds.push(i % 2 ? int(i) : str(`c${i}`));
+    let now = T0;
+    for (let step = 0; step < 6000; step++) {
+      now += 1 + (r() % 3); // a new instant almost every op: one calendar entry each
+      const c = creds[r() % creds.length]!;
+      const x = r() % 10;
+      const op: CoreOp = x < 6 ? { op: 'badge', cred: c, reader: r() % 5 }
+        : x < 8 ? { op: 'setLocation', cred: c, area: r() % 5 }
+          : x === 8 ? { op: 'offline', cred: c, reader: r() % 5, ts: now - (r() % 4000), granted: true } : { op: 'reset', cred: c };
+      assert.deepEqual(w.apply([op], now), ref.apply([op], now), `step ${step}`);
+      if (step % 7 === 0) for (let a = 0; a < 5; a++) assert.equal(w.occupancy(a), ref.occupancy(a), `step ${step}: occupancy of area ${a}`);
+    }
+    for (const dt of [500, 1000, 1001, 2999, 3000, 5000]) {
+      w.advance(now + dt); ref.advance(now + dt);
+      for (let a = 0; a < 5; a++) assert.equal(w.occupancy(a), ref.occupancy(a), `+${dt} ms: occupancy of area ${a}`);
+    }
+    for (const c of creds) assert.deepEqual(w.state(c), ref.state(c));
+    // the same calendar survives a snapshot; its map grew past its first 1024 entries (snapshot header field 6)
+    const snap = w.snapshot();
+    assert.ok(new DataView(snap.buffer, snap.byteOffset).getBigInt64(16 + 6 * 8, true) > 1024n, 'the calendar map grew');
+    const b = createWasmCore(s);
+    b.restore(snap);
+    for (let a = 0; a < 5; a++) assert.equal(b.occupancy(a), w.occupancy(a));
   });
 });
