@@ -12,7 +12,7 @@ import {
   recAppend, NIL, AREA_NONE, READER_NONE, FREEPASS, EXEMPT, PENDING, RW_EMPTY,
   mwLoc, mwTime, rwReader, rwTime, rwMake, kindBits,
 } from './records';
-import { findInt, findBytes, tableInsert, tableFull, tableGrow, tableGen, slotPtr as recPtr, nBuckets } from './table';
+import { findInt, findBytes, tableInsert, tableFull, tableGrow, tableGen, slotPtr as recPtr, nBuckets, setSlotRec } from './table';
 import { arenaPut } from './arena';
 import {
   nAreas, nReaders, aEntry, aExit, aStrict, aActive, aMax, rLockout, rHard, rExitAt, rExitLen, rEntryAt, rEntryLen,
@@ -72,7 +72,7 @@ function keyCreate(): u32 {
   store<u64>(r, kKind == 0 ? kInt : arenaPut(kPtr, kLen));
   store<u64>(r, mwAbsent(), 8);
   store<u64>(r, RW_EMPTY, 16);
-  recAppend(rec);
+  setSlotRec(rec, recAppend(rec));
   return rec;
 }
 

@@ -235,7 +235,7 @@ export function restoreEnd(): void {
     let hh: u32;
     if (kind == 0) hh = hashInt(key);
     else { const a = arenaAt(key); hh = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
-    const slot = tablePlace(key, (mw & ~(<u64>3 << 60)) | kindBits(kind), rw, hh);
+    const slot = tablePlace(key, (mw & ~(<u64>3 << 60)) | kindBits(kind), rw, hh, r);
     setPos(r, slot);
     if ((rw & OVERRIDE) != 0) migrateOverride(r, slot, ovOld);
   }

@@ -8,10 +8,10 @@
 //   | key 0   u64   | move 0  u64   | reader 0 u64  |   slot 2b
 //   +---------------+---------------+---------------+
 //   | key 1   u64   | move 1  u64   | reader 1 u64  |   slot 2b+1
-//   +---------------+---------------+---------------+
-//   | 0             | 0             |                   16 bytes unused
-//   +---------------+---------------+
-//   48              56              64
+//   +-------+-------+---------------+
+//   | rec 0 | rec 1 | 0             |                   record numbers (u32)
+//   +-------+-------+---------------+                   of slots 2b, 2b+1
+//   48      52      56              64
 //
 // key: integer credential value, or the arena offset (arena.ts) of a string
 // or binary credential's bytes; move and reader words: records.ts. A slot
@@ -24,14 +24,19 @@
 // slots; growing doubles the buckets and re-places the credentials in
 // record order (records.ts pos), after which slot numbers have changed:
 // tableGen counts the growths so holders of slot numbers can tell.
+// Each bucket also holds its credentials' record numbers (records.ts), so
+// growing reads the old table in order and only the record-order array is
+// written at random (re-placing in record order would read the old table at
+// random, one dependent miss per credential).
 // Keys are compared exactly (key word and kind, plus the arena bytes for
 // strings and binaries), so 123, "123" and 0x313233 are three credentials.
 import { alloc, release } from './mem';
-import { NIL, recCount, posOf, setPos, mwKind } from './records';
+import { NIL, setPos, mwKind } from './records';
 import { arenaAt } from './arena';
 
 export const BUCKET: usize = 64;
 const SLOT_SIZE: usize = 24;
+const RECS_AT: usize = 48;
 const MIN_BUCKETS: u32 = 512;
 const MAX_BUCKETS: u32 = 0x3000000; // 3 GiB of buckets
 
@@ -93,6 +98,11 @@ export function hashBytes(kind: u32, p: usize, len: u32): u32 {
 
 // @ts-ignore: decorator
 @inline export function slotPtr(s: u32): usize { return tBase + <usize>(s >> 1) * BUCKET + <usize>(s & 1) * SLOT_SIZE; }
+/** the record number of the credential in slot s (written by setSlotRec) */
+// @ts-ignore: decorator
+@inline export function slotRec(s: u32): u32 { return load<u32>(tBase + <usize>(s >> 1) * BUCKET + RECS_AT + (<usize>(s & 1) << 2)); }
+// @ts-ignore: decorator
+@inline export function setSlotRec(s: u32, rec: u32): void { store<u32>(tBase + <usize>(s >> 1) * BUCKET + RECS_AT + (<usize>(s & 1) << 2), rec); }
 // @ts-ignore: decorator
 @inline export function homeBucket(h: u32): u32 { return <u32>((<u64>h * <u64>nBuckets) >> 32); }
 // @ts-ignore: decorator
@@ -173,22 +183,28 @@ export function tableInsert(h: u32): u32 {
   return freeSlot(h);
 }
 
-/** doubles the buckets; credentials are re-placed in record order, pos rewritten */
+/** doubles the buckets: credentials re-placed in bucket order, pos rewritten */
 export function tableGrow(): void {
   const oldBase = tBase, oldRegion = tRegion, oldSize = tRegionSize, oldN = nBuckets;
   if (oldN >= MAX_BUCKETS >> 1) unreachable();
   allocBuckets(oldN << 1);
-  for (let r: u32 = 0; r < recCount; r++) {
-    const s = posOf(r);
-    const from = oldBase + <usize>(s >> 1) * BUCKET + <usize>(s & 1) * SLOT_SIZE;
-    // hash from the old copy: the new table has no such slot yet
-    const kind = mwKind(load<u64>(from, 8));
-    let h: u32;
-    if (kind == 0) h = hashInt(load<u64>(from));
-    else { const a = arenaAt(load<u64>(from)); h = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
-    const t = freeSlot(h);
-    memory.copy(slotPtr(t), from, SLOT_SIZE);
-    setPos(r, t);
+  for (let b: u32 = 0; b < oldN; b++) {
+    const bp = oldBase + <usize>b * BUCKET;
+    for (let i: u32 = 0; i < 2; i++) {
+      const from = bp + <usize>i * SLOT_SIZE;
+      const mw = load<u64>(from, 8);
+      if (mw == 0) continue;
+      // hash from the old copy: the new table has no such slot yet
+      const kind = mwKind(mw);
+      let h: u32;
+      if (kind == 0) h = hashInt(load<u64>(from));
+      else { const a = arenaAt(load<u64>(from)); h = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
+      const t = freeSlot(h);
+      memory.copy(slotPtr(t), from, SLOT_SIZE);
+      const r = load<u32>(bp + RECS_AT + (<usize>i << 2));
+      setSlotRec(t, r);
+      setPos(r, t);
+    }
   }
   release(oldRegion, oldSize);
   tableGen++;
@@ -205,13 +221,14 @@ export function tableRestore(nb: u32, n: u32): void {
   tableGen++;
 }
 
-/** re-places slot s's credential (migration from the old layout): returns its slot */
-export function tablePlace(keyWord: u64, mw: u64, rw: u64, h: u32): u32 {
+/** places record `rec` (migration from the old layout): returns its slot */
+export function tablePlace(keyWord: u64, mw: u64, rw: u64, h: u32, rec: u32): u32 {
   const t = freeSlot(h);
   const p = slotPtr(t);
   store<u64>(p, keyWord);
   store<u64>(p, mw, 8);
   store<u64>(p, rw, 16);
+  setSlotRec(t, rec);
   used++;
   return t;
 }

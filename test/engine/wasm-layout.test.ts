@@ -169,6 +169,8 @@ describe('table growth', () => {
     assert.equal(w.size(), ref.size());
     assert.ok(w.size() > 20_000, 'enough credentials for several growths');
     for (const c of creds.filter((_, k) => k % 7 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+    // record order survived the growths: the muster lists (creation order, record numbers) are the same
+    for (let x = 0; x < 4; x++) assert.deepEqual(w.credentialsIn(x, 0, 100_000), ref.credentialsIn(x, 0, 100_000), `muster list of area ${x}`);
     // the clock alone: presences time out and credentials are forgotten, counts follow
     for (const dt of [10, 30, 45, 100]) {
       w.advance(now + dt * SEC); ref.advance(now + dt * SEC);
