@@ -25,10 +25,11 @@
 //
 // Before deciding, the batch is walked in passes of independent loads:
 // first every op's home bucket is touched, then each key is looked up (its
-// bucket is in cache by then; a spill reads the adjacent line). WebAssembly has no prefetch instruction: a load
-// whose result is not needed yet is the only way to have the CPU fetch
-// many lines at once. A decision that waits on its own miss costs a full
-// memory latency (~100 ns, several hundred with a TLB miss on 4 KB pages);
+// bucket is in cache by then; a spill reads the adjacent line).
+// WebAssembly has no prefetch instruction: a load whose result is not
+// needed yet is the only way to have the CPU fetch many lines at once. A
+// decision that waits on its own miss costs a full memory latency (~100
+// ns, several hundred with a TLB miss on 4 KB pages);
 // a pass of 1024 independent loads lets the core keep ~10-20 misses in
 // flight, so the batch pays roughly one latency per 10-20 credentials and
 // the decisions then run from cache. The slots found are handed to the

@@ -21,13 +21,12 @@
 // scaled to the bucket count (h × nBuckets >> 32, so any count works and the
 // table is sized to its load, not to a power of two); a full bucket spills
 // to the next one (linear probing, wrapping). Load is kept <= 7/8 of the
-// slots; growing doubles the buckets and re-places the credentials in
-// record order (records.ts pos), after which slot numbers have changed:
-// tableGen counts the growths so holders of slot numbers can tell.
-// Each bucket also holds its credentials' record numbers (records.ts), so
-// growing reads the old table in order and only the record-order array is
-// written at random (re-placing in record order would read the old table at
-// random, one dependent miss per credential).
+// slots; growing doubles the buckets and re-places the credentials, after
+// which slot numbers have changed: tableGen counts the growths so holders
+// of slot numbers can tell. Each bucket also holds its credentials' record
+// numbers (records.ts), so growing reads the old table in order and only
+// the record-order array is written at random (re-placing in record order
+// would read the old table at random, one dependent miss per credential).
 // Keys are compared exactly (key word and kind, plus the arena bytes for
 // strings and binaries), so 123, "123" and 0x313233 are three credentials.
 import { alloc, release } from './mem';
