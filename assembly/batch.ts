@@ -4,24 +4,29 @@
 //
 // input slot (IN_STRIDE = 80 bytes):
 //   +0  u8  op      0 badge 1 passage 2 offline 3 forgive 4 reset 5 exempt 6 setLocation 7 resetArea
+//                   8 supervisor 9 lockdown
 //   +1  u8  kind    0 int, 1 string, 2 binary
 //   +2  u8  len     key bytes (string/binary)
-//   +3  u8  flag    offline: granted; exempt: on
-//   +4  i32 arg     reader (badge/passage/offline) or area (setLocation/resetArea)
+//   +3  u8  flag    offline: granted; exempt, supervisor, lockdown: on
+//   +4  i32 arg     reader (badge/passage/offline) or area (setLocation/resetArea/lockdown)
 //   +8  f64 ts      offline: the event's time
 //   +16 u64 key     integer value, or up to 64 key bytes
 //
-// output slot (OUT_STRIDE = 16 bytes):
+// output slot (OUT_STRIDE = 48 bytes):
 //   +0  u8  ok      badge: grant; passage/offline: applied
 //   +1  u8  reason  badge: index in REASONS
 //   +2  u8  pending badge: the grant awaits passage
 //   +4  i32 arg     badge: area (reader's `to`, -1 on deny); actions: changed
 //   +8  u32 vStart  first violation word (index into the violation region)
 //   +12 u32 vCount
+//   +16 .. +47      badge, offline: the state the decision saw (rules.ts seenInto);
+//                   two stores per decision, decoded by the host only when it
+//                   writes an event record
 //
-// violation region: VIOL_CAP × u32 (rules.ts word format), filled from 0 by
+// violation region: violCap × u32 (rules.ts word format), filled from 0 by
 // each applyBatch; a batch stops early (returns how many ops it did) when
-// the next op might not fit, and the host calls again for the rest.
+// the next op might not fit, and the host calls again for the rest. The fact
+// region (factBase, violCap × u32) holds each word's fact at the same index.
 //
 // Before deciding, the batch is walked in passes of independent loads:
 // first every op's home bucket is touched, then each key is looked up (its
@@ -40,15 +45,16 @@ import { NIL } from './records';
 import { hashInt, hashBytes, homeBucket, bucketPtr, findInt, findBytes, tableGen } from './table';
 import { maxViolPerOp } from './site';
 import { advanceTo } from './occupancy';
-import { setKey, setKeyHint, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea } from './rules';
+import { setKey, setKeyHint, setFactOut, badge, passage, offline, forgive, reset, exempt, setLocation, resetArea, supervisor, lockdown } from './rules';
 
 export const BATCH_CAP: i32 = 1024;
 export const IN_STRIDE: usize = 80;
-export const OUT_STRIDE: usize = 16;
+export const OUT_STRIDE: usize = 48;
 
 export let inBase: usize = 0;
 export let outBase: usize = 0;
 export let violBase: usize = 0;
+export let factBase: usize = 0;
 export let violCap: i32 = 0;
 let hashes: usize = 0;
 /** BATCH_CAP × u32: each op's table slot as found before deciding, or NIL */
@@ -69,6 +75,7 @@ export function violEnsure(): void {
   if (need < 65536) need = 65536;
   if (need <= violCap) return;
   violBase = alloc(<usize>need << 2);
+  factBase = alloc(<usize>need << 2);
   violCap = need;
 }
 
@@ -117,6 +124,7 @@ export function applyBatch(n: i32, now: i64): i32 {
     const op = load<u8>(s);
     const arg = load<i32>(s, 4);
     const vOut = violBase + (<usize>vUsed << 2);
+    setFactOut(factBase + (<usize>vUsed << 2));
     let nv = 0;
     switch (op) {
       case 0: nv = badge(arg, o, vOut); break;
@@ -127,6 +135,8 @@ export function applyBatch(n: i32, now: i64): i32 {
       case 5: exempt(load<u8>(s, 3) != 0, o); break;
       case 6: setLocation(arg, o); break;
       case 7: resetArea(arg, o); break;
+      case 8: supervisor(load<u8>(s, 3) != 0, o); break;
+      case 9: lockdown(arg, load<u8>(s, 3) != 0, o); break;
       default: unreachable();
     }
     store<u32>(o, <u32>vUsed, 8);

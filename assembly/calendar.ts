@@ -4,18 +4,20 @@
 // An area with expiry E (site.ts expire: the smaller of its presenceTimeout
 // and forgetAfter) counts a credential at location L inside it with
 // lastMoveAt t while t + E > clock. Areas sharing an E form an expiry
-// class k. For every (class k, lastMoveAt t, location L) that some counted
-// credential has, the calendar holds how many credentials have it; at the
-// instant t + E_k that many leave the class-k areas on L's chain at once.
+// class k. For every (class k, lastMoveAt t, location L, supervisor or
+// not) that some counted credential has, the calendar holds how many
+// credentials have it; at the instant t + E_k that many leave the class-k
+// areas on L's chain at once (and their sup counts, for a supervisors'
+// entry).
 // A credential that moves (or is reset) before that instant takes itself
 // off its entry (the count falls; the entry stays until its instant), so
 // the calendar never needs to know who is in an entry, only how many.
 //
 //   map  (open addressing, linear probing, power-of-two capacity, load <= 3/4)
-//        entry 16 B: +0 key u64 (t << 16 | L) · +8 class + 1 u32 (0 = empty)
-//                    · +12 count u32
+//        entry 16 B: +0 key u64 (sup << 62 | t << 16 | L) · +8 class + 1 u32
+//                    (0 = empty) · +12 count u32
 //   heap (binary min-heap of the map's entries by instant, one per entry)
-//        entry 16 B: +0 u64 (t + E_k) << 16 | L · +8 class u32 · +12 0
+//        entry 16 B: +0 u64 (t + E_k) << 16 | L · +8 class u32 · +12 sup u32
 //
 // An entry is created at its first credential and leaves map and heap at
 // its instant (advance); since the clock never goes back, no entry is
@@ -24,7 +26,7 @@
 // entry of its old lastMoveAt (the second random line of such a decision).
 import { alloc, release } from './mem';
 import { AREA_NONE } from './records';
-import { parentOf, classOf, classDur, addCount, nClasses } from './site';
+import { parentOf, classOf, classDur, addCount, addSup, nClasses } from './site';
 
 const ENTRY: usize = 16;
 
@@ -52,6 +54,8 @@ export function calRestored(used: u32, len: u32): void { mapUsed = used; heapLen
 
 // @ts-ignore: decorator
 @inline function mkey(t: i64, loc: u32): u64 { return (<u64>t << 16) | <u64>loc; }
+/** bit 62 of a map key: the entry counts supervisors (t << 16 stays below 2^60) */
+const SUP_KEY: u64 = <u64>1 << 62;
 
 // @ts-ignore: decorator
 @inline function mhash(key: u64, k: i32): u32 {
@@ -117,7 +121,7 @@ function mDelete(e: usize): void {
 // @ts-ignore: decorator
 @inline function hAt(i: u32): usize { return heapTab + <usize>i * ENTRY; }
 
-function hPush(v: u64, k: i32): void {
+function hPush(v: u64, k: i32, sup: u32): void {
   if (heapLen == heapCap) {
     const t = alloc(<usize>heapCap * 2 * ENTRY);
     memory.copy(t, heapTab, <usize>heapLen * ENTRY);
@@ -134,7 +138,7 @@ function hPush(v: u64, k: i32): void {
   }
   store<u64>(hAt(i), v);
   store<u32>(hAt(i), <u32>k, 8);
-  store<u32>(hAt(i), 0, 12);
+  store<u32>(hAt(i), sup, 12);
 }
 
 function hPopTop(): void {
@@ -142,6 +146,7 @@ function hPopTop(): void {
   if (heapLen == 0) return;
   const v = load<u64>(hAt(heapLen));
   const k = load<u32>(hAt(heapLen), 8);
+  const sup = load<u32>(hAt(heapLen), 12);
   let i: u32 = 0;
   while (true) {
     let c: u32 = 2 * i + 1;
@@ -153,7 +158,7 @@ function hPopTop(): void {
   }
   store<u64>(hAt(i), v);
   store<u32>(hAt(i), k, 8);
-  store<u32>(hAt(i), 0, 12);
+  store<u32>(hAt(i), sup, 12);
 }
 
 // --- credentials entering and leaving --------------------------------------
@@ -173,13 +178,13 @@ function seenBelow(loc: u32, a: u32, k: i32): bool {
  * the calendar entries of the classes on loc's chain it is still counted
  * by at `clock`.
  */
-export function calMove(loc: u32, t: i64, d: i32, clock: i64): void {
+export function calMove(loc: u32, t: i64, d: i32, clock: i64, sup: bool): void {
   if (nClasses == 0 || loc == AREA_NONE) return;
   let a = <i32>loc;
   while (a >= 0) {
     const k = classOf(<u32>a);
     if (k >= 0 && t + classDur(k) > clock && !seenBelow(loc, <u32>a, k)) {
-      const key = mkey(t, loc);
+      const key = mkey(t, loc) | (sup ? SUP_KEY : 0);
       let e = mFind(k, key);
       if (e == 0) {
         if (d < 0) unreachable(); // a counted credential always has its entry
@@ -192,7 +197,7 @@ export function calMove(loc: u32, t: i64, d: i32, clock: i64): void {
         store<u32>(e, <u32>k + 1, 8);
         store<u32>(e, 0, 12);
         mapUsed++;
-        hPush(mkey(t + classDur(k), loc), k);
+        hPush(mkey(t + classDur(k), loc), k, sup ? 1 : 0);
       }
       store<u32>(e, <u32>(<i32>load<u32>(e, 12) + d), 12);
     }
@@ -209,15 +214,16 @@ export function calExpire(clock: i64): void {
     if (at > clock) break;
     const k = <i32>load<u32>(top, 8);
     const loc = <u32>(v & 0xFFFF);
+    const sup = load<u32>(top, 12) != 0;
     hPopTop();
-    const e = mFind(k, mkey(at - classDur(k), loc));
+    const e = mFind(k, mkey(at - classDur(k), loc) | (sup ? SUP_KEY : 0));
     if (e == 0) unreachable();
     const n = <i32>load<u32>(e, 12);
     mDelete(e);
     if (n == 0) continue;
     let a = <i32>loc;
     while (a >= 0) {
-      if (classOf(<u32>a) == k) addCount(<u32>a, -n);
+      if (classOf(<u32>a) == k) { addCount(<u32>a, -n); if (sup) addSup(<u32>a, -n); }
       a = parentOf(<u32>a);
     }
   }

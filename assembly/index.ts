@@ -14,13 +14,13 @@ import { arenaInit } from './arena';
 import { tableInit, tableCapacity } from './table';
 import { siteBegin as stageBegin, siteStage as stageEnd, siteInstall, setActive, nAreas } from './site';
 import { advanceTo, clock, occupancyInstall, setClock } from './occupancy';
-import { batchInit, applyBatch as runBatch, inBase, outBase, violBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
+import { batchInit, applyBatch as runBatch, inBase, outBase, violBase, factBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
 import { stateInto } from './rules';
 import { reconfigure as remapSite } from './remap';
 import { snapHeader as hdr, snapHeaderPtr as hdrPtr, snapSegments, segTable, restoreBegin as rBegin, restoreEnd as rEnd } from './snapshot';
-import { countOf } from './site';
+import { countOf, supOf, aLocked } from './site';
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2;
 
 let stateOut: usize = 0;
 let scratchPtr: usize = 0;
@@ -59,6 +59,7 @@ export function scratch(n: u32): usize {
 export function inPtr(): usize { return inBase; }
 export function outPtr(): usize { return outBase; }
 export function violPtr(): usize { return violBase; }
+export function factPtr(): usize { return factBase; }
 export function batchCap(): i32 { return BATCH_CAP; }
 export function statePtr(): usize { return stateOut; }
 
@@ -68,6 +69,9 @@ export function advance(now: f64): void { advanceTo(<i64>now); }
 export function clockNow(): f64 { return <f64>clock; }
 export function setScheduleActive(area: i32, active: i32): void { setActive(area, active != 0); }
 export function occupancy(area: i32): i32 { return area >= 0 && area < nAreas ? countOf(<u32>area) : 0; }
+/** supervisors among occupancy(area) (SPEC 13.2) */
+export function supervisors(area: i32): i32 { return area >= 0 && area < nAreas ? supOf(<u32>area) : 0; }
+export function locked(area: i32): i32 { return area >= 0 && area < nAreas ? <i32>load<u8>(aLocked + <usize>area) : 0; }
 export function size(): u32 { return recCount; }
 export function indexCapacity(): u32 { return tableCapacity(); }
 

@@ -9,6 +9,10 @@
 // (calendar.ts), which take it off the counts at its instants. So counts
 // are exact at every instant, advancing the clock touches no credential,
 // and a read is one load.
+// sup[a] (site.ts aSup) counts the supervisors among them (SPEC 13.2) by the
+// same rule: the supervisor bit rides along in every countMove and calendar
+// entry (supervisors have entries of their own), and toggling the bit moves
+// only that credential's sup share (countSup).
 //
 // forgetAfter is applied to a credential's own state lazily: settle(slot),
 // called before anything reads a credential, turns a known location whose
@@ -23,12 +27,12 @@
 // word bit 61). They are found by key, which stays put when the table grows.
 import { alloc, release } from './mem';
 import {
-  AREA_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  AREA_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
   mwLoc, mwTime, mwWith, rwReader, rwTime,
 } from './records';
 import { slotPtr as recPtr, nBuckets } from './table';
 import {
-  nAreas, aCount, nClasses, forgetMs, parentOf, expireOf, addCount, readerTo, readerPassage,
+  nAreas, aCount, aSup, nClasses, forgetMs, parentOf, expireOf, addCount, addSup, readerTo, readerPassage,
 } from './site';
 import { calMove, calExpire, calReset } from './calendar';
 
@@ -41,16 +45,34 @@ let ovCap: u32 = 0;
 export function setClock(t: i64): void { clock = t; }
 export function setOvCount(n: u32): void { ovCount = n; }
 
-/** ± one credential at `loc` with lastMoveAt t, in every area it is counted in at the clock */
-export function countMove(loc: u32, t: i64, d: i32): void {
+/** ± one credential at `loc` with lastMoveAt t, in every area it is counted in at the clock (and in sup when a supervisor) */
+export function countMove(loc: u32, t: i64, d: i32, sup: bool): void {
   let a = <i32>loc;
   while (a >= 0) {
     const e = expireOf(<u32>a);
-    if (e == 0 || t + e > clock) addCount(<u32>a, d);
+    if (e == 0 || t + e > clock) {
+      addCount(<u32>a, d);
+      if (sup) addSup(<u32>a, d);
+    }
     a = parentOf(<u32>a);
   }
-  calMove(loc, t, d, clock);
+  calMove(loc, t, d, clock, sup);
 }
+
+/** a present credential's supervisor flag turned on (d = 1) or off (-1): its sup share and calendar entries move, its count does not */
+export function countSup(loc: u32, t: i64, d: i32): void {
+  let a = <i32>loc;
+  while (a >= 0) {
+    const e = expireOf(<u32>a);
+    if (e == 0 || t + e > clock) addSup(<u32>a, d);
+    a = parentOf(<u32>a);
+  }
+  calMove(loc, t, -1, clock, d < 0);
+  calMove(loc, t, 1, clock, d > 0);
+}
+
+// @ts-ignore: decorator
+@inline export function isSupRw(rw: u64): bool { return (rw & SUPERVISOR) != 0; }
 
 // --- pending overrides ---------------------------------------------------
 
@@ -110,8 +132,9 @@ export function ovReserve(n: u32): void {
 /** replaces rec's reader word, dropping its override entry if it had one */
 export function setRw(rec: u32, rw: u64): void {
   const r = recPtr(rec);
-  if ((load<u64>(r, 16) & OVERRIDE) != 0) ovRemove(rec);
-  store<u64>(r, rw, 16);
+  const old = load<u64>(r, 16);
+  if ((old & OVERRIDE) != 0) ovRemove(rec);
+  store<u64>(r, rw | (old & SUPERVISOR), 16); // a standing flag, not part of the reader memory
 }
 
 /** target and deadline of rec's pending move (valid after pendingOf returned true) */
@@ -140,7 +163,7 @@ export function pendingOf(rec: u32, rw: u64): bool {
 @inline function leaveLocation(r: usize): u64 {
   const mw = load<u64>(r, 8);
   const old = mwLoc(mw);
-  if (old != AREA_NONE) countMove(old, <i64>mwTime(mw), -1);
+  if (old != AREA_NONE) countMove(old, <i64>mwTime(mw), -1, isSupRw(load<u64>(r, 16)));
   return mw;
 }
 
@@ -149,8 +172,8 @@ export function moveRec(rec: u32, loc: u32, t: i64): void {
   const r = recPtr(rec);
   const mw = leaveLocation(r);
   store<u64>(r, mwWith(mw, loc, <u64>t), 8);
-  countMove(loc, t, 1);
   const rw = load<u64>(r, 16);
+  countMove(loc, t, 1, isSupRw(rw));
   if ((rw & PENDING) != 0) setRw(rec, rw & ~(PENDING | OVERRIDE));
 }
 
@@ -204,11 +227,12 @@ export function occupancyInstall(): void {
 /** recomputes counts and the calendar from the credentials */
 export function recount(): void {
   memory.fill(aCount, 0, <usize>nAreas << 2);
+  memory.fill(aSup, 0, <usize>nAreas << 2);
   calReset(0, 0);
   const slots = nBuckets << 1;
   for (let rec: u32 = 0; rec < slots; rec++) {
     const mw = load<u64>(recPtr(rec), 8);
     const loc = mwLoc(mw);
-    if (mw != 0 && loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1);
+    if (mw != 0 && loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1, isSupRw(load<u64>(recPtr(rec), 16)));
   }
 }

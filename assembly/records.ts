@@ -22,6 +22,9 @@
 //               bit  61    the pending move has an override entry
 //                          (occupancy.ts ovTab: only after a reconfigure
 //                          changed that reader's target or timeout)
+//               bit  62    supervisor (SPEC 13.2); a standing flag like
+//                          exempt, kept by every write of this word
+//                          (occupancy.ts setRw)
 //
 // pos: chunks of 65536 × u32 (256 KiB) that never move, slot of record n.
 import { alloc } from './mem';
@@ -40,6 +43,7 @@ export const FREEPASS: u64 = <u64>1 << 62;
 export const EXEMPT: u64 = <u64>1 << 63;
 export const PENDING: u64 = <u64>1 << 60;
 export const OVERRIDE: u64 = <u64>1 << 61;
+export const SUPERVISOR: u64 = <u64>1 << 62;
 /** a reader word with no lastReader */
 export const RW_EMPTY: u64 = <u64>READER_NONE << 44;
 

@@ -4,27 +4,32 @@
 // (lastReaderAt 0); a pending move survives when its reader and target
 // survive, with its deadline unchanged (an override entry holds target and
 // deadline when the new reader's `to` or passage time no longer give them).
-// Schedule flags of kept areas are kept. Counts and the expiry calendar are
-// rebuilt, and a new forgetAfter takes effect at once (lazily, occupancy.ts
+// Schedule and lockdown flags of kept areas are kept (a removed area's
+// lockdown goes with it). Counts (supervisors' included) and the expiry
+// calendar are rebuilt, and a new forgetAfter takes effect at once (lazily, occupancy.ts
 // settle, after the old one has been applied to everyone).
 import {
-  NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY,
+  NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
   mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
 } from './records';
 import { slotPtr as recPtr, nBuckets } from './table';
-import { nAreas, aActive, rTo, rPassage, siteInstall, readerTo, readerPassage } from './site';
+import { nAreas, aActive, aLocked, rTo, rPassage, siteInstall, readerTo, readerPassage, lockedRecount } from './site';
 import { clock, occupancyInstall, recount, ovFind, ovRemove, ovSet, settleAll } from './occupancy';
 import { violEnsure } from './batch';
 
 export function reconfigure(areaMap: usize, readerMap: usize): void {
   const oldA = nAreas;
-  const oldActive = aActive, oldTo = rTo, oldPassage = rPassage;
+  const oldActive = aActive, oldLocked = aLocked, oldTo = rTo, oldPassage = rPassage;
   settleAll(); // forgets due under the old forgetAfter happened before the swap
   siteInstall();
   for (let a = 0; a < oldA; a++) {
     const m = load<i32>(areaMap + (<usize>a << 2));
-    if (m >= 0 && m < nAreas) store<u8>(aActive + <usize>m, load<u8>(oldActive + <usize>a));
+    if (m >= 0 && m < nAreas) {
+      store<u8>(aActive + <usize>m, load<u8>(oldActive + <usize>a));
+      if (m > 0) store<u8>(aLocked + <usize>m, load<u8>(oldLocked + <usize>a));
+    }
   }
+  lockedRecount();
   occupancyInstall();
   violEnsure();
   const slots = nBuckets << 1;
@@ -55,11 +60,11 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     }
     if (nr < 0) {
       if (hadOv) ovRemove(rec);
-      store<u64>(p, RW_EMPTY, 16);
+      store<u64>(p, RW_EMPTY | (rw & SUPERVISOR), 16);
       continue;
     }
     const unr = <u32>nr;
-    let nrw = rwMake(unr, rwTime(rw));
+    let nrw = rwMake(unr, rwTime(rw)) | (rw & SUPERVISOR);
     if (pendTo >= 0) {
       nrw |= PENDING;
       const pass = readerPassage(unr);

@@ -10,13 +10,14 @@
 //   3 exit     u8  × A     8 to       i32 × R       13 exitLen  u32 × R
 //   4 strict   u8  × A     9 lockout  f64→i64 × R   14 entryAt  u32 × R
 //                                                   15 entryLen u32 × R
-//                                                   16 moves    i32 × L
+//  17 superv   u8  × A (supervision: 0 off, 1 soft, 2 hard)  16 moves i32 × L
 // A = areas (0 = outside), R = readers. moves[exitAt[r] ..] lists the areas
 // reader r's move exits (innermost first), moves[entryAt[r] ..] those it
 // enters (outermost first), as src/config/tree.ts movePath computes them.
 // The host writes times as f64 ms; siteStage converts them to i64 in place.
 // Per-site state the core keeps beside them (allocated by siteInstall):
 //   active u8 × A (schedule flags, 1 = active), count i32 × A (occupancy),
+//   sup i32 × A (supervisors among count), locked u8 × A (lockdown, SPEC 13.1),
 //   expire i64 × A: how long after lastMoveAt the area stops counting a
 //     credential: the smaller of its presenceTimeout and forgetAfter (0 =
 //     never; forgetAfter resets the credential, so it leaves every area),
@@ -24,7 +25,7 @@
 //     the site's distinct non-zero ones, -1 none; calendar.ts).
 import { alloc } from './mem';
 
-export const DESC_FIELDS: i32 = 17;
+export const DESC_FIELDS: i32 = 18;
 
 // current site
 export let nAreas: i32 = 0;
@@ -38,6 +39,13 @@ export let aTimeout: usize = 0;
 export let aMax: usize = 0;
 export let aActive: usize = 0;
 export let aCount: usize = 0;
+export let aSup: usize = 0;
+export let aSuperv: usize = 0;
+export let aLocked: usize = 0;
+/** how many areas are locked: 0 keeps the lockdown test off the decision path */
+export let nLocked: i32 = 0;
+/** does any area have supervision: false keeps the SPEC 13.2 loops off the decision path */
+export let anySuperv: bool = false;
 export let aClass: usize = 0;
 export let aExpire: usize = 0;
 export let rFrom: usize = 0;
@@ -90,6 +98,7 @@ export function siteBegin(a: i32, r: i32, l: i32): usize {
   store<u32>(sDesc, <u32>alloc(R * 4), 56);
   store<u32>(sDesc, <u32>alloc(R * 4), 60);
   store<u32>(sDesc, <u32>alloc(<usize>l * 4 + 4), 64);
+  store<u32>(sDesc, <u32>alloc(A), 68);
   return sDesc;
 }
 
@@ -116,11 +125,17 @@ export function siteInstall(): void {
   aTimeout = field(5); aMax = field(6);
   rFrom = field(7); rTo = field(8); rLockout = field(9); rHard = field(10); rPassage = field(11);
   rExitAt = field(12); rExitLen = field(13); rEntryAt = field(14); rEntryLen = field(15); moves = field(16);
+  aSuperv = field(17);
   forgetMs = sForget;
   const A = <usize>sA;
   aActive = alloc(A);
   memory.fill(aActive, 1, A);
   aCount = alloc(A * 4);
+  aSup = alloc(A * 4);
+  aLocked = alloc(A);
+  nLocked = 0;
+  anySuperv = false;
+  for (let a = 0; a < sA; a++) if (load<u8>(aSuperv + <usize>a) != 0) anySuperv = true;
   aClass = alloc(A * 4);
   aExpire = alloc(A * 8);
   classMs = alloc(A * 8);
@@ -145,7 +160,8 @@ export function siteInstall(): void {
   }
   let mv: i32 = 1;
   for (let r = 0; r < sR; r++) {
-    const n = 1 + <i32>load<u32>(rExitLen + (<usize>r << 2)) + 3 * <i32>load<u32>(rEntryLen + (<usize>r << 2));
+    // reuse, 2 per exited area (exit_not_entered, last_supervisor), 4 per entered one
+    const n = 1 + 2 * <i32>load<u32>(rExitLen + (<usize>r << 2)) + 4 * <i32>load<u32>(rEntryLen + (<usize>r << 2));
     if (n > mv) mv = n;
   }
   maxViolPerOp = mv;
@@ -170,6 +186,12 @@ export function siteInstall(): void {
 // @ts-ignore: decorator
 @inline export function addCount(a: u32, d: i32): void { const p = aCount + (<usize>a << 2); store<i32>(p, load<i32>(p) + d); }
 // @ts-ignore: decorator
+@inline export function supOf(a: u32): i32 { return load<i32>(aSup + (<usize>a << 2)); }
+// @ts-ignore: decorator
+@inline export function addSup(a: u32, d: i32): void { const p = aSup + (<usize>a << 2); store<i32>(p, load<i32>(p) + d); }
+// @ts-ignore: decorator
+@inline export function supervOf(a: u32): u32 { return <u32>load<u8>(aSuperv + <usize>a); }
+// @ts-ignore: decorator
 @inline export function readerTo(r: u32): u32 { return load<u32>(rTo + (<usize>r << 2)); }
 // @ts-ignore: decorator
 @inline export function readerFrom(r: u32): u32 { return load<u32>(rFrom + (<usize>r << 2)); }
@@ -182,6 +204,33 @@ export function isInside(loc: u32, x: u32): bool {
   const dx = depthOf(x);
   while (d > dx) { loc = <u32>parentOf(loc); d--; }
   return loc == x;
+}
+
+/** the outermost locked area containing `to` (itself included), or -1 */
+export function lockedOuter(to: u32): i32 {
+  let out: i32 = -1;
+  let a = <i32>to;
+  while (a > 0) {
+    if (load<u8>(aLocked + <usize>a) != 0) out = a;
+    a = parentOf(<u32>a);
+  }
+  return out;
+}
+
+/** lockdown(area, on); returns 1 when the flag changed. `outside` (0) is never locked. */
+export function setLocked(a: i32, on: bool): i32 {
+  if (a <= 0 || a >= nAreas) return 0;
+  const p = aLocked + <usize>a;
+  if ((load<u8>(p) != 0) == on) return 0;
+  store<u8>(p, on ? 1 : 0);
+  nLocked += on ? 1 : -1;
+  return 1;
+}
+
+/** recounts nLocked after the flags were copied in (reconfigure, restore) */
+export function lockedRecount(): void {
+  nLocked = 0;
+  for (let a = 1; a < nAreas; a++) if (load<u8>(aLocked + <usize>a) != 0) nLocked++;
 }
 
 export function setActive(a: i32, on: bool): void {

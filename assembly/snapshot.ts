@@ -1,12 +1,13 @@
 // Snapshot = header + segments, copied out by the host (src/engine/wasm-core.ts):
 //
-//   header i64 × HDR_FIELDS (14, as in layout 1, so hosts need not know):
+//   header i64 × HDR_FIELDS (15):
 //     0 magic 'APB2'  1 areas  2 readers  3 records  4 clock  5 expiry classes
 //     6 calendar map capacity  7 calendar map entries (= heap entries)
 //     8 presence-timeout classes  9 overrides  10 arena chunks  11 arena used
-//     12 forgetAfter ms  13 buckets
+//     12 forgetAfter ms  13 buckets  14 layout (3)
 //   segments, in order (seg table: u32 pairs ptr, len):
-//     counts i32 × A | schedule flags u8 × A | overrides 24 × n |
+//     counts i32 × A | schedule flags u8 × A |
+//     supervisor counts i32 × A | lockdown flags u8 × A | overrides 24 × n |
 //     record slots (pos chunks, 4 × records in each) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
 //     buckets 64 × buckets (table.ts: a restore is a copy, not a rehash) |
@@ -16,25 +17,31 @@
 // restoreBegin(header) allocates the same segments and lists them, and the
 // host copies the bytes in.
 //
-// Layout 1 (magic 'APBW', before the 64-byte buckets; header fields:
-// 0 magic 1 areas 2 readers 3 records 4 clock 5 listOn 6 head 7 tail
-// 8 presence-timeout classes 9 overrides 10 arena chunks 11 arena used
-// 12 forgetAfter 13 index capacity) is migrated: restoreBegin lists its segments
-// (counts | flags | cursors | overrides 16 × n | 24-byte record chunks |
-// link chunks when listOn | arena chunks | index u32 × capacity) over
-// temporary regions, and restoreEnd re-places every record in record order,
-// converts the overrides and recounts (counts and calendar).
+// Layouts 1 and 2 (magic 'APBW', 24-byte records before the 64-byte
+// buckets; header fields: 0 magic 1 areas 2 readers 3 records 4 clock
+// 5 listOn 6 head 7 tail 8 presence-timeout classes 9 overrides 10 arena
+// chunks 11 arena used 12 forgetAfter 13 index capacity 14 layout: 1 for
+// host ABI 1, whose 14-field header the host extends with it, 2 for ABI 2)
+// are migrated: restoreBegin lists their segments (counts | flags |
+// [layout 2: supervisor counts | lockdown flags] | cursors | overrides
+// 16 × n | 24-byte record chunks | link chunks when listOn | arena chunks |
+// index u32 × capacity) over temporary regions, and restoreEnd re-places
+// every record in record order, converts the overrides and recounts
+// (counts, supervisor counts, calendar). A layout-1 record never has its
+// supervisor bit, and no area is locked.
 import { alloc, release, memReserve } from './mem';
 import {
   recCount, posChunkCount, posChunkPtr, recReserve, setPos, CHUNK_RECS, OVERRIDE, kindBits,
 } from './records';
 import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, arenaAt, ARENA_CHUNK } from './arena';
-import { nAreas, nReaders, nClasses, nPresenceClasses, aCount, aActive, forgetMs } from './site';
+import { nAreas, nReaders, nClasses, nPresenceClasses, aCount, aActive, aSup, aLocked, forgetMs, lockedRecount } from './site';
 import { clock, ovTab, ovCount, ovReserve, ovSet, setClock, setOvCount, OV_SIZE, recount } from './occupancy';
 import { mapTab, mapCap, mapUsed, heapTab, heapLen, mapBytes, heapBytes, calReset, calRestored } from './calendar';
 import { tBase, nBuckets, tableBytes, tableRestore, tablePlace, hashInt, hashBytes, BUCKET } from './table';
 
-export const HDR_FIELDS: i32 = 14;
+export const HDR_FIELDS: i32 = 15;
+/** this layout's number (header field 14); 1 and 2 are migrated */
+const LAYOUT: i64 = 3;
 const MAGIC: i64 = 0x41504232;
 const MAGIC_LAYOUT1: i64 = 0x41504257;
 const L1_REC: usize = 24;
@@ -75,6 +82,7 @@ export function snapHeader(): usize {
   store<i64>(h(11), arenaUsed);
   store<i64>(h(12), forgetMs);
   store<i64>(h(13), nBuckets);
+  store<i64>(h(14), LAYOUT);
   return hdr;
 }
 
@@ -107,6 +115,8 @@ export function snapSegments(): i32 {
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
+  seg(aSup, A << 2);
+  seg(aLocked, A);
   seg(ovTab, <usize>ovCount * OV_SIZE);
   const nc = posChunkCount();
   for (let c: u32 = 0; c < nc; c++) seg(posChunkPtr(c), inChunk(c, nc, recCount) << 2);
@@ -137,6 +147,7 @@ export function restoreBegin(): i32 {
   const magic = load<i64>(h(0));
   if (magic == MAGIC_LAYOUT1) return migrateBegin();
   if (magic != MAGIC) return 1;
+  if (load<i64>(h(14)) != LAYOUT) return 4;
   const rc = checkCommon();
   if (rc != 0) return rc;
   if (load<i64>(h(5)) != <i64>nClasses) return 3;
@@ -167,6 +178,8 @@ export function restoreBegin(): i32 {
 
 /** layout 1: checks its header, then lists its segments over temporary regions (see the top) */
 function migrateBegin(): i32 {
+  const layout = load<i64>(h(14));
+  if (layout != 1 && layout != 2) return 4;
   const rc = checkCommon();
   if (rc != 0) return rc;
   const listOn = forgetMs > 0 || nPresenceClasses > 0;
@@ -198,6 +211,7 @@ function migrateBegin(): i32 {
   const A = <usize>nAreas;
   seg(aCount, A << 2);
   seg(aActive, A);
+  if (layout == 2) { seg(aSup, A << 2); seg(aLocked, A); } // sup counts: recounted
   seg(mScratch, <usize>nPresenceClasses << 2); // cursors: rebuilt
   seg(mOv, <usize>ov << 4);
   const nc = (n + CHUNK_RECS - 1) / CHUNK_RECS;
@@ -218,6 +232,7 @@ function migrateOverride(r: u32, slot: u32, ovOld: u32): void {
 }
 
 export function restoreEnd(): void {
+  lockedRecount();
   if (!migrating) return;
   migrating = false;
   const n = mCount;

@@ -6,14 +6,28 @@
  *     body (the "bare uWS handler"), corked like the real server's replies.
  * `node build/bench/bare-uws.js <port>` prints "listening <port>" when ready.
  */
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { loadUws } from '../src/server/uws.js';
 
 const { uws } = loadUws();
 const DECISION = new Packr({ useRecords: false, moreTypes: false }).pack({ t: 'decision', id: 1, grant: true, reason: 'ok', violations: [], area: 'hall' });
 const port = Number(process.argv[2] ?? 0);
 
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'auto' } as never);
+const decision = (m: { id?: unknown }) => ({ t: 'decision', id: m?.id ?? null, grant: true, reason: 'ok', violations: [], area: 'hall' });
+
 const app = uws.App();
+app.ws('/handler/*', {
+  compression: 0,
+  maxPayloadLength: 16 * 1024 * 1024,
+  idleTimeout: 120,
+  maxBackpressure: 64 * 1024 * 1024,
+  message: (ws, message) => {
+    const v = unpackr.unpack(new Uint8Array(message)) as { id?: unknown } | { id?: unknown }[];
+    ws.send(packr.pack(Array.isArray(v) ? v.map(decision) : decision(v)), true);
+  },
+});
 app.ws('/*', {
   compression: 0,
   maxPayloadLength: 16 * 1024 * 1024,

@@ -1,10 +1,10 @@
 /**
  * Core benchmark: decisions per second of the WebAssembly core at 100 k /
  * 1 M / 10 M / 50 M stored credentials, against, in the same run:
- *   - the previous memory layout ("layout 1": 24-byte records, a separate
- *     index of record numbers, a linked timeout list), built from the
- *     commit before the 64-byte buckets and kept as test/fixtures/core-layout1.wasm
- *     (same ABI, same host, same stream);
+ *   - the previous memory layout ("layout 2": 24-byte records, a separate
+ *     index of record numbers, a linked timeout list), main's core before
+ *     the 64-byte buckets (lockdown and supervision included), kept as
+ *     test/fixtures/core-layout2.wasm (same ABI, same host, same stream);
  *   - the machine itself: a sequential read (bandwidth) and dependent and
  *     independent random loads (latency, and latency overlapped) over a
  *     buffer the size of the 10 M table;
@@ -67,7 +67,7 @@ const REPEATS = 3;
 const CHUNK = 1 << 16;
 /** the package root (build/bench/core.js → ../..) */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const LAYOUT1 = join(ROOT, 'test', 'fixtures', 'core-layout1.wasm');
+const LAYOUT2 = join(ROOT, 'test', 'fixtures', 'core-layout2.wasm');
 
 function site(text: string): CompiledSite { return loadSiteText(text, 'bench site').site; }
 
@@ -281,21 +281,21 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const mix = site(MIX_SITE), plain = site(PLAIN_SITE);
   const sizes = opts.quick ? [100_000, 1_000_000] : [100_000, 1_000_000, 10_000_000, 50_000_000];
   const notes: string[] = [];
-  const old = existsSync(LAYOUT1) ? new Uint8Array(readFileSync(LAYOUT1)) : undefined;
-  if (!old) notes.push(`${LAYOUT1} is missing: no layout-1 baseline rows.`);
+  const old = existsSync(LAYOUT2) ? new Uint8Array(readFileSync(LAYOUT2)) : undefined;
+  if (!old) notes.push(`${LAYOUT2} is missing: no layout-2 baseline rows.`);
   const variants: Variant[] = [
-    ...(old ? [{ name: 'layout 1 (baseline)', site: mix, wasm: old }] : []),
+    ...(old ? [{ name: 'layout 2 (baseline)', site: mix, wasm: old }] : []),
     { name: '64-byte buckets', site: mix },
     { name: '64-byte buckets, no timeouts', site: plain },
   ];
   const speed: BenchTable = {
     title: 'Core decisions per second, batch ABI (random credentials and readers, rule mix)',
-    headers: ['core', 'credentials', 'decisions/s (M), wall', 'per CPU second (M)', 'CPU ns/decision', 'ratio vs layout 1 (wall / CPU)', 'runs, wall (M/s)'],
+    headers: ['core', 'credentials', 'decisions/s (M), wall', 'per CPU second (M)', 'CPU ns/decision', 'ratio vs layout 2 (wall / CPU)', 'runs, wall (M/s)'],
     rows: [],
   };
   const mem: BenchTable = {
     title: 'Resident bytes per credential',
-    headers: ['core', 'credentials', 'WASM memory B/cred', 'RSS delta B/cred', 'ratio vs layout 1'],
+    headers: ['core', 'credentials', 'WASM memory B/cred', 'RSS delta B/cred', 'ratio vs layout 2'],
     rows: [],
   };
   const apiT: BenchTable = {
@@ -310,17 +310,17 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   };
   const muster: BenchTable = {
     title: 'Muster list: one page of an empty area at 10 M credentials (a full scan of the records in creation order)',
-    headers: ['core', 'credentials', 'scan ms (median of 3)', 'ns per record', 'ratio vs layout 1'],
+    headers: ['core', 'credentials', 'scan ms (median of 3)', 'ns per record', 'ratio vs layout 2'],
     rows: [],
   };
   const growth: BenchTable = {
     title: 'Growing from empty to 10 M credentials (no capacity given, as the server does): 1,024 new credentials per batch',
-    headers: ['core', 'credentials', 'total s', 'longest batch ms (a growth)', 'WASM memory B/cred after', 'ratio vs layout 1 (longest batch)'],
+    headers: ['core', 'credentials', 'total s', 'longest batch ms (a growth)', 'WASM memory B/cred after', 'ratio vs layout 2 (longest batch)'],
     rows: [],
   };
   const restart: BenchTable = {
     title: 'Restart: core restore from a snapshot file (page cache warm)',
-    headers: ['snapshot', 'credentials', 'snapshot MB', 'restore ms (median of 3)', 'ratio vs layout 1'],
+    headers: ['snapshot', 'credentials', 'snapshot MB', 'restore ms (median of 3)', 'ratio vs layout 2'],
     rows: [],
   };
   let grantShare = 0;
@@ -410,12 +410,12 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       if (old) {
         const c0 = cores[0]!.core;
         r0 = restartMs(c0, () => createWasmCore(mix, { wasm: old }), 3);
-        restart.rows.push(['layout 1 into layout 1 (baseline)', n, fmt(r0.bytes / 1e6, 0), fmt(r0.ms, 0), '1.00']);
+        restart.rows.push(['layout 2 into layout 2 (baseline)', n, fmt(r0.bytes / 1e6, 0), fmt(r0.ms, 0), '1.00']);
       }
       restart.rows.push(['buckets into buckets', n, fmt(r1.bytes / 1e6, 0), fmt(r1.ms, 0), r0 ? fmt(r1.ms / r0.ms) : '-']);
       if (old) {
         const rm = restartMs(cores[0]!.core, () => createWasmCore(mix), 3);
-        restart.rows.push(['layout 1 migrated into buckets', n, fmt(rm.bytes / 1e6, 0), fmt(rm.ms, 0), fmt(rm.ms / r0!.ms)]);
+        restart.rows.push(['layout 2 migrated into buckets', n, fmt(rm.bytes / 1e6, 0), fmt(rm.ms, 0), fmt(rm.ms / r0!.ms)]);
       }
     }
 
@@ -472,7 +472,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const at10 = rateAt.get('64-byte buckets@10000000');
   if (at10 !== undefined) {
     const cpu10 = rateAt.get('64-byte buckets@10000000/cpu')!;
-    notes.push(`Target >= 30 M decisions/s at 10 M credentials (batch ABI, rule mix): ${fmt(at10)} M/s wall, ${fmt(cpu10)} M/s per CPU second (${Math.max(at10, cpu10) >= 30 ? 'met' : 'NOT met'})${old ? `, ${fmt(at10 / rateAt.get('layout 1 (baseline)@10000000')!)}x / ${fmt(cpu10 / rateAt.get('layout 1 (baseline)@10000000/cpu')!)}x layout 1` : ''}; ${fmt(grantShare * 100, 0)} % of the random badges were granted.`);
+    notes.push(`Target >= 30 M decisions/s at 10 M credentials (batch ABI, rule mix): ${fmt(at10)} M/s wall, ${fmt(cpu10)} M/s per CPU second (${Math.max(at10, cpu10) >= 30 ? 'met' : 'NOT met'})${old ? `, ${fmt(at10 / rateAt.get('layout 2 (baseline)@10000000')!)}x / ${fmt(cpu10 / rateAt.get('layout 2 (baseline)@10000000/cpu')!)}x layout 2` : ''}; ${fmt(grantShare * 100, 0)} % of the random badges were granted.`);
     notes.push(`Target <= 24 resident bytes per credential at 10 M: ${fmt(bytesAt.get('64-byte buckets@10000000')!, 1)} B with the presenceTimeout site, ${fmt(bytesAt.get('64-byte buckets, no timeouts@10000000')!, 1)} B without (${bytesAt.get('64-byte buckets@10000000')! <= 24 ? 'met' : 'NOT met'}: a credential's state is 24 B (key, move word, reader word), two per 64-byte line with their record numbers and 8 B unused, at a load of 4/5, plus 4 B of record order; the timeout list's 8 B per credential is gone).`);
   }
   if (thpNote) notes.push(thpNote);

@@ -2,11 +2,15 @@
  * A data directory that already holds N events, for the latency rows that
  * must not grow with the store: denied badges (state-neutral records with no
  * replayable op, so a server opens on it at once), in appends of 256 like a
- * busy day, then indexed. Progress goes to `log`.
+ * busy day, then indexed, then written to disk (every file fsynced): a
+ * store that has held its events for a while has no dirty pages left, and
+ * the kernel writing gigabytes back in the middle of a latency run would
+ * measure the disk's writeback, not the server. Progress goes to `log`.
  *
  * `node build/bench/prefill.js DIR N` fills DIR alone.
  */
-import { resolve } from 'node:path';
+import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LmdbStore } from '../src/store/lmdb-store.js';
 import type { EventRecord } from '../src/store/types.js';
@@ -34,7 +38,19 @@ export async function prefill(dir: string, n: number, readers: string[], control
   log('prefill: indexing');
   await store.settle(600_000);
   await store.close();
+  log('prefill: writing to disk');
+  flushTree(dir);
   return { seconds: (performance.now() - t0) / 1000 };
+}
+
+/** fsync every file and directory under `path` */
+export function flushTree(path: string): void {
+  for (const e of readdirSync(path, { withFileTypes: true })) {
+    if (e.isDirectory()) flushTree(join(path, e.name));
+    else if (e.isFile()) { const fd = openSync(join(path, e.name), 'r'); try { fsyncSync(fd); } finally { closeSync(fd); } }
+  }
+  const fd = openSync(path, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

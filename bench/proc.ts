@@ -79,5 +79,10 @@ export async function startBareChild(): Promise<Child> {
   return spawnChild([join(BUILD, 'bench', 'bare-uws.js'), '0'], () => {});
 }
 
+/** The bridge benchmark's baseline engine (bare-controller.ts): fixed replies from memory. */
+export async function startBareControllerChild(): Promise<Child> {
+  return spawnChild([join(BUILD, 'bench', 'bare-controller.js'), '0'], () => {});
+}
+
 /** the package root (build/bench → ../..) */
 export const ROOT_DIR = resolve(BUILD, '..');

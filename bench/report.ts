@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchSection, BenchTable } from './types.js';
 
-export const SECTION_ORDER = ['core', 'store', 'snapshot', 'adapters', 'http', 'ws', 'scenarios'] as const;
+export const SECTION_ORDER = ['core', 'store', 'snapshot', 'adapters', 'http', 'ws', 'scenarios', 'bridge'] as const;
 
 export interface EnvInfo {
   date: string; node: string; platform: string; cpu: string; cores: number;

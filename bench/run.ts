@@ -1,5 +1,5 @@
 /**
- * `node build/bench/run.js <all|core|http|ws|store|adapters|scenarios> [--quick]`
+ * `node build/bench/run.js <all|core|http|ws|store|adapters|scenarios|bridge|cluster> [--quick]` (cluster is not part of all)
  *
  * Prints an environment header, runs the bench modules (each exports
  * `bench(opts): Promise<BenchSection>`, bench/types.ts) with progress on
@@ -28,6 +28,8 @@ export const MODULES: Record<string, ModuleLoader> = {
   http: () => import('./http.js') as Promise<BenchModule>,
   ws: () => import('./ws.js') as Promise<BenchModule>,
   scenarios: () => import('./scenarios.js') as Promise<BenchModule>,
+  bridge: () => import('./bridge.js') as Promise<BenchModule>,
+  cluster: () => import('./cluster.js') as Promise<BenchModule>,
 };
 
 /** Native uWS or the JS fallback: asks the server's own loader (src/server/uws.ts). */

@@ -10,6 +10,7 @@
  *  3. the journal alone: appends/s vs records per append, journal
  *     syncs/s vs offered rate, bytes written per record (/proc/self/io),
  *     against the previous layout's figures.
+ *  4. D/index's cost per event as the store grows (bench/index-cost.ts).
  *  `node build/bench/store.js --journal [--quick]` runs only 3.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +25,7 @@ import type { CoreOp, Engine } from '../src/engine/types.js';
 import type { EventRecord, IdemRecord, Store } from '../src/store/types.js';
 import type { LmdbStore } from '../src/store/lmdb-store.js';
 import type { BenchOptions, BenchSection, BenchTable } from './types.js';
+import { indexCostTable } from './index-cost.js';
 
 export const CONTROLLERS = 8;
 /** a flat site: 8 controllers with an in and an out reader each, no rate limit in the way */
@@ -300,7 +302,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   }
   if (opts.quick) notes.push('Quick mode: restart measured at 1 M credentials only.');
   const journal = await journalTables(opts);
-  return { name: 'store', tables: [tput, ...journal.tables, rs], notes: [...notes, ...journal.notes] };
+  const ixCost = await indexCostTable(opts);
+  return { name: 'store', tables: [tput, ...journal.tables, ...ixCost.tables, rs], notes: [...notes, ...journal.notes, ...ixCost.notes] };
 }
 
 // `node build/bench/store.js [--quick]` runs this section alone

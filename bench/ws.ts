@@ -1,7 +1,12 @@
 /**
  * WebSocket benchmark: a controller swarm (src/sim/swarm.ts, its own
- * process) against the real server (durable LMDB data, and :memory:) and a
- * bare uWS echo server (bare-uws.ts), all child processes of this run.
+ * process) against the real server (durable LMDB data, and :memory:) and two
+ * baselines in bare-uws.ts, all child processes of this run:
+ *  - the bare uWS handler: msgpackr decode of each frame, a fixed decision per
+ *    message (its id echoed), msgpackr encode: what any decision server must do
+ *    at least; the issue's targets are ratios to it;
+ *  - the bare uWS echo: the frame sent back untouched (no decode, no encode): the
+ *    socket layer alone, a stricter yardstick also reported.
  *  - closed loop, 1/16/64 messages per frame: peak messages per second;
  *  - open loop at fixed offered rates (fractions of the server's measured
  *    one-message-per-frame peak): p50/p99/p99.9 from intended send times.
@@ -55,8 +60,10 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const batches = [1, 16, 64];
   const conns = Array.from({ length: N }, (_, i) => ({ token: simToken(`ctl-${i}`), readers: [`ctl-${i}-in`, `ctl-${i}-out`] }));
   const site = siteYaml(benchSite(N));
-  const targets: { name: string; start: () => Promise<Child>; echo: boolean }[] = [
+  const HANDLER = 'bare uWS handler (msgpackr decode, fixed decision, encode)';
+  const targets: { name: string; start: () => Promise<Child>; echo: boolean; path?: string }[] = [
     { name: 'bare uWS echo', start: startBareChild, echo: true },
+    { name: HANDLER, start: startBareChild, echo: false, path: '/handler/v1/controller' },
     { name: 'apb durable (LMDB)', start: () => startServerChild(site, 'durable'), echo: false },
   ];
   // the same server replying only once the write-ahead log is fsynced (survives power loss)
@@ -74,17 +81,26 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     try {
       for (const b of batches) {
         opts.log(`${t.name}: closed loop, ${N} connections, ${b} msg/frame`);
-        const before = t.echo ? null : await diskCounters(child);
+        const before = t.name.startsWith('apb') ? await diskCounters(child) : null;
         const w0 = performance.now();
-        const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+        // the better of two runs, for every target alike: one run of a baseline was seen 2.4x below its usual rate
+        // (a shared machine), which made every ratio to it meaningless
+        let r = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+        let meanRate = r.msgsPerSec;
+        if (!q) {
+          const again = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: b, mode: 'closed', inflight: b === 1 ? 8 : 2, durationMs: dur, echo: t.echo });
+          meanRate = (r.msgsPerSec + again.msgsPerSec) / 2;
+          if (again.msgsPerSec > r.msgsPerSec) r = again;
+        }
         closed.set(`${t.name}|${b}`, r);
         if (before) {
           const after = await diskCounters(child);
           // the swarm's warm-up runs at about the measured rate too: messages ≈ rate × the whole run
           const seconds = (performance.now() - w0) / 1000;
-          const msgs = r.msgsPerSec * seconds;
+          const msgs = meanRate * seconds;
           const syncs = after.syncs !== null && before.syncs !== null ? after.syncs - before.syncs : NaN;
-          disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, msgs / syncs]);
+          // no syncs (:memory:): no ratio (Infinity does not survive results.json)
+          disk.push([t.name, b, (after.bytes - before.bytes) / msgs, syncs / seconds, syncs > 0 ? msgs / syncs : 'no syncs']);
         }
         if (Object.keys(r.errors).length) problems.push(`${t.name} batch ${b}: error replies ${JSON.stringify(r.errors)} in ${r.checkedFrames} checked frames`);
       }
@@ -104,17 +120,18 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       for (const f of fractions) {
         const rate = Math.max(100, Math.round(peak1 * f));
         opts.log(`${t.name}: open loop at ${rate} msg/s (${f * 100}% of peak)`);
-        const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
+        const r = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
         open.push({ target: t.name, r });
       }
       // a burst: 10x a sustained rate of 10 % of the durable peak (i.e. the peak itself), for one second
       const burst = Math.max(1000, Math.round(peak1));
       opts.log(`${t.name}: burst at ${burst} msg/s for 1 s (10x of 10 % of peak)`);
-      const rb = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate: burst, durationMs: q ? 500 : 1000, warmupMs: 0, echo: t.echo });
+      const rb = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: 1, mode: 'open', rate: burst, durationMs: q ? 500 : 1000, warmupMs: 0, echo: t.echo });
       open.push({ target: `${t.name} (burst)`, r: rb });
     } finally { await child.stop(); }
   }
   // the same half-peak row against a store that already holds many events: latency must not grow with the store
+  let indexLagAtStart = NaN;
   {
     const events = q ? 1_000_000 : 10_000_000;
     const { dir, cleanup } = benchDataDir();
@@ -127,6 +144,17 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         // (about 1 s per million events); measure once that one-off work is done, as on a normal restart
         const until = Date.now() + 180_000;
         while (Date.now() < until && !readdirSync(join(dir, 'snapshots')).some((f) => f.endsWith('.snap'))) await new Promise((r) => setTimeout(r, 250));
+        // and D/index caught up (prefill indexes, but a lagging indexer would be measured too): a guard, so the
+        // row measures the server as it runs on a big store, indexing its live traffic
+        const lag = async (): Promise<number> => {
+          try { return Number(/^apb_store_index_lag_records (\d+)$/m.exec(await (await fetch(`${child.url}/metrics`)).text())?.[1] ?? NaN); } catch { return NaN; }
+        };
+        const ixUntil = Date.now() + (q ? 120_000 : 600_000);
+        for (let l = await lag(), shown = 0; Date.now() < ixUntil && !(l < 1000); l = await lag()) {
+          if (Date.now() - shown > 10_000) { opts.log(`waiting for D/index: ${l.toLocaleString('en-US')} records behind`); shown = Date.now(); }
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        indexLagAtStart = await lag();
         await new Promise((r) => setTimeout(r, 2000));
         const rate = Math.max(100, Math.round(peak1 * 0.5));
         opts.log(`apb durable on ${events.toLocaleString('en-US')} events: open loop at ${rate} msg/s`);
@@ -137,13 +165,14 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   }
 
   const echoOf = (b: number) => closed.get(`bare uWS echo|${b}`)?.msgsPerSec ?? NaN;
+  const handlerOf = (b: number) => closed.get(`${HANDLER}|${b}`)?.msgsPerSec ?? NaN;
   const tput: BenchTable = {
-    title: `WebSocket throughput, closed loop (${N} connections, ${(dur / 1000).toFixed(1)} s per row)`,
-    headers: ['target', 'msgs/frame', 'messages/s', 'frames/s', 'p50 ms', 'p99 ms', 'ratio to echo'],
+    title: `WebSocket throughput, closed loop (${N} connections, ${(dur / 1000).toFixed(1)} s per run${q ? '' : ', the better of two runs per row'})`,
+    headers: ['target', 'msgs/frame', 'messages/s', 'frames/s', 'p50 ms', 'p99 ms', 'ratio to handler', 'ratio to echo'],
     rows: [...closed.entries()].map(([k, r]) => {
       const [name, b] = k.split('|') as [string, string];
-      return [name, Number(b), r.msgsPerSec, r.framesPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), r.msgsPerSec / echoOf(Number(b))];
-    }).concat(redis.map((r) => [`Redis 7 + Lua, appendfsync ${r.fsync} (redis-benchmark, pipeline ${r.pipeline})`, r.pipeline, r.requestsPerSec, r.requestsPerSec / r.pipeline, r.p50Ms, r.p99Ms, r.requestsPerSec / echoOf(r.pipeline)])),
+      return [name, Number(b), r.msgsPerSec, r.framesPerSec, ms(r.latencyUs.p50), ms(r.latencyUs.p99), r.msgsPerSec / handlerOf(Number(b)), r.msgsPerSec / echoOf(Number(b))];
+    }).concat(redis.map((r) => [`Redis 7 + Lua, appendfsync ${r.fsync} (redis-benchmark, pipeline ${r.pipeline})`, r.pipeline, r.requestsPerSec, r.requestsPerSec / r.pipeline, r.p50Ms, r.p99Ms, r.requestsPerSec / handlerOf(r.pipeline), r.requestsPerSec / echoOf(r.pipeline)])),
   };
   const lat: BenchTable = {
     title: `WebSocket latency, open loop, 1 message per frame (offered = fraction of apb durable's peak ${Math.round(peak1).toLocaleString('en-US')} msg/s)`,
@@ -160,17 +189,17 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const half = open.filter((o) => o.target === 'apb durable (LMDB)').sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
   const notes: string[] = [];
   if (dur1) {
-    const ratio = dur1.msgsPerSec / echoOf(1);
-    notes.push(`One message per frame, durable: ${Math.round(dur1.msgsPerSec).toLocaleString('en-US')} msg/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.6×): ${ratio >= 0.6 ? 'MET' : 'NOT MET'}.`);
+    const ratio = dur1.msgsPerSec / handlerOf(1);
+    notes.push(`One message per frame, durable: ${Math.round(dur1.msgsPerSec).toLocaleString('en-US')} msg/s = ${ratio.toFixed(2)}× the bare handler (target ≥ 0.6×): ${ratio >= 0.6 ? 'MET' : 'NOT MET'}; ${(dur1.msgsPerSec / echoOf(1)).toFixed(2)}× the bare echo.`);
   }
   if (dur64) {
-    const ratio = dur64.msgsPerSec / echoOf(64);
-    notes.push(`64 messages per frame, durable: ${Math.round(dur64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.5×): ${ratio >= 0.5 ? 'MET' : 'NOT MET'}.`);
+    const ratio = dur64.msgsPerSec / handlerOf(64);
+    notes.push(`64 messages per frame, durable: ${Math.round(dur64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare handler (target ≥ 0.5×): ${ratio >= 0.5 ? 'MET' : 'NOT MET'}; ${(dur64.msgsPerSec / echoOf(64)).toFixed(2)}× the bare echo.`);
   }
   const mem64 = closed.get('apb :memory:|64');
   if (mem64) {
-    const ratio = mem64.msgsPerSec / echoOf(64);
-    notes.push(`64 messages per frame, :memory:: ${Math.round(mem64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare echo (target ≥ 0.8×): ${ratio >= 0.8 ? 'MET' : 'NOT MET'}.`);
+    const ratio = mem64.msgsPerSec / handlerOf(64);
+    notes.push(`64 messages per frame, :memory:: ${Math.round(mem64.msgsPerSec).toLocaleString('en-US')} decisions/s = ${ratio.toFixed(2)}× the bare handler (target ≥ 0.8×): ${ratio >= 0.8 ? 'MET' : 'NOT MET'}; ${(mem64.msgsPerSec / echoOf(64)).toFixed(2)}× the bare echo.`);
   }
   if (half) {
     const ok = half.r.latencyUs.p50 <= 1000 && half.r.latencyUs.p99 <= 3000 && half.r.latencyUs.p999 <= 5000;
@@ -178,7 +207,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   }
   const fl1 = closed.get('apb durable, --durability flush|1'), fl64 = closed.get('apb durable, --durability flush|64');
   const flHalf = open.filter((o) => o.target === 'apb durable, --durability flush').sort((a, b) => Math.abs((a.r.offeredPerSec ?? 0) - peak1 / 2) - Math.abs((b.r.offeredPerSec ?? 0) - peak1 / 2))[0];
-  if (fl1 && fl64) notes.push(`--durability flush (each reply waits for the fdatasync of the write-ahead log): 1/frame ${Math.round(fl1.msgsPerSec).toLocaleString('en-US')} msg/s = ${(fl1.msgsPerSec / echoOf(1)).toFixed(2)}×, 64/frame ${Math.round(fl64.msgsPerSec).toLocaleString('en-US')} = ${(fl64.msgsPerSec / echoOf(64)).toFixed(2)}× the bare echo.`);
+  if (fl1 && fl64) notes.push(`--durability flush (each reply waits for the fdatasync of the write-ahead log): 1/frame ${Math.round(fl1.msgsPerSec).toLocaleString('en-US')} msg/s = ${(fl1.msgsPerSec / handlerOf(1)).toFixed(2)}×, 64/frame ${Math.round(fl64.msgsPerSec).toLocaleString('en-US')} = ${(fl64.msgsPerSec / handlerOf(64)).toFixed(2)}× the bare handler.`);
   if (flHalf) notes.push(`--durability flush at ${Math.round(flHalf.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s: p50 ${ms(flHalf.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(flHalf.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(flHalf.r.latencyUs.p999).toFixed(2)} ms.`);
   for (const r of redis.filter((x) => x.fsync === 'always')) {
     const apb = closed.get(`apb durable (LMDB)|${r.pipeline}`);
@@ -189,7 +218,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const full = open.find((o) => o.target.startsWith('apb durable, store holding'));
   if (full) {
     const ok = full.r.latencyUs.p50 <= 1000 && full.r.latencyUs.p99 <= 3000 && full.r.latencyUs.p999 <= 5000;
-    notes.push(`${full.target}, half the peak: p50 ${ms(full.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(full.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(full.r.latencyUs.p999).toFixed(2)} ms (same targets): ${ok ? 'MET' : 'NOT MET'}.`);
+    notes.push(`${full.target}, half the peak: p50 ${ms(full.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(full.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(full.r.latencyUs.p999).toFixed(2)} ms (same targets): ${ok ? 'MET' : 'NOT MET'}; measured once its snapshot was written and D/index was ${Number.isFinite(indexLagAtStart) ? `${indexLagAtStart.toLocaleString('en-US')} records behind` : 'of unknown lag'}.`);
   }
   if (burstRow) notes.push(`Burst (10x a sustained 10 % of the durable peak, ${Math.round(burstRow.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered for ${q ? 0.5 : 1} s), durable: p99 ${ms(burstRow.r.latencyUs.p99).toFixed(2)} ms (target ≤ 50 ms): ${burstRow.r.latencyUs.p99 <= 50_000 ? 'MET' : 'NOT MET'}.`);
   notes.push('Client and server share the 2 cores: the swarm process and the server (or echo) process compete for CPU, in the baseline rows too.');
@@ -206,6 +235,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         title: 'WebSocket latency vs offered load', xLabel: 'offered messages/s', yLabel: 'latency (ms, log)', logY: true,
         series: [series('apb durable (LMDB)', 'p50', 'p50'), series('apb durable (LMDB)', 'p99', 'p99'), series('apb durable (LMDB)', 'p999', 'p99.9'),
           series('apb durable, --durability flush', 'p50', 'p50'), series('apb durable, --durability flush', 'p99', 'p99'),
+          series(HANDLER, 'p50', 'p50'), series(HANDLER, 'p99', 'p99'),
           series('bare uWS echo', 'p50', 'p50'), series('bare uWS echo', 'p99', 'p99'), series('bare uWS echo', 'p999', 'p99.9')],
       }),
     },

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   forbidden: 'the token\'s role is too low for this action',
   not_found: 'no such path or resource',
   not_ready: 'the engine is starting or shutting down',
+  not_leader: 'cluster mode: this node follows the site and cannot serve this (the live stream, the console, or a write when no leader answers); the reply names the node that leads it',
   invalid_config: 'the site configuration is invalid',
   bad_parity: 'a Wiegand read failed its parity check',
   unknown_format: 'no Wiegand format matches the read',
@@ -38,7 +39,7 @@ export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   bad_frame: 400, bad_message: 400, unknown_type: 400, bad_parity: 400, unknown_format: 400,
   bad_osdp: 400, unsupported_secure_channel: 400, bad_uhppote: 400, invalid_config: 400,
   unauthorized: 401, forbidden: 403, forbidden_reader: 403, unknown_area: 404, not_found: 404,
-  too_large: 413, rate_limited: 429, storage_unavailable: 503, not_ready: 503, internal: 500,
+  too_large: 413, rate_limited: 429, storage_unavailable: 503, not_ready: 503, not_leader: 503, internal: 500,
 };
 
 export class ApbError extends Error {

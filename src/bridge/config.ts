@@ -101,12 +101,22 @@ function cross(f: BridgeFile, issues: Issue[]): void {
     paths.set(p.path, i);
     if (!(BAUDS as readonly number[]).includes(p.baud)) issues.push({ path: `ports[${i}].baud`, message: `must be one of ${BAUDS.join(', ')}, got ${p.baud}` });
     if (p.replyTimeout >= p.offlineAfter) issues.push({ path: `ports[${i}].offlineAfter`, message: `must be longer than replyTimeout (${p.replyTimeout} ms)` });
-    const addrs = new Map<number, number>();
+    // several entries may share an address: the reader heads of one PD, told apart by `reader`;
+    // they share the PD's link settings (check, secure), so those must agree
+    const heads = new Map<string, number>();
+    const pdAt = new Map<number, number>();
     p.readers.forEach((r, k) => {
       const at = `ports[${i}].readers[${k}]`;
-      const a = addrs.get(r.address);
-      if (a !== undefined) issues.push({ path: `${at}.address`, message: `address ${r.address} is also ports[${i}].readers[${a}].address (one reader per address on a bus)` });
-      addrs.set(r.address, k);
+      const h = heads.get(`${r.address}/${r.reader}`);
+      if (h !== undefined) issues.push({ path: `${at}.reader`, message: `address ${r.address} reader ${r.reader} is also ports[${i}].readers[${h}] (one entry per reader head; a PD with several heads lists each with its own \`reader\` number)` });
+      heads.set(`${r.address}/${r.reader}`, k);
+      const first = pdAt.get(r.address);
+      if (first === undefined) pdAt.set(r.address, k);
+      else {
+        const f0 = p.readers[first]!;
+        if (f0.check !== r.check) issues.push({ path: `${at}.check`, message: `must be the same as ports[${i}].readers[${first}].check ("${f0.check}"): both are heads of the PD at address ${r.address}` });
+        if (JSON.stringify(f0.secure ?? null) !== JSON.stringify(r.secure ?? null)) issues.push({ path: `${at}.secure`, message: `must be the same as ports[${i}].readers[${first}].secure: both are heads of the PD at address ${r.address}, which has one secure channel` });
+      }
       const other = ids.get(r.id);
       if (other) issues.push({ path: `${at}.id`, message: `reader "${r.id}" is also ${other}.id` });
       ids.set(r.id, at);

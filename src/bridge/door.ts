@@ -11,8 +11,9 @@
  * LED red + two 300 ms beeps; a decision taken offline adds one short beep
  * to a grant and a third beep to a deny (`feedback.offlineBeep`).
  * A passage input going active within the passage window after a grant at
- * that reader becomes a `passage` message (a grant taken offline needs none:
- * its upload already reports a passage).
+ * that reader becomes a `passage` message, journaled first and sent by the
+ * uploader (a grant taken offline needs none: its upload already reports a
+ * passage).
  */
 import type { Logger } from 'pino';
 import { ApbError } from '../errors.js';
@@ -51,27 +52,35 @@ export class Door {
     metrics: BridgeMetrics; log: Logger; formats: FormatTable;
   }) {}
 
-  /** a reply from a reader that is not link bookkeeping: a card read or an input change */
-  onReply(r: DoorReader, rep: PlainReply, at: number): void {
-    if (rep.code === REPLY.ISTATR) { this.onInputs(r, rep.data, at); return; }
+  /**
+   * A reply from a PD that is not link bookkeeping: a card read or an input
+   * change. `heads` are the configured reader heads of that PD (most PDs
+   * have one); a read goes to the head whose reader number it carries, an
+   * input change to every head (each watches its own passage input).
+   */
+  onReply(heads: DoorReader[], rep: PlainReply, at: number): void {
+    if (rep.code === REPLY.ISTATR) { for (const h of heads) this.onInputs(h, rep.data, at); return; }
+    const first = heads[0]!;
     if (rep.code !== REPLY.RAW && rep.code !== REPLY.FMT && rep.code !== REPLY.KEYPAD) {
-      this.d.log.debug({ reader: r.cfg.id, code: rep.code }, 'reply ignored');
+      this.d.log.debug({ reader: first.cfg.id, code: rep.code }, 'reply ignored');
+      return;
+    }
+    const number = rep.data[0] ?? 0;
+    const r = heads.find((h) => h.cfg.reader === number);
+    if (!r) {
+      this.d.metrics.reads.inc({ reader: first.cfg.id, kind: 'unknown_head' });
+      this.d.log.warn({ reader: first.cfg.id, address: first.cfg.address, readerNumber: number, configured: heads.map((h) => h.cfg.reader) }, 'card read from a reader number of this PD that the bridge file does not map: shown as denied');
+      this.showAt(first.pd, first.bus, number, false, false, at, undefined);
       return;
     }
     let cred: string;
-    let number: number;
     try {
       const read = decodeCardRead(rep, this.d.formats);
-      cred = read.cred; number = read.reader;
+      cred = read.cred;
       this.d.metrics.reads.inc({ reader: r.cfg.id, kind: read.kind });
     } catch (e) {
       this.d.metrics.reads.inc({ reader: r.cfg.id, kind: 'bad' });
       this.d.log.warn({ reader: r.cfg.id, code: (e as ApbError).code, err: (e as Error).message }, 'unreadable card read: shown as denied');
-      this.show(r, false, false, at);
-      return;
-    }
-    if (number !== r.cfg.reader) {
-      this.d.log.warn({ reader: r.cfg.id, readerNumber: number, configured: r.cfg.reader }, 'card read from another reader number of this PD: shown as denied');
       this.show(r, false, false, at);
       return;
     }
@@ -109,11 +118,13 @@ export class Door {
     this.d.metrics.passages.inc({ reader: r.cfg.id, grant: g.online ? 'engine' : 'offline' });
     this.d.local?.passage(g.cred, r.cfg.id, at);
     if (!g.online) return; // the offline upload (granted: true) reports the passage itself
+    // journaled (committed) before it is sent, and sent by the uploader in id order with the offline
+    // decisions: a passage survives an engine outage and a bridge crash, and reaches the engine once
     void (async () => {
       const id = await this.d.store.nextId();
-      const rep = await this.d.link.send({ t: 'passage', id, cred: g.cred, reader: r.cfg.id, ts: at }, true);
-      if (rep.t !== 'ack') this.d.log.warn({ reader: r.cfg.id, id, reply: rep }, 'the engine refused a passage');
-    })().catch((e) => this.d.log.warn({ reader: r.cfg.id, err: (e as Error).message }, 'passage not delivered'));
+      await this.d.store.journal({ id, kind: 'passage', cred: g.cred, reader: r.cfg.id, ts: at, granted: true, policy: r.cfg.policy, reason: 'passage' });
+      this.d.uploader.kick();
+    })().catch((e) => this.d.log.error({ reader: r.cfg.id, cred: g.cred, err: (e as Error).message }, 'cannot journal a passage: the engine will not hear of it'));
   }
 
   /** asks the engine, falls back on the policy; resolves with what the door showed */
@@ -206,16 +217,20 @@ export class Door {
     return { grant, reason, source: 'offline', id };
   }
 
-  /** LED (+ buzzer, + output) on the reader, ahead of its next poll */
+  /** LED (+ buzzer, + output) on the reader head, ahead of its next poll */
   show(r: DoorReader, grant: boolean, offline: boolean, readAt: number): void {
+    this.showAt(r.pd, r.bus, r.cfg.reader, grant, offline, readAt, r.cfg.output);
+  }
+
+  private showAt(pd: PdLink, bus: Bus, head: number, grant: boolean, offline: boolean, readAt: number, output: ReaderConfig['output']): void {
     const now = Date.now();
     const f = this.d.file.feedback;
     const beep = offline && f.offlineBeep;
-    r.pd.enqueue(CMD.LED, ledData(r.cfg.reader, grant ? COLOR_GREEN : COLOR_RED, f.ledSeconds), now, readAt);
+    pd.enqueue(CMD.LED, ledData(head, grant ? COLOR_GREEN : COLOR_RED, f.ledSeconds), now, readAt);
     if (grant) {
-      if (r.cfg.output) r.pd.enqueue(CMD.OUT, outPulseData(r.cfg.output.number, r.cfg.output.pulse), now);
-      if (beep) r.pd.enqueue(CMD.BUZ, buzData(r.cfg.reader, 1, 1, 1), now);
-    } else r.pd.enqueue(CMD.BUZ, buzData(r.cfg.reader, 3, 2, beep ? 3 : 2), now);
-    r.bus.poke();
+      if (output) pd.enqueue(CMD.OUT, outPulseData(output.number, output.pulse), now);
+      if (beep) pd.enqueue(CMD.BUZ, buzData(head, 1, 1, 1), now);
+    } else pd.enqueue(CMD.BUZ, buzData(head, 3, 2, beep ? 3 : 2), now);
+    bus.poke();
   }
 }

@@ -35,3 +35,14 @@ export function required(args: Record<string, string | boolean | undefined>, nam
   if (typeof v !== 'string' || v === '') throw new ApbError('usage', `--${name} is required`);
   return v;
 }
+
+/** every value of a repeatable option (`--config A --config B`), in order; parseArgs keeps the last */
+export function allValues(argv: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === `--${name}`) { const v = argv[i + 1]; if (v !== undefined && !v.startsWith('--')) out.push(v); i++; }
+    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 /**
- * `apb replay --config F --events E|- [--core wasm|reference]` (SPEC 11):
+ * `apb replay --config F --events E|- [--core wasm|reference] [--explain]` (SPEC 11, 13.3):
  * decides a recorded stream offline and prints one JSON line per input line
  * on stdout. Progress goes to stderr, and only when stderr is a terminal.
  */
@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let stats: ReplayStats;
   try {
-    stats = await replayStream({ site, input, output: process.stdout, core, onProgress: progress });
+    stats = await replayStream({ site, input, output: process.stdout, core, explain: args.explain === true, onProgress: progress });
   } catch (e) {
     if (closed) return 0;
     throw e;

@@ -1,6 +1,8 @@
 /**
- * `apb serve --config F --data D [--port 8080] [--host 127.0.0.1]
- *            [--log-level info] [--core wasm|reference] [--durability commit|flush] [--allow-js-fallback]`
+ * `apb serve --config F [--config F2 ...] --data D [--port 8080] [--host 127.0.0.1]
+ *            [--log-level info] [--core wasm|reference] [--durability commit|flush] [--allow-js-fallback]
+ *            [--cluster nats://H:P[,...] --node NAME [--stream-replicas N] [--lease-ms MS]]`
+ * (cluster mode: serve-cluster.ts)
  * SIGTERM / SIGINT: graceful shutdown (stop accepting, answer in-flight
  * frames, flush the store), exit 0. SIGHUP: reload the configuration file.
  */
@@ -9,6 +11,8 @@ import { parseArgs, required } from './args.js';
 import { specOf } from './usage.js';
 import { startServer } from '../server/server.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../server/log.js';
+import { runCluster, wantsCluster } from './serve-cluster.js';
+import { allValues } from './args.js';
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, specOf('serve'));
@@ -23,6 +27,12 @@ export async function run(argv: string[]): Promise<number> {
   const level = (a['log-level'] as string | undefined) ?? process.env.APB_LOG_LEVEL ?? 'info';
   if (!isLogLevel(level)) throw new ApbError('usage', `${a['log-level'] === undefined ? 'APB_LOG_LEVEL' : '--log-level'} must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   const log = createLogger(level);
+  // several --config (or a directory of site files): cluster mode only, one site per process otherwise
+  const configPaths = allValues(argv, 'config');
+  if (wantsCluster(a, configPaths)) {
+    return runCluster(a, { configPaths, data, port, host: (a.host as string | undefined) ?? '127.0.0.1', log, core, durability });
+  }
+  if (configPaths.length > 1) throw new ApbError('usage', 'several --config: one process serves several sites in cluster mode only (--cluster); otherwise run one apb serve per site');
 
   const server = await startServer({
     configPath, data, port, host: (a.host as string | undefined) ?? '127.0.0.1', logger: log,

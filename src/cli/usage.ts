@@ -12,7 +12,7 @@ export const COMMANDS: Record<string, Command> = {
   serve: {
     file: './serve.js', summary: 'run the engine (SIGHUP reloads the site file, SIGTERM stops)',
     flags: [
-      { name: 'config', value: 'F', desc: 'site file (YAML or JSON)', required: true },
+      { name: 'config', value: 'F', desc: 'site file (YAML or JSON); cluster mode: repeatable, or a directory of site files', required: true },
       { name: 'data', value: 'D', desc: 'data directory (created if missing)', required: true },
       { name: 'port', value: 'N', desc: 'HTTP and WebSocket port, 0 = any free port (default 8080)' },
       { name: 'host', value: 'H', desc: 'address to listen on (default 127.0.0.1)' },
@@ -20,6 +20,11 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm or $APB_CORE)' },
       { name: 'durability', value: 'M', desc: 'commit|flush: reply once the write-ahead log reaches the OS, or once fsynced (default commit)' },
       { name: 'allow-js-fallback', desc: 'run on uWebSockets.js\'s JS fallback when the native binary is missing' },
+      { name: 'cluster', value: 'URLS', desc: 'cluster mode: NATS JetStream servers nats://H:P[,...] (docs/cluster.md)' },
+      { name: 'node', value: 'NAME', desc: 'cluster mode: this node\'s name, unique in the cluster (required with --cluster)' },
+      { name: 'stream-replicas', value: 'N', desc: 'cluster mode: replicas of the site\'s stream and lease bucket, 1-5 (default 1)' },
+      { name: 'lease-ms', value: 'MS', desc: 'cluster mode: leader lease duration, 500-60000 (default 2000)' },
+      { name: 'snapshot-every', value: 'N', desc: 'cluster mode: journal records between follower snapshots, 0 = none (default 100000)' },
     ],
   },
   replay: {
@@ -28,6 +33,7 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'config', value: 'F', desc: 'site file to decide with', required: true },
       { name: 'events', value: 'E', desc: 'JSON lines to replay; - = standard input', required: true },
       { name: 'core', value: 'C', desc: 'engine core: wasm|reference (default wasm)' },
+      { name: 'explain', desc: 'decision lines also carry `seen` and each violation\'s facts' },
     ],
   },
   validate: {
@@ -65,6 +71,12 @@ export const COMMANDS: Record<string, Command> = {
       { name: 'frame', value: 'N', desc: 'messages per frame (default 64)' },
       { name: 'tokens', value: 'a=T,…', desc: 'controller tokens, overriding the site\'s' },
       { name: 'cred-base', value: 'N', desc: 'first credential number' },
+    ],
+  },
+  cluster: {
+    file: './cluster.js', summary: 'status: print each site\'s leader, lease epoch and stream position (cluster mode)',
+    flags: [
+      { name: 'cluster', value: 'URLS', desc: 'NATS JetStream servers nats://H:P[,...]', required: true },
     ],
   },
 };

@@ -14,7 +14,7 @@ export function compileSite(config: SiteConfig): CompiledSite {
   const areaIndex = new Map(areaIds.map((id, i) => [id, i]));
   const n = areaIds.length;
   const parent = new Int32Array(n), depth = new Uint8Array(n), entry = new Uint8Array(n), exit = new Uint8Array(n);
-  const strict = new Uint8Array(n), commitOnPassage = new Uint8Array(n), hasSchedule = new Uint8Array(n);
+  const strict = new Uint8Array(n), commitOnPassage = new Uint8Array(n), hasSchedule = new Uint8Array(n), supervision = new Uint8Array(n);
   const presenceTimeoutMs = new Float64Array(n), maxOccupancy = new Float64Array(n).fill(-1), passageTimeoutMs = new Float64Array(n);
   parent[0] = -1;
   config.areas.forEach((a, k) => {
@@ -27,6 +27,7 @@ export function compileSite(config: SiteConfig): CompiledSite {
     commitOnPassage[i] = a.commitOn === 'passage' ? 1 : 0;
     passageTimeoutMs[i] = a.passageTimeout * 1000;
     hasSchedule[i] = a.schedule === 'always' ? 0 : 1;
+    supervision[i] = MODE[a.supervision ?? 'off'];
   });
   // Depths: parents may be declared after their children, so resolve by walking up.
   const resolved = new Uint8Array(n); resolved[0] = 1;
@@ -58,7 +59,7 @@ export function compileSite(config: SiteConfig): CompiledSite {
 
   return {
     config, areaIds, areaIndex, parent, depth, entry, exit, strict, presenceTimeoutMs, maxOccupancy, commitOnPassage,
-    passageTimeoutMs, hasSchedule, readerIds, readerIndex, readerFrom, readerTo, readerController, reuseLockoutMs,
+    passageTimeoutMs, hasSchedule, supervision, readerIds, readerIndex, readerFrom, readerTo, readerController, reuseLockoutMs,
     reuseHard, readerPassageMs, controllerIds, controllerIndex, forgetAfterMs: config.forgetAfter * 1000,
   };
 }

@@ -29,6 +29,12 @@ const seconds = (desc: string, min = 0) => int({ desc: desc + ' (seconds)', min,
 const ipRule = (a: string): string | null => (isIpAddress(a) ? null : `must be an IPv4 or IPv6 address (e.g. 192.0.2.10), got "${a.length > 64 ? a.slice(0, 64) + '…' : a}"`);
 const mode = (desc: string) => def(enumOf(['off', 'soft', 'hard'] as const, desc), 'off');
 
+function natsUrlRule(s: string): string | null {
+  let u: URL;
+  try { u = new URL(s); } catch { return `must be nats://HOST:PORT, got "${s.length > 64 ? s.slice(0, 64) + '…' : s}"`; }
+  return (u.protocol === 'nats:' || u.protocol === 'tls:') && u.hostname && u.port ? null : `must be nats://HOST:PORT, got "${s.length > 64 ? s.slice(0, 64) + '…' : s}"`;
+}
+
 function validZone(z: string): string | null {
   try { new Intl.DateTimeFormat('en-US', { timeZone: z }); return null; } catch { return `unknown IANA time zone "${z}"`; }
 }
@@ -52,6 +58,7 @@ const area = obj({
   maxOccupancy: def(nullable(int({ desc: 'entering when the area holds this many raises `occupancy` (with the mode of `entry`); null = no limit', min: 0 })), null),
   commitOn: def(enumOf(['grant', 'passage'] as const, 'apply a granted move at once, or only when a `passage` event confirms it'), 'grant'),
   passageTimeout: def(seconds('with commitOn: passage, how long a granted move waits for its passage', 1), 10),
+  supervision: mode('response when the area would be left without a supervisor present while others remain (`last_supervisor`), or entered by a non-supervisor while none is present (`no_supervisor`)'),
 }, 'an area people are in; "outside" exists implicitly and is the root');
 
 const credValue = custom<number | bigint | string>(
@@ -113,7 +120,11 @@ export const siteSchema = obj({
   areas: def(arr(area, { desc: 'areas (outside exists implicitly)' }), []),
   readers: def(arr(reader, { desc: 'readers; a controller\'s readers are those naming it' }), []),
   controllers: def(arr(controller, { desc: 'controllers and their bearer tokens' }), []),
-  credentials: def(arr(obj({ cred: credValue, exempt: def(bool('APB never denies this credential; its moves are still tracked'), false) }, 'standing flags of a credential'), { desc: 'credentials with standing flags; every other credential is valid and starts unknown' }), []),
+  credentials: def(arr(obj({
+    cred: credValue,
+    exempt: def(bool('APB never denies this credential; its moves are still tracked'), false),
+    supervisor: def(bool('counts as a supervisor for areas with `supervision`'), false),
+  }, 'standing flags of a credential'), { desc: 'credentials with standing flags; every other credential is valid and starts unknown' }), []),
   users: def(arr(obj({
     name: str({ desc: 'operator name (recorded with every action)', maxBytes: MAX_ID_BYTES }),
     token: token(`bearer token of the HTTP API and dashboard (${MIN_TOKEN_CHARS}-${MAX_TOKEN_BYTES} characters, no whitespace)`),
@@ -124,6 +135,13 @@ export const siteSchema = obj({
     host: def(str({ desc: 'IP address the UDP event listener binds (a non-loopback address requires `address` on every uhppote controller)', rules: [ipRule] }), '127.0.0.1'),
     port: def(int({ desc: 'UDP port of the event listener', min: 1, max: 65535 }), 60001),
   }, 'UDP listener for UHPPOTE controller events')),
+  cluster: opt(obj({
+    servers: arr(str({ desc: 'a NATS server with JetStream, nats://HOST:PORT (or tls://HOST:PORT)', rules: [natsUrlRule] }), { minItems: 1, maxItems: 16, desc: 'the NATS servers of the cluster (same as --cluster)' }),
+    node: opt(str({ desc: 'this node\'s name, unique in the cluster (same as --node; usually given by --node, as the site file is shared)', maxBytes: 64, pattern: /^[A-Za-z0-9_-]+$/, patternText: '1-64 letters, digits, _ or -' })),
+    streamReplicas: def(int({ desc: 'replicas of the site\'s streams and of the cluster buckets when this node creates them (same as --stream-replicas)', min: 1, max: 5 }), 1),
+    leaseMs: def(int({ desc: 'leader lease duration (same as --lease-ms)', min: 500, max: 60_000, unit: 'ms' }), 2000),
+    snapshotEvery: def(int({ desc: 'journal records between two snapshots of a follower\'s engine (same as --snapshot-every); 0 = none (the stream is then never trimmed)', min: 0, max: 1_000_000_000 }), 100_000),
+  }, 'cluster mode (docs/cluster.md): read when `apb serve` starts; command-line flags take precedence')),
   webhooks: def(arr(obj({
     url: str({ desc: 'http(s) URL that receives a POST per event', format: 'uri', rules: [(u) => {
       try { const p = new URL(u).protocol; return p === 'http:' || p === 'https:' ? null : `must be an http or https URL, got "${u}"`; } catch { return `must be a URL, got "${u}"`; }

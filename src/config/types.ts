@@ -22,6 +22,7 @@ export interface AreaConfig {
   maxOccupancy: number | null;
   commitOn: 'grant' | 'passage';
   passageTimeout: number;     // seconds, default 10
+  supervision: Mode;          // default off (SPEC 13.2)
 }
 
 export interface WiegandFormatConfig {
@@ -60,10 +61,12 @@ export interface SiteConfig {
   areas: AreaConfig[];        // without the implicit "outside"
   readers: ReaderConfig[];
   controllers: ControllerConfig[];
-  credentials: { cred: number | bigint | string; exempt: boolean }[]; // bigint beyond 2^53
+  credentials: { cred: number | bigint | string; exempt: boolean; supervisor: boolean }[]; // bigint beyond 2^53
   users: { name: string; token: string; role: 'viewer' | 'operator' | 'admin' }[];
   wiegandFormats: WiegandFormatConfig[];
   uhppote?: { host: string; port: number };
+  /** cluster mode (src/cluster, docs/cluster.md), read at start; flags take precedence */
+  cluster?: { servers: string[]; node?: string; streamReplicas: number; leaseMs: number; snapshotEvery: number };
   webhooks: { url: string; kinds?: string[] }[];
 }
 
@@ -88,6 +91,7 @@ export interface CompiledSite {
   commitOnPassage: Uint8Array;       // 0/1
   passageTimeoutMs: Float64Array;
   hasSchedule: Uint8Array;           // 1 = schedule is not "always"
+  supervision: Uint8Array;           // MODE_* (SPEC 13.2)
   readerIds: string[];
   readerIndex: Map<string, number>;
   readerFrom: Uint16Array;

@@ -102,10 +102,12 @@ export const api = {
   /** the same list as CSV text (every row; `q` narrows it as in the list) */
   areaCredentialsCsv: (area, q) =>
     requestText(`/v1/areas/${encodeURIComponent(area)}/credentials?${query({ ...q, format: 'csv' })}`),
-  /** action: forgive | reset | exempt | location; body {reason, on?, area?} */
+  /** action: forgive | reset | exempt | location | supervisor; body {reason, on?, area?} */
   credentialAction: (cred, action, body) =>
     request('POST', `/v1/credentials/${credPath(cred)}/${action}`, body),
   resetArea: (area, reason) => request('POST', `/v1/areas/${encodeURIComponent(area)}/reset`, { reason }),
+  /** SPEC 13.1: lock (on) or unlock an area */
+  lockdown: (area, on, reason) => request('POST', `/v1/areas/${encodeURIComponent(area)}/lockdown`, { reason, on }),
 };
 
 /** GET of a non-JSON body (CSV); errors as in request(). */

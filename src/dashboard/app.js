@@ -10,6 +10,7 @@ import { createLookup } from './lookup.js';
 import { createOccupancy } from './occupancy.js';
 import { runActionDialog } from './dialog.js';
 import { createMuster } from './muster.js';
+import { createClusterBadge } from './cluster.js';
 import * as tf from './timefmt.js';
 
 const $ = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
@@ -75,9 +76,10 @@ function startConsole(me) {
   const canAct = me.role === 'operator' || me.role === 'admin';
   document.body.dataset.role = me.role;
   $('whoami').textContent = `${me.name} · ${me.role}`;
+  createClusterBadge($('cluster-leader')); // cluster mode only: which node leads this site
   const stamp = (at) => tf.stamp(at, { ms: true });
 
-  const occupancy = createOccupancy({ list: $('occupancy-tree'), canAct, onResetArea: resetArea });
+  const occupancy = createOccupancy({ list: $('occupancy-tree'), canAct, onResetArea: resetArea, onLockdown: lockdownArea, onLocked: showLocked });
   const lookup = createLookup({ root: $('lookup-panel'), canAct, areaIds: () => occupancy.ids() });
   const showCred = (c) => {
     lookup.show(c);
@@ -120,6 +122,31 @@ function startConsole(me) {
       confirmName: occupancy.siteWide(id) ? id : undefined,
       run: ({ reason }) => api.resetArea(id, reason),
     });
+  }
+
+  /** SPEC 13.1: locking and unlocking both ask for the area's name to be typed */
+  function lockdownArea(id, on) {
+    const below = occupancy.descendants(id);
+    return runActionDialog({
+      title: on ? `Lock down ${id}` : `Lift the lockdown of ${id}`,
+      subject: on
+        ? `Every badge into ${id}${below.length ? ` or ${below.join(', ')}` : ''} is denied until it is lifted; exempt credentials still pass, and leaving is decided as usual.`
+        : `Entries into ${id} are decided by its anti-passback rules again.`,
+      impact: on ? `${(occupancy.count(id) ?? 0).toLocaleString('en-US')} people are inside now.` : '',
+      confirmName: id,
+      confirmWhy: on ? 'A lockdown denies every entry.' : 'Lifting a lockdown opens the area again.',
+      run: ({ reason }) => api.lockdown(id, on, reason),
+    }).then(async (ran) => { if (ran) occupancy.update(await api.areas()); return ran; });
+  }
+
+  /** the banner of every locked-down area: unmistakable on any width */
+  function showLocked(ids) {
+    const el = $('lockdown-banner');
+    el.hidden = ids.length === 0;
+    document.body.classList.toggle('lockdown', ids.length > 0);
+    if (!ids.length) return;
+    $('lockdown-banner-title').textContent = `LOCKDOWN: ${ids.join(', ')}`;
+    $('lockdown-banner-detail').textContent = `Every entry into ${ids.length === 1 ? 'this area' : 'these areas'} is denied (exempt credentials pass).`;
   }
 
   function setAreas() {

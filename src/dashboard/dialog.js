@@ -10,7 +10,8 @@
  *   on?: boolean,                          // shows the exempt checkbox, preset
  *   impact?: string,                       // "affects 510 people", shown large
  *   refreshImpact?(): Promise<string>,     // a fresher count, fetched while the dialog is open
- *   confirmName?: string,                  // must be typed to enable Confirm (site-wide resets)
+ *   confirmName?: string,                  // must be typed to enable Confirm (site-wide resets, lockdowns)
+ *   confirmWhy?: string,                   // why it must be typed (default: a site-wide reset)
  *   run(values: { reason: string, area?: string, on?: boolean }): Promise<void>,
  * }} opts
  * @returns {Promise<boolean>} true when the action ran, false when cancelled
@@ -31,6 +32,8 @@ export function runActionDialog(opts) {
   const typedField = $('action-typed-field');
   const typed = $('action-typed');
   const typedName = $('action-typed-name');
+  const typedWhy = $('action-typed-why');
+  const why = opts.confirmWhy || 'This reset is site-wide.';
 
   $('action-title').textContent = opts.title;
   $('action-subject').textContent = opts.subject;
@@ -50,6 +53,7 @@ export function runActionDialog(opts) {
   typedField.hidden = !mustType;
   typed.value = '';
   typedName.textContent = mustType ? opts.confirmName : '';
+  typedWhy.textContent = why;
   const typedOk = () => !mustType || typed.value.trim() === opts.confirmName;
   const syncConfirm = () => { confirm.disabled = !typedOk(); };
   syncConfirm();
@@ -72,7 +76,7 @@ export function runActionDialog(opts) {
     const onSubmit = async (e) => {
       e.preventDefault();
       if (!typedOk()) {
-        err.textContent = `type ${opts.confirmName} to confirm: this reset is site-wide`;
+        err.textContent = `type ${opts.confirmName} to confirm: ${why.replace(/\.$/, '').replace(/^./, (c) => c.toLowerCase())}`;
         err.hidden = false;
         typed.focus();
         return;

@@ -1,10 +1,13 @@
 // Credential lookup: the stored state of one credential, its recent events,
-// and (operators and admins only) forgive / reset / set location / exempt.
-// Viewers never get the action buttons: they are not rendered at all.
+// and (operators and admins only) forgive / reset / set location / exempt /
+// supervisor. Viewers never get the action buttons: they are not rendered at
+// all. A decision with an explanation (SPEC 13.3) opens, on a click, into a
+// sentence and the raw facts it was built from (explain.js).
 
 import { api, credPath } from './api.js';
 import { runActionDialog } from './dialog.js';
-import { stamp } from './timefmt.js';
+import { stamp, clock } from './timefmt.js';
+import { explainSentence, explainFacts } from './explain.js';
 
 const EVENTS_SHOWN = 25;
 const REFRESH_MS = 4000; // keeps the shown state current while traffic flows
@@ -27,6 +30,8 @@ export function createLookup({ root, canAct, areaIds }) {
   let loading = null;
   let timer = 0;
   let refreshTimer = 0;
+  /** seqs of the events whose explanation is open (kept across refreshes) */
+  const open = new Set();
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -36,6 +41,7 @@ export function createLookup({ root, canAct, areaIds }) {
 
   /** Shows a credential (typed, or clicked in the feed). */
   function show(cred) {
+    if (credPath(cred) !== current) open.clear();
     current = credPath(cred);
     input.value = current;
     return refresh();
@@ -90,6 +96,7 @@ export function createLookup({ root, canAct, areaIds }) {
       ['Last reader', st.lastReader ? `${st.lastReader} · ${fullTime(st.lastReaderAt)}` : '–', 'state-last-reader'],
       ['Free pass', st.freePass ? 'yes (next hard violation forgiven)' : 'no', 'state-free-pass'],
       ['Exempt', st.exempt ? 'yes' : 'no', 'state-exempt'],
+      ['Supervisor', st.supervisor ? 'yes' : 'no', 'state-supervisor'],
       ['Pending move', pending, 'state-pending'],
     ];
     if (st.known === false) fields.splice(1, 0, ['Seen', 'never seen: state unknown', 'state-known']);
@@ -127,6 +134,8 @@ export function createLookup({ root, canAct, areaIds }) {
         'correct the location (muster, manual count)'),
       btn(st.exempt ? 'Exempt: on' : 'Exempt: off', 'action-exempt', () => act('exempt', 'Anti-passback exemption', subject,
         { on: !st.exempt }), 'exempt from anti-passback (moves are still tracked)'),
+      btn(st.supervisor ? 'Supervisor: on' : 'Supervisor: off', 'action-supervisor', () => act('supervisor', 'Supervisor', subject,
+        { on: !st.supervisor }), 'counts as a supervisor in supervised areas'),
     );
   }
 
@@ -140,7 +149,7 @@ export function createLookup({ root, canAct, areaIds }) {
   }
 
   function renderEvents(evs) {
-    const rows = evs.slice(0, EVENTS_SHOWN).map((ev) => {
+    const rows = evs.slice(0, EVENTS_SHOWN).flatMap((ev) => {
       const tr = document.createElement('tr');
       tr.dataset.testid = 'lookup-event';
       tr.dataset.kind = String(ev.kind ?? '');
@@ -152,7 +161,40 @@ export function createLookup({ root, canAct, areaIds }) {
       }
       if (ev.grant === false) tr.className = 'deny';
       if (ev.kind === 'action') tr.className = 'action';
-      return tr;
+      const sentence = explainSentence(ev, clock);
+      if (!sentence) return [tr];
+      // the explanation: a row below, opened and closed by a click (or Enter) on the event
+      tr.classList.add('has-detail');
+      tr.tabIndex = 0;
+      tr.title = 'show why';
+      const detail = document.createElement('tr');
+      detail.className = 'event-detail';
+      detail.dataset.testid = 'event-detail';
+      const td = document.createElement('td');
+      td.colSpan = 4;
+      const box = document.createElement('div');
+      box.className = 'explain';
+      const p = document.createElement('p');
+      p.className = 'sentence';
+      p.dataset.testid = 'event-sentence';
+      p.textContent = sentence;
+      const pre = document.createElement('pre');
+      pre.dataset.testid = 'event-facts';
+      pre.textContent = explainFacts(ev);
+      box.append(p, pre);
+      td.appendChild(box);
+      detail.appendChild(td);
+      const key = ev.seq ?? `${ev.at}/${ev.id}`;
+      detail.hidden = !open.has(key);
+      tr.setAttribute('aria-expanded', String(!detail.hidden));
+      const toggle = () => {
+        detail.hidden = !detail.hidden;
+        if (detail.hidden) open.delete(key); else open.add(key);
+        tr.setAttribute('aria-expanded', String(!detail.hidden));
+      };
+      tr.addEventListener('click', toggle);
+      tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); } });
+      return [tr, detail];
     });
     if (rows.length === 0) {
       const tr = document.createElement('tr');

@@ -5,12 +5,18 @@
 // `outside` is the root of every site: its count is every credential whose
 // location the engine knows (inside any area, or last seen leaving), so it is
 // explained under its row, and its Reset (every credential) asks for more.
+//
+// A locked-down area (SPEC 13.1) is marked on its row (a red "LOCKED DOWN"
+// tag, a red edge) and listed in the banner at the top (onLocked), so it is
+// seen at a glance on any width. Supervised areas (SPEC 13.2) show how many
+// supervisors are present, and say so when none is; other areas do not.
 
 /**
- * @param {{ list: HTMLElement, canAct: boolean, onResetArea(id: string): void }} opts
+ * @param {{ list: HTMLElement, canAct: boolean, onResetArea(id: string): void,
+ *   onLockdown?(id: string, on: boolean): void, onLocked?(ids: string[]): void }} opts
  */
-export function createOccupancy({ list, canAct, onResetArea }) {
-  /** id → { id, parent, occupancy, max } */
+export function createOccupancy({ list, canAct, onResetArea, onLockdown, onLocked }) {
+  /** id → { id, parent, occupancy, max, lockdown, supervisors, supervision } */
   const areas = new Map();
   /** id → { li, bar, count } */
   const rows = new Map();
@@ -27,6 +33,9 @@ export function createOccupancy({ list, canAct, onResetArea }) {
         parent: a.parent ?? prev?.parent ?? null,
         occupancy: Number(a.occupancy ?? prev?.occupancy ?? 0),
         max: pickMax(a, prev),
+        lockdown: typeof a.lockdown === 'boolean' ? a.lockdown : prev?.lockdown ?? false,
+        supervisors: Number(a.supervisors ?? prev?.supervisors ?? 0),
+        supervision: a.supervision ?? prev?.supervision ?? 'off',
       };
       if (!prev || prev.parent !== next.parent) structureDirty = true;
       areas.set(a.id, next);
@@ -40,6 +49,7 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     queued = false;
     if (structureDirty) { structureDirty = false; build(); }
     for (const a of areas.values()) paint(a);
+    onLocked?.([...areas.values()].filter((a) => a.lockdown).map((a) => a.id));
   }
 
   /** Depth-first order from the roots, so nesting reads top-down. */
@@ -72,10 +82,19 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     const name = document.createElement('span');
     name.className = 'area-name';
     name.textContent = a.id;
+    const tag = document.createElement('span');
+    tag.className = 'lock-tag';
+    tag.dataset.testid = `area-locked-${a.id}`;
+    tag.textContent = 'LOCKED DOWN';
+    tag.hidden = true;
+    const sup = document.createElement('span');
+    sup.className = 'sup-tag small';
+    sup.dataset.testid = `area-supervisors-${a.id}`;
+    sup.hidden = true;
     const count = document.createElement('span');
     count.className = 'area-count mono';
     count.dataset.testid = `area-count-${a.id}`;
-    head.append(name, count);
+    head.append(name, tag, sup, count);
     if (canAct) {
       const b = document.createElement('button');
       b.type = 'button';
@@ -85,6 +104,16 @@ export function createOccupancy({ list, canAct, onResetArea }) {
       b.dataset.testid = `area-reset-${a.id}`;
       b.addEventListener('click', () => onResetArea(a.id));
       head.appendChild(b);
+    }
+    let lock = null;
+    if (canAct && a.parent && onLockdown) {
+      // outside cannot be locked (nothing enters it): no button on the root
+      lock = document.createElement('button');
+      lock.type = 'button';
+      lock.className = 'ghost small lock-btn';
+      lock.dataset.testid = `area-lockdown-${a.id}`;
+      lock.addEventListener('click', () => onLockdown(a.id, !areas.get(a.id)?.lockdown));
+      head.appendChild(lock);
     }
     const track = document.createElement('div');
     track.className = 'bar';
@@ -103,7 +132,7 @@ export function createOccupancy({ list, canAct, onResetArea }) {
       note.dataset.testid = `area-note-${a.id}`;
       li.appendChild(note);
     }
-    rows.set(a.id, { li, bar, count, track, note });
+    rows.set(a.id, { li, bar, count, track, note, tag, sup, lock });
     return li;
   }
 
@@ -111,6 +140,18 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     const r = rows.get(a.id);
     if (!r) return;
     r.li.dataset.occupancy = String(a.occupancy);
+    r.li.classList.toggle('locked', a.lockdown);
+    r.li.dataset.lockdown = String(a.lockdown);
+    r.tag.hidden = !a.lockdown;
+    if (r.lock) {
+      r.lock.textContent = a.lockdown ? 'Unlock' : 'Lock down';
+      r.lock.title = a.lockdown ? `lift the lockdown of ${a.id}` : `deny every entry into ${a.id} and the areas below it (exempt credentials pass)`;
+    }
+    const supervised = a.supervision && a.supervision !== 'off';
+    r.sup.hidden = !supervised; // only where supervision applies: elsewhere the count is noise
+    r.sup.textContent = a.supervisors === 0 ? 'no supervisor' : `${fmt(a.supervisors)} supervisor${a.supervisors === 1 ? '' : 's'}`;
+    r.sup.dataset.none = String(a.supervisors === 0);
+    r.sup.title = supervised ? `supervision ${a.supervision}: supervisors present in ${a.id}` : `supervisors present in ${a.id}`;
     if (r.note) {
       let inAreas = 0;
       for (const o of areas.values()) if (o.parent === a.id) inAreas += o.occupancy;
@@ -152,6 +193,8 @@ export function createOccupancy({ list, canAct, onResetArea }) {
     ids: () => [...areas.keys()],
     /** current occupancy of an area (nested areas included), or null */
     count: (id) => areas.get(id)?.occupancy ?? null,
+    /** is the area locked down */
+    locked: (id) => areas.get(id)?.lockdown === true,
     /** the root (`outside`) or an area directly under it: a reset there is site-wide */
     siteWide: (id) => { const a = areas.get(id); return !!a && (!a.parent || !areas.get(a.parent)?.parent); },
     isRoot: (id) => { const a = areas.get(id); return !!a && !a.parent; },

@@ -6,7 +6,7 @@
  *    as a resetArea op at its own instant, before anything at `now`;
  *  - schedule flags are refreshed at every change instant in (clock, now];
  *  - the first call only sets the clock (no resets for the time before it).
- * Standing `credentials: [{cred, exempt: true}]` of the configuration are
+ * Standing `credentials: [{cred, exempt: true, supervisor: true}]` of the configuration are
  * applied at creation and again at every reconfigure (a credential dropped
  * from that list keeps its flag: operators' exemptions look the same).
  */
@@ -165,6 +165,8 @@ class Driver implements Engine {
   }
 
   occupancy(area: number): number { return this.core.occupancy(area); }
+  supervisors(area: number): number { return this.core.supervisors(area); }
+  locked(area: number): boolean { return this.core.locked(area); }
   credentialsIn(area: number, from: number, max: number): InsidePage { return this.core.credentialsIn(area, from, max); }
   state(cred: Cred): CredState { return this.core.state(cred); }
 
@@ -244,6 +246,7 @@ class Driver implements Engine {
     const ops: CoreOp[] = [];
     for (const c of this._site.config.credentials ?? []) {
       if (c.exempt) ops.push({ op: 'exempt', cred: parseCred(c.cred, 'credentials[].cred'), on: true });
+      if (c.supervisor) ops.push({ op: 'supervisor', cred: parseCred(c.cred, 'credentials[].cred'), on: true });
     }
     if (ops.length) this.core.apply(ops, this._clock);
   }

@@ -26,7 +26,7 @@ export interface Decoded {
 export type DecodeMode = 'wire' | 'replay';
 
 const WIRE_TYPES = new Set(['badge', 'passage', 'offline', 'ping']);
-const REPLAY_TYPES = new Set(['badge', 'passage', 'offline', 'forgive', 'reset', 'resetArea', 'setLocation', 'exempt']);
+const REPLAY_TYPES = new Set(['badge', 'passage', 'offline', 'forgive', 'reset', 'resetArea', 'setLocation', 'exempt', 'supervisor', 'lockdown']);
 
 function bad(message: string): never {
   throw new ApbError('bad_message', message);
@@ -101,8 +101,13 @@ export function checkMessageStrings(msg: Record<string, unknown>, site: Compiled
   if (typeof c === 'string' && (c.length * 3 > MAX_STR_BYTES || !wellFormed(c))) parseCred(c, 'cred');
 }
 
-/** s cut to at most `max` UTF-8 bytes (on a character boundary), with "…" when cut: for logging text from outside. */
+/**
+ * s cut to at most `max` UTF-8 bytes (on a character boundary), with "…" when cut, and lone surrogates
+ * (JSON's "\ud800" escapes) as U+FFFD: for keeping and logging text from outside. A journaled record
+ * must read back as it was written, and MessagePack (UTF-8) cannot carry a lone surrogate.
+ */
 export function clipText(s: string, max: number): string {
+  if (!wellFormed(s)) s = Buffer.from(s, 'utf8').toString('utf8');
   if (!utf8Over(s, max)) return s;
   const b = Buffer.from(s.slice(0, max), 'utf8'); // max units hold at least max bytes
   let end = max - 3; // room for the 3-byte ellipsis
@@ -123,6 +128,12 @@ function areaIndex(msg: Record<string, unknown>, site: CompiledSite): number {
   if (typeof v !== 'string') bad('area: must be a string (the area id)');
   const a = site.areaIndex.get(v);
   if (a === undefined) throw new ApbError('unknown_area', `area: unknown area "${v}"`);
+  return a;
+}
+
+/** SPEC 13.1: an area index a lockdown may name; `outside` (0) is bad_message, since nothing enters it */
+export function lockableArea(a: number): number {
+  if (a === 0) bad('area: "outside" cannot be locked down (nothing enters it)');
   return a;
 }
 
@@ -162,6 +173,8 @@ export function decodeGeneral(msg: Record<string, unknown>, site: CompiledSite, 
     case 'exempt': { const c = cred(msg); out.op = { op: 'exempt', cred: c, on: bool(msg, 'on') }; break; }
     case 'setLocation': { const c = cred(msg); out.op = { op: 'setLocation', cred: c, area: areaIndex(msg, site) }; break; }
     case 'resetArea': out.op = { op: 'resetArea', area: areaIndex(msg, site) }; break;
+    case 'supervisor': { const c = cred(msg); out.op = { op: 'supervisor', cred: c, on: bool(msg, 'on') }; break; }
+    case 'lockdown': out.op = { op: 'lockdown', area: lockableArea(areaIndex(msg, site)), on: bool(msg, 'on') }; break;
   }
   return out;
 }
@@ -234,6 +247,8 @@ export function toReplayObject(op: CoreOp, site: CompiledSite, ts: number): Reco
     case 'exempt': return { t: 'exempt', cred: credToWire(op.cred), on: op.on, ts };
     case 'setLocation': return { t: 'setLocation', cred: credToWire(op.cred), area: site.areaIds[op.area], ts };
     case 'resetArea': return { t: 'resetArea', area: site.areaIds[op.area], ts };
+    case 'supervisor': return { t: 'supervisor', cred: credToWire(op.cred), on: op.on, ts };
+    case 'lockdown': return { t: 'lockdown', area: site.areaIds[op.area], on: op.on, ts };
   }
 }
 

@@ -53,13 +53,19 @@
  *      lastMoveAt + new forgetAfter if that is <= clock).
  *  I8  A passage applies only the pending move of the same reader and only
  *      while clock < deadline; the move's lastMoveAt is the passage's time.
+ *  I9  SPEC 13. Supervisors present in X are the supervisors `counted` in X
+ *      at the clock (as I4's occupancy), for offline uploads too. Lockdown
+ *      and supervisor flags are kept like exempt: by resets, snapshots and
+ *      reconfigure (a lockdown only while its area is kept). `seen` is the
+ *      record as settled at the clock before the decision (a pending move
+ *      past its deadline is none); for an unknown reader too.
  */
 import type { Cred } from './cred.js';
 import { credFromText, credToText } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
 import { MODE_HARD, MODE_OFF } from '../config/types.js';
-import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Reason, Violation, ViolationCode } from './types.js';
-import { VIOLATION_CODES } from './types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Reason, Seen, Violation, ViolationCode } from './types.js';
+import { VIOLATION_ORDER } from './types.js';
 import { movePath } from '../config/tree.js';
 import { ApbError } from '../errors.js';
 
@@ -73,11 +79,19 @@ interface Rec {
   lastReaderAt: number;
   freePass: boolean;
   exempt: boolean;
+  supervisor: boolean;
   pending: Pending | null;
 }
 
 function newRec(): Rec {
-  return { location: -1, lastMoveAt: 0, lastReader: -1, lastReaderAt: 0, freePass: false, exempt: false, pending: null };
+  return { location: -1, lastMoveAt: 0, lastReader: -1, lastReaderAt: 0, freePass: false, exempt: false, supervisor: false, pending: null };
+}
+
+function seenOf(r: Rec): Seen {
+  return {
+    location: r.location, lastMoveAt: r.lastMoveAt, lastReader: r.lastReader, lastReaderAt: r.lastReaderAt,
+    freePass: r.freePass, exempt: r.exempt, supervisor: r.supervisor, pending: r.pending ? { ...r.pending } : null,
+  };
 }
 
 export function createReferenceCore(initialSite: CompiledSite): EngineCore {
@@ -92,6 +106,8 @@ class ReferenceCore implements EngineCore {
   /** the keys of `recs` in creation order (a record's index here is its record number, as in the WASM core) */
   private order: string[] = [];
   private schedule: boolean[];
+  /** lockdown flags (SPEC 13.1) */
+  private lockedFlags: boolean[];
   /** per reader: the areas its move exits (innermost first) and enters (outermost first) */
   private paths: { exited: number[]; entered: number[] }[];
   /** raw[X] = stored records whose location is inside X, expiry ignored; exact occupancy when nothing can expire */
@@ -100,6 +116,7 @@ class ReferenceCore implements EngineCore {
   constructor(site: CompiledSite) {
     this.site = site;
     this.schedule = site.areaIds.map(() => true);
+    this.lockedFlags = site.areaIds.map(() => false);
     this.paths = this.computePaths(site);
     this.raw = site.areaIds.map(() => 0);
   }
@@ -190,6 +207,33 @@ class ReferenceCore implements EngineCore {
     return this.occupancyByScan(area);
   }
 
+  /** supervisors present: by the definition, a scan (SPEC 13.2) */
+  supervisors(area: number): number {
+    if (area < 0 || area >= this.raw.length) return 0;
+    let n = 0;
+    for (const rec of this.recs.values()) {
+      this.settle(rec);
+      if (rec.supervisor && this.counted(rec, area)) n++;
+    }
+    return n;
+  }
+
+  locked(area: number): boolean { return this.lockedFlags[area] === true; }
+
+  /** the outermost locked area containing `to` (itself included), or -1 */
+  private lockedOuter(to: number): number {
+    let out = -1;
+    for (let a = to; a > 0; a = this.site.parent[a]!) if (this.lockedFlags[a]) out = a;
+    return out;
+  }
+
+  /** the lockdown deny of a move through r (SPEC 13.1), or null */
+  private lockdownViolation(r: number): Violation | null {
+    if (this.paths[r]!.entered.length === 0) return null;
+    const l = this.lockedOuter(this.site.readerTo[r]!);
+    return l < 0 ? null : { code: 'lockdown', mode: 'hard', area: l };
+  }
+
   /** occupancy by looking at every record (the definition itself; also used by tests to check the counts) */
   occupancyByScan(area: number): number {
     let n = 0;
@@ -202,11 +246,8 @@ class ReferenceCore implements EngineCore {
 
   state(cred: Cred): CredState {
     const rec = this.get(credToText(cred));
-    if (!rec) return { stored: false, location: -1, lastMoveAt: 0, lastReader: -1, lastReaderAt: 0, freePass: false, exempt: false, pending: null };
-    return {
-      stored: true, location: rec.location, lastMoveAt: rec.lastMoveAt, lastReader: rec.lastReader, lastReaderAt: rec.lastReaderAt,
-      freePass: rec.freePass, exempt: rec.exempt, pending: rec.pending ? { ...rec.pending } : null,
-    };
+    if (!rec) return { stored: false, ...seenOf(newRec()) };
+    return { stored: true, ...seenOf(rec) };
   }
 
   size(): number { return this.recs.size; }
@@ -260,6 +301,18 @@ class ReferenceCore implements EngineCore {
         rec.pending = null;
         return { op: 'setLocation', changed: 1 };
       }
+      case 'supervisor': {
+        const rec = this.getOrCreateIf(op.cred, (r) => r.supervisor !== op.on);
+        if (!rec) return { op: 'supervisor', changed: 0 };
+        rec.supervisor = op.on;
+        return { op: 'supervisor', changed: 1 };
+      }
+      case 'lockdown': {
+        const a = op.area;
+        if (!(a > 0 && a < this.lockedFlags.length) || this.lockedFlags[a] === op.on) return { op: 'lockdown', changed: 0 };
+        this.lockedFlags[a] = op.on;
+        return { op: 'lockdown', changed: 1 };
+      }
       case 'resetArea': {
         let changed = 0;
         for (const rec of this.recs.values()) {
@@ -286,7 +339,9 @@ class ReferenceCore implements EngineCore {
   /** SPEC 4 steps 2 and 4-6 for c at reader r at time t: every violation, in SPEC 12 order */
   private violations(rec: Rec, r: number, t: number): Violation[] {
     const s = this.site;
-    const byCode: Record<ViolationCode, Violation[]> = { reuse: [], exit_not_entered: [], reentry: [], sequence: [], occupancy: [] };
+    const byCode: Record<ViolationCode, Violation[]> = {
+      reuse: [], exit_not_entered: [], last_supervisor: [], reentry: [], sequence: [], occupancy: [], no_supervisor: [], lockdown: [],
+    };
     const lockout = s.reuseLockoutMs[r]!;
     if (lockout > 0 && rec.lastReader === r && t - rec.lastReaderAt < lockout) {
       byCode.reuse.push({ code: 'reuse', mode: s.reuseHard[r] ? 'hard' : 'soft', area: -1 });
@@ -297,6 +352,13 @@ class ReferenceCore implements EngineCore {
       const loc = this.locFor(rec, x, t);
       if (loc >= 0 && !this.inside(loc, x)) byCode.exit_not_entered.push({ code: 'exit_not_entered', mode: modeName(s.exit[x]!), area: x });
     }
+    for (const x of exited) {                      // SPEC 13.2, judged at the clock like occupancy
+      if (!rec.supervisor || s.supervision[x] === MODE_OFF || !this.schedule[x]) continue;
+      const sup = this.supervisors(x), others = this.occupancy(x) - sup;
+      if (sup === 1 && others > 0 && this.counted(rec, x)) {
+        byCode.last_supervisor.push({ code: 'last_supervisor', mode: modeName(s.supervision[x]!), area: x, count: others });
+      }
+    }
     const from = s.readerFrom[r]!;
     for (const y of entered) {                     // outermost first
       if (s.entry[y] === MODE_OFF || !this.schedule[y]) continue;
@@ -305,28 +367,36 @@ class ReferenceCore implements EngineCore {
       if (loc >= 0 && this.inside(loc, y)) byCode.reentry.push({ code: 'reentry', mode, area: y });
       if (s.strict[y] && loc >= 0 && loc !== from) byCode.sequence.push({ code: 'sequence', mode, area: y });
       const max = s.maxOccupancy[y]!;
-      if (max >= 0 && !this.counted(rec, y) && this.occupancy(y) >= max) byCode.occupancy.push({ code: 'occupancy', mode, area: y });
+      const count = max >= 0 ? this.occupancy(y) : 0;
+      if (max >= 0 && !this.counted(rec, y) && count >= max) byCode.occupancy.push({ code: 'occupancy', mode, area: y, count });
     }
-    return VIOLATION_CODES.flatMap((c) => byCode[c]);
+    for (const y of entered) {
+      if (rec.supervisor || s.supervision[y] === MODE_OFF || !this.schedule[y]) continue;
+      if (this.supervisors(y) === 0) byCode.no_supervisor.push({ code: 'no_supervisor', mode: modeName(s.supervision[y]!), area: y });
+    }
+    return VIOLATION_ORDER.flatMap((c) => byCode[c]);
   }
 
   private badge(cred: Cred, r: number): CoreResult {
-    if (r < 0 || r >= this.site.readerIds.length) {
-      return { op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false };
-    }
     const now = this.clock;
     const key = credToText(cred);
     const rec = this.get(key) ?? newRec();
+    const seen = seenOf(rec);
+    if (r < 0 || r >= this.site.readerIds.length) {
+      return { op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false, seen };
+    }
     let violations: Violation[] = [];
     let reason: Reason;
     let usePass = false;
     if (rec.exempt) {
       reason = 'exempt';
     } else {
+      const lock = this.lockdownViolation(r);
+      if (lock) return { op: 'badge', grant: false, reason: 'lockdown', violations: [lock], area: -1, pending: false, seen };
       violations = this.violations(rec, r, now);
       const hard = violations.find((v) => v.mode === 'hard');
       if (hard && rec.freePass) { reason = 'forgiven'; usePass = true; }
-      else if (hard) return { op: 'badge', grant: false, reason: hard.code, violations, area: -1, pending: false };
+      else if (hard) return { op: 'badge', grant: false, reason: hard.code, violations, area: -1, pending: false, seen };
       else reason = violations.length ? 'soft_violation' : 'ok';
     }
     // Grant: from here on state changes, so the record is stored.
@@ -343,7 +413,7 @@ class ReferenceCore implements EngineCore {
       rec.lastMoveAt = now;
       rec.pending = null;
     }
-    return { op: 'badge', grant: true, reason, violations, area: to, pending: passageMs > 0 };
+    return { op: 'badge', grant: true, reason, violations, area: to, pending: passageMs > 0, seen };
   }
 
   private passage(cred: Cred, r: number): boolean {
@@ -358,26 +428,29 @@ class ReferenceCore implements EngineCore {
   }
 
   private offline(cred: Cred, r: number, ts: number, granted: boolean): CoreResult {
-    const none: CoreResult = { op: 'offline', applied: false, violations: [] };
-    if (r < 0 || r >= this.site.readerIds.length || !granted) return none;
     const key = credToText(cred);
     const rec = this.get(key) ?? newRec();
+    const seen = seenOf(rec);
+    const none: CoreResult = { op: 'offline', applied: false, violations: [], seen };
+    if (r < 0 || r >= this.site.readerIds.length || !granted) return none;
     if (!(ts > rec.lastMoveAt)) return none;
-    const violations = rec.exempt ? [] : this.violations(rec, r, ts);
+    const lock = rec.exempt ? null : this.lockdownViolation(r);
+    const violations = rec.exempt ? [] : lock ? [lock] : this.violations(rec, r, ts);
     if (!this.recs.has(key)) this.add(key, rec);
     this.setLocation(rec, this.site.readerTo[r]!);
     rec.lastMoveAt = ts;
     rec.pending = null;
     if (ts >= rec.lastReaderAt) { rec.lastReader = r; rec.lastReaderAt = ts; }
-    return { op: 'offline', applied: true, violations };
+    return { op: 'offline', applied: true, violations, seen };
   }
 
   // ---------- snapshot / reconfigure ----------
 
   /**
    * Snapshot bytes: UTF-8 JSON
-   *   { v: 1, clock, schedule: [0|1...], recs: [[credText, location, lastMoveAt, lastReader, lastReaderAt, flags, pReader, pTo, pDeadline]...] }
-   * flags bit 0 = freePass, bit 1 = exempt; pReader -1 = no pending move.
+   *   { v: 2, clock, schedule: [0|1...], locked: [0|1...], recs: [[credText, location, lastMoveAt, lastReader, lastReaderAt, flags, pReader, pTo, pDeadline]...] }
+   * flags bit 0 = freePass, bit 1 = exempt, bit 2 = supervisor; pReader -1 = no pending move.
+   * Version 1 (before SPEC 13) has no `locked` and no flag bit 2, and restores as nothing locked.
    */
   snapshot(headroom = 0): Uint8Array {
     const body = this.snapshotBody();
@@ -390,26 +463,28 @@ class ReferenceCore implements EngineCore {
   private snapshotBody(): Uint8Array {
     const recs: unknown[] = [];
     for (const [k, r] of this.recs) {
-      recs.push([k, r.location, r.lastMoveAt, r.lastReader, r.lastReaderAt, (r.freePass ? 1 : 0) | (r.exempt ? 2 : 0),
+      recs.push([k, r.location, r.lastMoveAt, r.lastReader, r.lastReaderAt, (r.freePass ? 1 : 0) | (r.exempt ? 2 : 0) | (r.supervisor ? 4 : 0),
         r.pending ? r.pending.reader : -1, r.pending ? r.pending.to : -1, r.pending ? r.pending.deadline : 0]);
     }
-    return new TextEncoder().encode(JSON.stringify({ v: 1, kind: 'reference', clock: this.clock, schedule: this.schedule.map((b) => (b ? 1 : 0)), recs }));
+    return new TextEncoder().encode(JSON.stringify({ v: 2, kind: 'reference', clock: this.clock, schedule: this.schedule.map((b) => (b ? 1 : 0)), locked: this.lockedFlags.map((b) => (b ? 1 : 0)), recs }));
   }
 
   restore(bytes: Uint8Array): void {
-    let doc: { v: number; kind: string; clock: number; schedule: number[]; recs: [string, number, number, number, number, number, number, number, number][] };
+    let doc: { v: number; kind: string; clock: number; schedule: number[]; locked?: number[]; recs: [string, number, number, number, number, number, number, number, number][] };
     try { doc = JSON.parse(new TextDecoder().decode(bytes)); } catch { throw new ApbError('bad_message', 'reference core snapshot: not a reference snapshot'); }
-    if (doc?.v !== 1 || doc.kind !== 'reference' || doc.schedule.length !== this.site.areaIds.length) {
+    if ((doc?.v !== 1 && doc?.v !== 2) || doc.kind !== 'reference' || doc.schedule.length !== this.site.areaIds.length
+      || (doc.v === 2 && doc.locked?.length !== this.site.areaIds.length)) {
       throw new ApbError('bad_message', 'reference core snapshot: wrong version or site');
     }
     this.clock = doc.clock;
     this.schedule = doc.schedule.map((b) => b === 1);
+    this.lockedFlags = doc.v === 2 ? doc.locked!.map((b, a) => a > 0 && b === 1) : this.site.areaIds.map(() => false);
     this.recs = new Map();
     this.order = [];
     this.raw = this.site.areaIds.map(() => 0);
     for (const [k, loc, lastMoveAt, lastReader, lastReaderAt, flags, pr, pt, pd] of doc.recs) {
       credFromText(k); // validates the key
-      const rec: Rec = { location: -1, lastMoveAt, lastReader, lastReaderAt, freePass: (flags & 1) !== 0, exempt: (flags & 2) !== 0, pending: pr >= 0 ? { reader: pr, to: pt, deadline: pd } : null };
+      const rec: Rec = { location: -1, lastMoveAt, lastReader, lastReaderAt, freePass: (flags & 1) !== 0, exempt: (flags & 2) !== 0, supervisor: (flags & 4) !== 0, pending: pr >= 0 ? { reader: pr, to: pt, deadline: pd } : null };
       this.setLocation(rec, loc);
       this.add(k, rec);
     }
@@ -419,8 +494,11 @@ class ReferenceCore implements EngineCore {
     for (const rec of this.recs.values()) this.settle(rec); // I7: up to the clock under the old site
     const schedule = site.areaIds.map(() => true);
     this.schedule.forEach((on, a) => { const n = areaMap[a] ?? -1; if (n >= 0) schedule[n] = on; });
+    const locked = site.areaIds.map(() => false);
+    this.lockedFlags.forEach((on, a) => { const n = areaMap[a] ?? -1; if (n > 0) locked[n] = on; });
     this.site = site;
     this.schedule = schedule;
+    this.lockedFlags = locked;
     this.paths = this.computePaths(site);
     this.raw = site.areaIds.map(() => 0);
     const mapArea = (a: number): number => (a >= 0 ? areaMap[a] ?? -1 : -1);

@@ -11,6 +11,10 @@
  * Speed: lines are decoded one by one, and consecutive ops that run at the
  * same clock are handed to the core as one batch; error lines in between
  * change nothing, so they do not break a batch. Output order is input order.
+ *
+ * With `explain` (apb replay --explain), decision lines also carry `seen` and
+ * each violation's facts (SPEC 13.3, explain.ts); without it they are the
+ * protocol's decision replies, unchanged.
  */
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -21,6 +25,7 @@ import { createEngine } from './engine.js';
 import type { CoreKind } from './engine.js';
 import { decodeMessage, encodeResult, parseReplayLine } from './messages.js';
 import type { CoreOp, CoreResult, Engine } from './types.js';
+import { seenRecord, violationRecords } from './explain.js';
 
 export interface ReplayStats { lines: number; errors: number }
 
@@ -41,8 +46,11 @@ export class Replayer {
   private batchAt: number | null = null;
   private readonly lineCache = new Map<string, string>();
 
-  constructor(readonly site: CompiledSite, opts: { core?: CoreKind; engine?: Engine } = {}) {
+  private readonly explain: boolean;
+
+  constructor(readonly site: CompiledSite, opts: { core?: CoreKind; engine?: Engine; explain?: boolean } = {}) {
     this.engine = opts.engine ?? createEngine(site, { core: opts.core ?? 'wasm' });
+    this.explain = opts.explain === true;
   }
 
   /** Output lines (without newlines) for `lines`, one each, in order. */
@@ -92,12 +100,23 @@ export class Replayer {
     return line;
   }
 
+  /** a decision line with `seen` and the violations' facts (SPEC 13.3) */
+  private explained(r: CoreResult & { op: 'badge' }, reader: number, at: number): string {
+    const line = encodeResult(r, this.site);
+    line.violations = violationRecords(r.violations, r.seen, this.site, reader, at);
+    line.seen = seenRecord(r.seen, this.site);
+    return JSON.stringify(line);
+  }
+
   private flush(out: string[]): void {
     if (this.batchOps.length === 0) return;
     const at = this.batchAt;
     // Before the first clocked line the engine has no clock: decide at the core's time 0 without starting it.
     const results: CoreResult[] = at === null ? this.engine.core.apply(this.batchOps, this.engine.clock) : this.engine.apply(this.batchOps, at);
-    for (let k = 0; k < results.length; k++) out[this.batchSlots[k]!] = this.encode(results[k]!);
+    for (let k = 0; k < results.length; k++) {
+      const r = results[k]!, op = this.batchOps[k]!;
+      out[this.batchSlots[k]!] = this.explain && r.op === 'badge' && op.op === 'badge' ? this.explained(r, op.reader, at ?? 0) : this.encode(r);
+    }
     this.batchOps = [];
     this.batchSlots = [];
   }
@@ -108,10 +127,10 @@ export class Replayer {
  * more than one chunk of lines; honours the output's backpressure.
  */
 export async function replayStream(opts: {
-  site: CompiledSite; input: Readable; output: Writable; core?: CoreKind; engine?: Engine;
+  site: CompiledSite; input: Readable; output: Writable; core?: CoreKind; engine?: Engine; explain?: boolean;
   chunkLines?: number; onProgress?: (stats: ReplayStats) => void;
 }): Promise<ReplayStats> {
-  const replayer = new Replayer(opts.site, { core: opts.core, engine: opts.engine });
+  const replayer = new Replayer(opts.site, { core: opts.core, engine: opts.engine, explain: opts.explain });
   const chunkLines = opts.chunkLines ?? 4096;
   const rl = createInterface({ input: opts.input, crlfDelay: Infinity, terminal: false });
   let chunk: string[] = [];

@@ -13,9 +13,14 @@
 import type { Cred } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
 
-export type ViolationCode = 'reuse' | 'exit_not_entered' | 'reentry' | 'sequence' | 'occupancy';
-/** in the order SPEC 4 checks them; also their numeric codes (index) in the WASM ABI */
-export const VIOLATION_CODES: readonly ViolationCode[] = ['reuse', 'exit_not_entered', 'reentry', 'sequence', 'occupancy'];
+export type ViolationCode = 'reuse' | 'exit_not_entered' | 'reentry' | 'sequence' | 'occupancy' | 'last_supervisor' | 'no_supervisor' | 'lockdown';
+/**
+ * Their numeric codes (index) in the WASM ABI and the compact journal: append only, so journals and
+ * snapshots written before SPEC 13 keep their meaning.
+ */
+export const VIOLATION_CODES: readonly ViolationCode[] = ['reuse', 'exit_not_entered', 'reentry', 'sequence', 'occupancy', 'last_supervisor', 'no_supervisor', 'lockdown'];
+/** the order a decision lists them in (SPEC 4, 12, 13.2); a lockdown deny lists only `lockdown` (SPEC 13.1) */
+export const VIOLATION_ORDER: readonly ViolationCode[] = ['reuse', 'exit_not_entered', 'last_supervisor', 'reentry', 'sequence', 'occupancy', 'no_supervisor', 'lockdown'];
 export type Reason = 'ok' | 'soft_violation' | 'forgiven' | 'exempt' | 'unknown_reader' | ViolationCode;
 export const REASONS: readonly Reason[] = ['ok', 'soft_violation', 'forgiven', 'exempt', 'unknown_reader', ...VIOLATION_CODES];
 
@@ -24,6 +29,20 @@ export interface Violation {
   mode: 'soft' | 'hard';
   /** area index the violation is about; -1 for `reuse` (a reader rule) */
   area: number;
+  /** occupancy: the area's count; last_supervisor: the non-supervisors present (SPEC 13.3 facts the state alone does not give) */
+  count?: number;
+}
+
+/** A credential's state as a decision saw it (SPEC 13.3 `seen`): after step 2's expiry, before the move. */
+export interface Seen {
+  location: number;        // area index, -1 = unknown
+  lastMoveAt: number;
+  lastReader: number;      // -1 = none
+  lastReaderAt: number;
+  freePass: boolean;
+  exempt: boolean;
+  supervisor: boolean;
+  pending: { reader: number; to: number; deadline: number } | null;
 }
 
 /** Times beyond this are rejected as bad_message before reaching a core. */
@@ -37,15 +56,17 @@ export type CoreOp =
   | { op: 'reset'; cred: Cred }
   | { op: 'exempt'; cred: Cred; on: boolean }
   | { op: 'setLocation'; cred: Cred; area: number }
-  | { op: 'resetArea'; area: number };
+  | { op: 'resetArea'; area: number }
+  | { op: 'supervisor'; cred: Cred; on: boolean }
+  | { op: 'lockdown'; area: number; on: boolean };    // area 0 (outside) is refused before a core sees it
 
 export type CoreResult =
-  | { op: 'badge'; grant: boolean; reason: Reason; violations: Violation[]; area: number /* reader's `to` on grant, -1 on deny */; pending: boolean }
+  | { op: 'badge'; grant: boolean; reason: Reason; violations: Violation[]; area: number /* reader's `to` on grant, -1 on deny */; pending: boolean; seen: Seen }
   | { op: 'passage'; applied: boolean }
   /** violations: what the engine would have raised (late_violation alerts); only for an applied granted upload, else [] */
-  | { op: 'offline'; applied: boolean; violations: Violation[] }
+  | { op: 'offline'; applied: boolean; violations: Violation[]; seen: Seen }
   /** changed: how many credentials' state changed (0 when e.g. a free pass was already held) */
-  | { op: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea'; changed: number };
+  | { op: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea' | 'supervisor' | 'lockdown'; changed: number };
 
 export interface CredState {
   /** false for a credential the engine has never stored (all other fields are then defaults) */
@@ -56,6 +77,7 @@ export interface CredState {
   lastReaderAt: number;    // 0 when lastReader is -1
   freePass: boolean;
   exempt: boolean;
+  supervisor: boolean;
   /** a granted move awaiting passage at the clock's current time (expired ones are reported as null) */
   pending: { reader: number; to: number; deadline: number } | null;
 }
@@ -85,6 +107,10 @@ export interface EngineCore {
   apply(ops: CoreOp[], now: number): CoreResult[];
   /** Occupancy of an area at the current clock (SPEC 8), nested areas included. Area 0 counts every known location. */
   occupancy(area: number): number;
+  /** The supervisors among occupancy(area) (SPEC 13.2). */
+  supervisors(area: number): number;
+  /** Is the area locked down (SPEC 13.1). */
+  locked(area: number): boolean;
   state(cred: Cred): CredState;
   /**
    * The credentials occupancy(area) counts at the clock (location inside the area, not timed out by the
@@ -139,6 +165,8 @@ export interface Engine {
   /** tick(now), then core.apply(ops, now). `now` below the clock is treated as the clock. */
   apply(ops: CoreOp[], now: number): CoreResult[];
   occupancy(area: number): number;
+  supervisors(area: number): number;
+  locked(area: number): boolean;
   state(cred: Cred): CredState;
   /** core.credentialsIn (the muster list; call tick(now) first, as for occupancy) */
   credentialsIn(area: number, from: number, max: number): InsidePage;

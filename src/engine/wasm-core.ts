@@ -15,13 +15,25 @@ import { fileURLToPath } from 'node:url';
 import type { Cred } from './cred.js';
 import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64, credToText } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
-import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Violation } from './types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Seen, Violation } from './types.js';
 import { MAX_TIME, REASONS, VIOLATION_CODES } from './types.js';
 import { movePath } from '../config/tree.js';
 import { ApbError } from '../errors.js';
 
 /** The ABI this host speaks; assembly/index.ts ABI_VERSION must equal it. */
-export const HOST_ABI_VERSION = 1;
+export const HOST_ABI_VERSION = 2;
+/**
+ * The snapshot format version in a snapshot's head: the core's layout
+ * (assembly/snapshot.ts header field 14). Version 3 is the 64-byte buckets;
+ * 1 (the ABI 1 host's snapshots, 14-field header, before SPEC 13) and 2 (the
+ * ABI 2 host's, 24-byte records) are migrated by the core on restore. The
+ * exported functions and batch slots did not change with the layout, so the
+ * module ABI stays 2 while the snapshot version moved on; anything else is
+ * refused naming both versions.
+ */
+export const SNAPSHOT_VERSION = 3;
+const OLDEST_SNAPSHOT = 1;
+const LEGACY_HDR_FIELDS = 14;
 
 interface CoreExports {
   memory: WebAssembly.Memory;
@@ -35,6 +47,7 @@ interface CoreExports {
   inPtr(): number;
   outPtr(): number;
   violPtr(): number;
+  factPtr(): number;
   batchCap(): number;
   statePtr(): number;
   applyBatch(n: number, now: number): number;
@@ -42,6 +55,8 @@ interface CoreExports {
   clockNow(): number;
   setScheduleActive(area: number, active: number): void;
   occupancy(area: number): number;
+  supervisors(area: number): number;
+  locked(area: number): number;
   size(): number;
   indexCapacity(): number;
   lookupState(): void;
@@ -55,20 +70,20 @@ interface CoreExports {
 }
 
 const REQUIRED_FUNCTIONS = [
-  'init', 'siteBegin', 'siteStage', 'siteInstallFirst', 'reconfigure', 'scratch', 'inPtr', 'outPtr', 'violPtr',
-  'batchCap', 'statePtr', 'applyBatch', 'advance', 'clockNow', 'setScheduleActive', 'occupancy', 'size',
+  'init', 'siteBegin', 'siteStage', 'siteInstallFirst', 'reconfigure', 'scratch', 'inPtr', 'outPtr', 'violPtr', 'factPtr',
+  'batchCap', 'statePtr', 'applyBatch', 'advance', 'clockNow', 'setScheduleActive', 'occupancy', 'supervisors', 'locked', 'size',
   'indexCapacity', 'lookupState', 'snapHeader', 'snapHeaderBuf', 'snapSegmentCount', 'snapSegmentTable',
   'restoreBegin', 'restoreEnd', 'scanInside',
 ] as const;
 
 // input/output slot layout (assembly/batch.ts)
 const IN_STRIDE = 80;
-const OUT_STRIDE = 16;
+const OUT_STRIDE = 48;
 /** the result's violations when there are none: one shared, frozen array (no allocation per decision) */
 const NO_VIOLATIONS = Object.freeze([]) as unknown as Violation[];
-const HDR_FIELDS = 14; // assembly/snapshot.ts
+const HDR_FIELDS = 15; // assembly/snapshot.ts
 const SNAP_MAGIC = 0x53425041; // "APBS" little-endian
-const DESC_FIELDS = 17;  // assembly/site.ts
+const DESC_FIELDS = 18;  // assembly/site.ts
 const MAX_INDEX = 0xFFFE; // area/reader indexes are 16 bits, 0xFFFF = none
 const SCAN_ROW = 32;     // assembly/scan.ts
 const SCAN_CHUNK = 4096; // rows per scanInside call (a 128 KiB scratch region at most)
@@ -142,7 +157,7 @@ export function createWasmCore(site: CompiledSite, opts: WasmCoreOptions = {}): 
 }
 
 /** Views over the batch regions (wireViews): byte offsets into u8 (i32/u32 index = offset >> 2). */
-export interface WireViews { u8: Uint8Array; i32: Int32Array; u32: Uint32Array; inBase: number; outBase: number; violBase: number; cap: number }
+export interface WireViews { u8: Uint8Array; i32: Int32Array; u32: Uint32Array; f64: Float64Array; inBase: number; outBase: number; violBase: number; factBase: number; cap: number }
 export const WIRE_IN_STRIDE = IN_STRIDE;
 export const WIRE_OUT_STRIDE = OUT_STRIDE;
 
@@ -160,6 +175,7 @@ export class WasmCore implements EngineCore {
   private inBase = 0;
   private outBase = 0;
   private violBase = 0;
+  private factBase = 0;
   private cap = 0;
 
   constructor(site: CompiledSite, opts: WasmCoreOptions = {}) {
@@ -184,6 +200,7 @@ export class WasmCore implements EngineCore {
     this.inBase = ex.inPtr();
     this.outBase = ex.outPtr();
     this.violBase = ex.violPtr();
+    this.factBase = ex.factPtr();
     this.cap = ex.batchCap();
     this.refresh();
   }
@@ -241,6 +258,14 @@ export class WasmCore implements EngineCore {
     return Number.isInteger(area) ? this.ex.occupancy(area) : 0;
   }
 
+  supervisors(area: number): number {
+    return Number.isInteger(area) ? this.ex.supervisors(area) : 0;
+  }
+
+  locked(area: number): boolean {
+    return Number.isInteger(area) && this.ex.locked(area) === 1;
+  }
+
   state(cred: Cred): CredState {
     this.refresh();
     this.writeKey(this.inBase, cred);
@@ -257,6 +282,7 @@ export class WasmCore implements EngineCore {
       lastReaderAt: s[p + 4]!,
       freePass: (flags & 1) !== 0,
       exempt: (flags & 2) !== 0,
+      supervisor: (flags & 4) !== 0,
       pending: pr >= 0 ? { reader: pr, to: s[p + 7]!, deadline: s[p + 8]! } : null,
     };
   }
@@ -316,7 +342,8 @@ export class WasmCore implements EngineCore {
     const out = new Uint8Array(h + total);
     const dv = new DataView(out.buffer);
     dv.setUint32(h, SNAP_MAGIC, true);
-    dv.setUint32(h + 4, HOST_ABI_VERSION, true);
+    // the layout the core wrote (header field 14): a core of an older layout (tests, benches) writes its own version
+    dv.setUint32(h + 4, Number(new DataView(this.u8.buffer).getBigInt64(hdr + 14 * 8, true)), true);
     dv.setUint32(h + 8, HDR_FIELDS, true);
     dv.setUint32(h + 12, n, true);
     out.set(this.u8.subarray(hdr, hdr + HDR_FIELDS * 8), h + 16);
@@ -333,13 +360,14 @@ export class WasmCore implements EngineCore {
   restore(bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array) || bytes.length < 16) badSnap('too short');
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const n = checkSnapHead(dv);
+    const { n, fields } = checkSnapHead(dv);
     const bad = badSnap;
-    const segAt = 16 + HDR_FIELDS * 8;
+    const segAt = 16 + fields * 8;
     if (bytes.length < segAt + n * 4) bad('truncated');
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
     let u8 = new Uint8Array(ex.memory.buffer);
     u8.set(bytes.subarray(16, segAt), ex.snapHeaderBuf());
+    if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -374,14 +402,15 @@ export class WasmCore implements EngineCore {
     const bad = badSnap;
     if (length < 16) bad('too short');
     const head = readExactly(fd, new Uint8Array(16), position, bad);
-    const n = checkSnapHead(new DataView(head.buffer));
-    const segAt = 16 + HDR_FIELDS * 8;
+    const { n, fields } = checkSnapHead(new DataView(head.buffer));
+    const segAt = 16 + fields * 8;
     if (length < segAt + n * 4) bad('truncated');
     // header fields + segment length table: one small read
     const meta = readExactly(fd, new Uint8Array(segAt - 16 + n * 4), position + 16, bad);
     const mv = new DataView(meta.buffer);
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
-    new Uint8Array(ex.memory.buffer).set(meta.subarray(0, HDR_FIELDS * 8), ex.snapHeaderBuf());
+    new Uint8Array(ex.memory.buffer).set(meta.subarray(0, fields * 8), ex.snapHeaderBuf());
+    if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -393,7 +422,7 @@ export class WasmCore implements EngineCore {
     let at = segAt + n * 4;
     for (let i = 0; i < n; i++) {
       const len = u32[(tab >> 2) + 2 * i + 1]!;
-      if (mv.getUint32(HDR_FIELDS * 8 + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
+      if (mv.getUint32(fields * 8 + 4 * i, true) !== len) bad(`segment ${i} has the wrong length`);
       if (at + len > length) bad('truncated');
       at += len;
     }
@@ -429,6 +458,7 @@ export class WasmCore implements EngineCore {
     } catch (e) { trap(e); }
     this.site = site;
     this.violBase = ex.violPtr(); // a deeper tree may have needed a larger violation region
+    this.factBase = ex.factPtr();
     this.refresh();
   }
 
@@ -477,8 +507,8 @@ export class WasmCore implements EngineCore {
   wireViews(): WireViews {
     if (this.u8.length === 0) this.refresh();
     const v = this.views;
-    v.u8 = this.u8; v.i32 = this.i32; v.u32 = this.u32;
-    v.inBase = this.inBase; v.outBase = this.outBase; v.violBase = this.violBase; v.cap = this.cap;
+    v.u8 = this.u8; v.i32 = this.i32; v.u32 = this.u32; v.f64 = this.f64;
+    v.inBase = this.inBase; v.outBase = this.outBase; v.violBase = this.violBase; v.factBase = this.factBase; v.cap = this.cap;
     return v;
   }
 
@@ -491,7 +521,7 @@ export class WasmCore implements EngineCore {
   saveSlot0(): void { if (this.u8.length === 0) this.refresh(); this.slot0.set(this.u8.subarray(this.inBase, this.inBase + IN_STRIDE)); }
   restoreSlot0(): void { if (this.u8.length === 0) this.refresh(); this.u8.set(this.slot0, this.inBase); }
 
-  private readonly views: WireViews = { u8: new Uint8Array(0), i32: new Int32Array(0), u32: new Uint32Array(0), inBase: 0, outBase: 0, violBase: 0, cap: 0 };
+  private readonly views: WireViews = { u8: new Uint8Array(0), i32: new Int32Array(0), u32: new Uint32Array(0), f64: new Float64Array(0), inBase: 0, outBase: 0, violBase: 0, factBase: 0, cap: 0 };
 
   /**
    * Decides the first n (<= cap) input slots as filled by the caller, at
@@ -558,6 +588,11 @@ export class WasmCore implements EngineCore {
       case 'resetArea':
         u8[s] = 7; u8[s + 1] = 0; this.u32[(s + 16) >> 2] = 0; this.u32[(s + 20) >> 2] = 0;
         this.i32[(s + 4) >> 2] = op.area; return;
+      case 'supervisor':
+        u8[s] = 8; this.writeKey(s, op.cred); u8[s + 3] = op.on ? 1 : 0; return;
+      case 'lockdown':
+        u8[s] = 9; u8[s + 1] = 0; this.u32[(s + 16) >> 2] = 0; this.u32[(s + 20) >> 2] = 0;
+        this.i32[(s + 4) >> 2] = op.area; u8[s + 3] = op.on ? 1 : 0; return;
       default: throw new ApbError('internal', `wasm core: unknown op ${(op as { op: string }).op}`);
     }
   }
@@ -569,10 +604,10 @@ export class WasmCore implements EngineCore {
       case 'badge':
         return {
           op: 'badge', grant: u8[o] === 1, reason: REASONS[u8[o + 1]!]!, violations: this.violations(o),
-          area: this.i32[(o + 4) >> 2]!, pending: u8[o + 2] === 1,
+          area: this.i32[(o + 4) >> 2]!, pending: u8[o + 2] === 1, seen: seenAt(this.u32, this.f64, o),
         };
       case 'passage': return { op: 'passage', applied: u8[o] === 1 };
-      case 'offline': return { op: 'offline', applied: u8[o] === 1, violations: this.violations(o) };
+      case 'offline': return { op: 'offline', applied: u8[o] === 1, violations: this.violations(o), seen: seenAt(this.u32, this.f64, o) };
       default: return { op, changed: this.i32[(o + 4) >> 2]! };
     }
   }
@@ -586,10 +621,35 @@ export class WasmCore implements EngineCore {
     for (let i = 0; i < n; i++) {
       const w = this.u32[base + i]!;
       const area = w >>> 16;
-      out[i] = { code: VIOLATION_CODES[w & 0xff]!, mode: ((w >>> 8) & 0xff) === 2 ? 'hard' : 'soft', area: area === 0xFFFF ? -1 : area };
+      const v: Violation = { code: VIOLATION_CODES[w & 0xff]!, mode: ((w >>> 8) & 0xff) === 2 ? 'hard' : 'soft', area: area === 0xFFFF ? -1 : area };
+      if (v.code === 'occupancy' || v.code === 'last_supervisor') v.count = this.u32[(this.factBase >> 2) + start + i]!;
+      out[i] = v;
     }
     return out;
   }
+}
+
+/**
+ * The `seen` state of the badge result in the output slot at byte offset o
+ * (assembly/rules.ts seenInto: the record's move and reader words as the
+ * decision found them, the pending move's deadline and target). Words are
+ * read as u32 halves: bits 0-43 a time, 44-59 an index, 60-63 flags.
+ */
+export function seenAt(u32: Uint32Array, f64: Float64Array, o: number): Seen {
+  const mlo = u32[(o + 16) >> 2]!, mhi = u32[(o + 20) >> 2]!;
+  const rlo = u32[(o + 24) >> 2]!, rhi = u32[(o + 28) >> 2]!;
+  const loc = (mhi >>> 12) & 0xffff, lr = (rhi >>> 12) & 0xffff;
+  const pending = (rhi & (1 << 28)) !== 0;
+  return {
+    location: loc === 0xffff ? -1 : loc,
+    lastMoveAt: (mhi & 0xfff) * 2 ** 32 + mlo,
+    lastReader: lr === 0xffff ? -1 : lr,
+    lastReaderAt: (rhi & 0xfff) * 2 ** 32 + rlo,
+    freePass: (mhi & (1 << 30)) !== 0,
+    exempt: (mhi & 0x80000000) !== 0,
+    supervisor: (rhi & (1 << 30)) !== 0,
+    pending: pending ? { reader: lr, to: u32[(o + 40) >> 2]!, deadline: f64[(o + 32) >> 3]! } : null,
+  };
 }
 
 function badSnap(why: string): never {
@@ -599,12 +659,24 @@ function badSnap(why: string): never {
 /** restoreBegin()'s non-zero return codes (assembly/snapshot.ts) */
 const RESTORE_ERRORS = ['', 'bad magic', 'made for a site with other areas or readers', 'made for a site with other timeouts', 'corrupt header'];
 
-/** checks the 16-byte snapshot head (magic, ABI version, header size); returns the segment count */
-function checkSnapHead(dv: DataView): number {
+/**
+ * checks the 16-byte snapshot head (magic, ABI version, header size); returns the segment count and
+ * the header's field count (a snapshot of ABI 1 has the 14 fields of layout 1, restored as such)
+ */
+function checkSnapHead(dv: DataView): { n: number; fields: number } {
   if (dv.getUint32(0, true) !== SNAP_MAGIC) badSnap('not a wasm core snapshot');
-  if (dv.getUint32(4, true) !== HOST_ABI_VERSION) badSnap(`made by ABI version ${dv.getUint32(4, true)}, this core is ${HOST_ABI_VERSION}`);
-  if (dv.getUint32(8, true) !== HDR_FIELDS) badSnap('header size differs');
-  return dv.getUint32(12, true);
+  const abi = dv.getUint32(4, true);
+  if (!(abi >= OLDEST_SNAPSHOT && abi <= SNAPSHOT_VERSION)) {
+    badSnap(`made by ABI version ${abi}, this core reads snapshot versions ${OLDEST_SNAPSHOT} to ${SNAPSHOT_VERSION}`);
+  }
+  const fields = abi === OLDEST_SNAPSHOT ? LEGACY_HDR_FIELDS : HDR_FIELDS;
+  if (dv.getUint32(8, true) !== fields) badSnap('header size differs');
+  return { n: dv.getUint32(12, true), fields };
+}
+
+/** header field 14 (layout) = 1: the header just copied in came from an ABI 1 snapshot, which has no such field */
+function markLegacy(ex: CoreExports): void {
+  new DataView(ex.memory.buffer).setBigInt64(ex.snapHeaderBuf() + LEGACY_HDR_FIELDS * 8, 1n, true);
 }
 
 function checkTime(t: number, field: string): void {
@@ -630,6 +702,7 @@ function writeSite(ex: CoreExports, site: CompiledSite): void {
   u8(2, A).set(site.entry);
   u8(3, A).set(site.exit);
   u8(4, A).set(site.strict);
+  u8(17, A).set(site.supervision);
   f64(5, A).set(site.presenceTimeoutMs);
   f64(6, A).set(site.maxOccupancy);
   i32(7, R).set(site.readerFrom);

@@ -13,9 +13,11 @@ import type { CompactRecord } from '../store/compact-journal.js';
 
 export function compactReply(r: CompactRecord): Uint8Array {
   if (r.kind === 1) return encodeReply({ t: 'ack', id: wireInt(r.id) });
+  // the reply names code, mode and area only: the facts (SPEC 13.3) are the event record's
+  const violations = r.violations.map((v) => ({ code: v.code, mode: v.mode, area: v.area }));
   const body: Record<string, unknown> = r.granted
-    ? { t: 'decision', grant: true, reason: REASONS[r.reason], violations: r.violations, area: r.area }
-    : { t: 'decision', grant: false, reason: REASONS[r.reason], violations: r.violations };
+    ? { t: 'decision', grant: true, reason: REASONS[r.reason], violations, area: r.area }
+    : { t: 'decision', grant: false, reason: REASONS[r.reason], violations };
   body.id = wireInt(r.id);
   return encodeReply(body);
 }

@@ -37,12 +37,18 @@ export const HARD_PAYLOAD_LIMIT = 4 << 20;
 export const MAX_BACKPRESSURE = 1 << 20;
 export const IDLE_TIMEOUT_S = 120;
 
-/** Per socket. `tail`: the reply of the newest frame still waiting for its commit (replies leave in frame order). */
-interface Conn { controller: string; token: string; closed: boolean; tail: Promise<void> | null }
+/**
+ * Per socket. `tail`: the reply of the newest frame still waiting for its commit (replies leave in frame order).
+ * `out`: replies released by a commit in this turn, not yet written (see release()).
+ */
+interface Conn { controller: string; token: string; closed: boolean; tail: Promise<void> | null; out: Uint8Array[] | null }
 
 export class ControllerSocket {
   private sockets = new Set<WebSocket<Conn>>();
   private perController = new Map<string, number>();
+  /** sockets with released replies waiting for the end of this turn (release()) */
+  private pending: WebSocket<Conn>[] = [];
+  private pendingConns: Conn[] = [];
 
   constructor(app: TemplatedApp, private readonly deps: { hub: Hub; auth: () => Auth; metrics: Metrics; log: Logger; accepting: () => boolean; throttle?: AuthThrottle }) {
     app.ws<Conn>('/v1/controller', {
@@ -67,7 +73,7 @@ export class ControllerSocket {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const check = (): ReturnType<Auth['requireController']> => this.deps.auth().requireController(token);
       const c = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
-      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, tail: null }, key, proto, ext, context));
+      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, tail: null, out: null }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
       // a wrong user-token is as much "not a controller" as a wrong one: 401 at the upgrade
@@ -143,20 +149,55 @@ export class ControllerSocket {
     // one promise per frame in the common case (nothing queued before it)
     const ready: Promise<Uint8Array> = prev === null ? (bytes as Promise<Uint8Array>) : prev.then(() => bytes);
     const p: Promise<void> = ready.then(
-      (b) => { if (conn.tail === p) conn.tail = null; this.sendNow(ws, conn, b, t0); },
+      (b) => { if (conn.tail === p) conn.tail = null; this.release(ws, conn, b, t0); },
       (e) => { if (conn.tail === p) conn.tail = null; this.deps.log.error({ err: e }, 'frame failed'); },
     );
     conn.tail = p;
   }
 
+  /** A reply decided inside uWS's message callback: uWS corks it with the others of that read. */
   private sendNow(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array, t0: number): void {
     this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
     if (conn.closed) return; // the controller went away; it will resend and get the stored reply
-    // corked: a reply released by a commit (outside uWS's own callbacks) leaves in one write
     let status = 0;
     ws.cork(() => { status = ws.send(bytes, true); });
     if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
   }
+
+  /**
+   * A reply released by a commit (outside uWS's callbacks). One commit releases the replies of many
+   * frames at once; sent one by one, each would be a write system call of its own. They are queued per
+   * socket and written at the end of this turn (process.nextTick runs once the promise callbacks of
+   * the commit have all run), one corked write per socket. No frame can arrive in between (frames
+   * are read in a later turn), so the order per socket is unchanged.
+   */
+  private release(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array, t0: number): void {
+    this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
+    if (conn.closed) return;
+    if (conn.out === null) {
+      conn.out = [];
+      this.pendingConns.push(conn);
+      if (this.pending.push(ws) === 1) process.nextTick(this.writeReleased);
+    }
+    conn.out.push(bytes);
+  }
+
+  private readonly writeReleased = (): void => {
+    const socks = this.pending, conns = this.pendingConns;
+    this.pending = [];
+    this.pendingConns = [];
+    for (let k = 0; k < socks.length; k++) {
+      const ws = socks[k]!, conn = conns[k]!; // a closed socket's getUserData() throws: its Conn is kept
+      const out = conn.out!;
+      conn.out = null;
+      if (conn.closed) continue;
+      let status = 0;
+      try {
+        ws.cork(() => { for (let i = 0; i < out.length && status !== 2; i++) status = ws.send(out[i]!, true); });
+        if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
+      } catch { conn.closed = true; } // closed under us: it resends and gets the stored replies; the other sockets still get theirs
+    }
+  };
 
   connected(id: string): boolean { return (this.perController.get(id) ?? 0) > 0; }
   get count(): number { return this.sockets.size; }
@@ -217,8 +258,12 @@ export function frameReply(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, byte
 
 /** How many messages a frame holds, from its first bytes (an array header; anything else counts as one). */
 function messageCount(msg: ArrayBuffer): number {
-  if (msg.byteLength === 0) return 1;
-  const b = new Uint8Array(msg, 0, Math.min(5, msg.byteLength));
+  return frameMessages(new Uint8Array(msg, 0, Math.min(5, msg.byteLength)));
+}
+
+/** messageCount of a frame already in a Uint8Array (frames forwarded by a cluster follower) */
+export function frameMessages(b: Uint8Array): number {
+  if (b.length === 0) return 1;
   const t = b[0]!;
   if (t >= 0x90 && t <= 0x9f) return Math.max(1, t & 0x0f);
   if (t === 0xdc && b.length >= 3) return Math.max(1, (b[1]! << 8) | b[2]!);

@@ -9,16 +9,13 @@ import { credFromText, credToText, type Cred } from '../engine/cred.js';
 import { parseReplayLine } from '../engine/messages.js';
 import type { Auth, Role } from './auth.js';
 import type { AuthThrottle } from './auth-throttle.js';
-import { MAX_ID_BYTES, MAX_MUSTER_Q_CHARS, MAX_REASON_BYTES } from '../limits.js';
-import { QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT } from '../store/common.js';
-import type { EventPageQuery } from '../store/types.js';
-import { parseInstant } from './instant.js';
-import { MUSTER_DEFAULT_LIMIT, MUSTER_MAX_LIMIT, musterCsv, musterPage, type MusterQuery } from './muster.js';
+import { MAX_ID_BYTES, MAX_REASON_BYTES } from '../limits.js';
 import type { Hub, Reply } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { StaticFiles } from './static.js';
 import { decodeFrame, isPlainMap, jsonText, toJson, unpackr } from './codec.js';
+import { registerReads } from './read-routes.js';
 import { answerLater, deferred, endPaced, copyRequest, errorBody, parseBody, readBody, route, send, sendError, MSGPACK_TYPE, type Out, type Req } from './http-util.js';
 
 export const BODY_LIMIT = 1 << 20;        // /v1/decide and operator actions
@@ -36,7 +33,9 @@ export interface ApiDeps {
   connected: (controller: string) => boolean;
 }
 
-const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation'> = { forgive: 'forgive', reset: 'reset', exempt: 'exempt', location: 'setLocation' };
+const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'supervisor'> = {
+  forgive: 'forgive', reset: 'reset', exempt: 'exempt', location: 'setLocation', supervisor: 'supervisor',
+};
 
 /**
  * Headers of every dashboard file: no inline script or style, nothing from
@@ -51,7 +50,7 @@ const utf8Bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 /** with the u flag, paired surrogates are one code point: only lone ones match */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 /** a URL or parameter echoed in an error message, cut short */
-const clip = (s: string, n = 100): string => (s.length > n ? s.slice(0, n) + '…' : s);
+export const clip = (s: string, n = 100): string => (s.length > n ? s.slice(0, n) + '…' : s);
 
 /**
  * An id-like string from outside (query or path parameter, body field):
@@ -84,7 +83,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   const { hub, log } = d;
   // token checks from the headers, before any body is read; wrong tokens count per address (auth-throttle.ts)
   const asUser = (min: Role) => (req: Req): unknown => d.throttle.guard(req.addr, req.token, () => d.auth().requireUser(req.token, min));
-  const viewer = asUser('viewer'), operator = asUser('operator'), admin = asUser('admin');
+  const operator = asUser('operator'), admin = asUser('admin');
   const areaIndex = (id: string, field = 'area'): number => {
     const i = hub.site.areaIndex.get(id);
     if (i === undefined) throw new ApbError('unknown_area', `${field}: unknown area "${id}"`);
@@ -129,89 +128,17 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
     }).catch((e) => sendError(res, req, e, log));
   });
 
-  // ── reads (viewer) ──
-  route(app, 'get', '/v1/whoami', { log, auth: viewer }, (req) => {
-    const u = d.auth().requireUser(req.token, 'viewer');
-    return { body: { name: u.name, role: u.role } };
-  });
-
-  // the site's name and time zone: the dashboard shows times in the site's zone, not the browser's
-  route(app, 'get', '/v1/site', { log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    return { body: { site: hub.site.config.site, timezone: hub.site.config.timezone } };
-  });
-
-  route(app, 'get', '/v1/controllers', { log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    return { body: hub.site.config.controllers.map((c) => ({ id: c.id, protocol: c.protocol, connected: d.connected(c.id) })) };
-  });
-
-  route(app, 'get', '/v1/areas', { log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    const site = hub.site;
-    hub.engine.tick(Date.now()); // expiries and periodic resets up to now: occupancy is exact when read
-    return {
-      body: site.areaIds.map((id, i) => ({
-        id,
-        parent: i === 0 ? null : site.areaIds[site.parent[i]!]!,
-        occupancy: hub.engine.occupancy(i),
-        max: site.maxOccupancy[i]! >= 0 ? site.maxOccupancy[i]! : null,
-      })),
-    };
-  });
-
-  route(app, 'get', '/v1/credentials/:cred', { params: 1, log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    const cred = pathCred(req.params[0]!);
-    hub.engine.tick(Date.now());
-    const s = hub.engine.state(cred);
-    const site = hub.site;
-    return {
-      body: {
-        cred: credToText(cred),
-        known: s.stored,
-        location: s.location >= 0 ? site.areaIds[s.location]! : null,
-        lastMoveAt: s.lastMoveAt,
-        lastReader: s.lastReader >= 0 ? site.readerIds[s.lastReader]! : null,
-        lastReaderAt: s.lastReaderAt,
-        freePass: s.freePass,
-        exempt: s.exempt,
-        pending: s.pending ? { reader: site.readerIds[s.pending.reader]!, to: site.areaIds[s.pending.to]!, deadline: s.pending.deadline } : null,
-      },
-    };
-  });
-
-  route(app, 'get', '/v1/events', { log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    return { body: hub.store.page(eventsQuery(req.query)) };
-  });
-
-  route(app, 'get', '/v1/areas/:area/credentials', { params: 1, log, auth: viewer }, (req) => {
-    d.auth().requireUser(req.token, 'viewer');
-    let id: string;
-    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
-    boundedId(id, 'area');
-    const area = hub.site.areaIndex.get(id);
-    if (area === undefined) throw new ApbError('unknown_area', `area: unknown area "${id}"`);
-    const m: MusterQuery = { area, limit: intParam(req.query, 'limit', 1, MUSTER_MAX_LIMIT, MUSTER_DEFAULT_LIMIT) };
-    const q = req.query.get('q');
-    if (q) m.q = boundedId(q, 'q', MAX_MUSTER_Q_CHARS);
-    const cursor = req.query.get('cursor');
-    if (cursor) m.cursor = cursor;
-    const format = req.query.get('format') ?? 'json';
-    if (format !== 'json' && format !== 'csv') throw new ApbError('bad_message', `format: must be json or csv, got "${clip(format, 20)}"`);
-    const now = Date.now();
-    hub.engine.tick(now); // expiries and periodic resets up to now, as for GET /v1/areas
-    if (format === 'json') return { body: musterPage(hub.engine, m) };
-    const csv = musterCsv(hub.engine, m, now);
-    return { body: null, raw: { data: csv.text, type: 'text/csv; charset=utf-8' }, headers: { 'content-disposition': `attachment; filename="${csv.filename}"`, 'cache-control': 'no-store' } };
+  // ── reads (viewer): read-routes.ts, also served by cluster followers from their replica ──
+  registerReads(app, {
+    site: () => hub.site, engine: () => hub.engine, store: () => hub.store, auth: d.auth, log, throttle: d.throttle,
+    connected: d.connected, tick: true,
   });
 
   // ── operator actions ──
   route(app, 'post', '/v1/credentials/:cred/:action', { params: 2, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
     const action = Object.hasOwn(ACTIONS, req.params[1]!) ? ACTIONS[req.params[1]!] : undefined;
-    if (!action) throw new ApbError('not_found', `no credential action "${clip(req.params[1]!)}" (forgive, reset, exempt, location)`);
+    if (!action) throw new ApbError('not_found', `no credential action "${clip(req.params[1]!)}" (forgive, reset, exempt, location, supervisor)`);
     const cred = pathCred(req.params[0]!);
     const b = actionBody(req);
     const arg: { cred: Cred; area?: number; on?: boolean } = { cred };
@@ -220,22 +147,41 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
       arg.area = areaIndex(b.area);
     }
     if (action === 'exempt') arg.on = b.on ?? true;
+    if (action === 'supervisor') {
+      if (b.on === undefined) throw new ApbError('bad_message', 'on: required for supervisor (true or false)');
+      arg.on = b.on;
+    }
     const r = await hub.action(user.name, b.reason, action, arg);
     const body: Record<string, unknown> = { action, cred: credToText(cred), changed: r.changed, at: r.at, who: user.name, why: b.reason };
     if (b.area !== undefined && action === 'setLocation') body.area = b.area;
-    if (action === 'exempt') body.on = arg.on;
+    if (action === 'exempt' || action === 'supervisor') body.on = arg.on;
     return { body };
   });
 
+  /** the area of an /v1/areas/{area}/... path: its id (decoded, bounded) and index; unknown_area when none */
+  const pathArea = (raw: string): { id: string; area: number } => {
+    let id: string;
+    try { id = decodeURIComponent(raw); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
+    boundedId(id, 'area');
+    return { id, area: areaIndex(id) };
+  };
+
   route(app, 'post', '/v1/areas/:area/reset', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
     const user = d.auth().requireUser(req.token, 'operator');
-    let id: string;
-    try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
-    boundedId(id, 'area');
-    const area = areaIndex(id);
+    const { id, area } = pathArea(req.params[0]!);
     const b = actionBody(req);
     const r = await hub.action(user.name, b.reason, 'resetArea', { area });
     return { body: { action: 'resetArea', area: id, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
+  });
+
+  // SPEC 13.1: {reason, on}; outside is refused by hub.action (nothing enters it)
+  route(app, 'post', '/v1/areas/:area/lockdown', { params: 1, withBody: true, bodyLimit: BODY_LIMIT, log, auth: operator }, async (req): Promise<Out> => {
+    const user = d.auth().requireUser(req.token, 'operator');
+    const { id, area } = pathArea(req.params[0]!);
+    const b = actionBody(req);
+    if (b.on === undefined) throw new ApbError('bad_message', 'on: required for lockdown (true or false)');
+    const r = await hub.action(user.name, b.reason, 'lockdown', { area, on: b.on });
+    return { body: { action: 'lockdown', area: id, on: b.on, changed: r.changed, at: r.at, who: user.name, why: b.reason } };
   });
 
   // ── configuration (admin) ──
@@ -300,40 +246,6 @@ function notFound(res: HttpResponse, url: string, method = 'get'): void {
   res.cork(() => res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').writeHeader('x-content-type-options', 'nosniff').end(body, true));
 }
 
-/**
- * GET /v1/events parameters: cred, reader, since, until (epoch ms or ISO 8601 date-time), limit 1-10000
- * (default 100), order asc|desc (default desc), cursor (a previous page's `next`); bad_message names the
- * parameter. The store checks the cursor against the filters and order (event-cursor.ts).
- */
-export function eventsQuery(p: URLSearchParams): EventPageQuery {
-  const q: EventPageQuery = {};
-  const cred = p.get('cred');
-  if (cred) q.cred = credToText(credFromText(cred, 'cred'));
-  const reader = p.get('reader');
-  if (reader) q.reader = boundedId(reader, 'reader');
-  const since = p.get('since'), until = p.get('until');
-  if (since) q.since = parseInstant(since, 'since:');
-  if (until) q.until = parseInstant(until, 'until:');
-  if (q.since !== undefined && q.until !== undefined && q.until < q.since) throw new ApbError('bad_message', 'until: is before since');
-  q.limit = intParam(p, 'limit', 1, QUERY_MAX_LIMIT, QUERY_DEFAULT_LIMIT);
-  const order = p.get('order');
-  if (order) {
-    if (order !== 'asc' && order !== 'desc') throw new ApbError('bad_message', `order: must be asc or desc, got "${clip(order, 20)}"`);
-    q.order = order;
-  }
-  const cursor = p.get('cursor');
-  if (cursor) q.cursor = cursor; // bounded and checked by the store (event-cursor.ts decodeCursor)
-  return q;
-}
-
-/** An integer query parameter in [min, max] (`dflt` when absent or empty); bad_message names it. */
-export function intParam(p: URLSearchParams, name: string, min: number, max: number, dflt: number): number {
-  const v = p.get(name);
-  if (!v) return dflt;
-  if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new ApbError('bad_message', `${name}: must be an integer ${min}-${max}`);
-  return Number(v);
-}
-
 /** JSON with integers beyond 2^53 kept exact (the replay parser, bigint-safe). */
 function parseJsonBody(body: Buffer): unknown {
   try {
@@ -343,3 +255,5 @@ function parseJsonBody(body: Buffer): unknown {
     throw new ApbError('bad_frame', `body is not JSON: ${(e as Error).message}`);
   }
 }
+
+export { eventsQuery, intParam } from './read-routes.js';

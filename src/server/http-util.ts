@@ -191,7 +191,7 @@ export function sendError(res: HttpResponse, req: Req, err: unknown, log?: Logge
  * (bounded) before the handler; the handler's result or ApbError becomes
  * the response.
  */
-export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any', pattern: string, opts: { params?: number; withBody?: boolean; bodyLimit?: number; log?: Logger; auth?: (req: Req) => unknown }, h: Handler): void {
+export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any', pattern: string, opts: { params?: number; withBody?: boolean; bodyLimit?: number; log?: Logger; auth?: (req: Req) => unknown; headers?: () => Record<string, string> }, h: Handler): void {
   app[method](pattern, (res, rq) => {
     const req = copyRequest(res, rq, opts.params ?? 0);
     if (opts.auth) {
@@ -200,8 +200,10 @@ export function route(app: TemplatedApp, method: 'get' | 'post' | 'put' | 'any',
     const run = (): void => {
       try {
         const out = h(req);
-        if (out instanceof Promise) out.then((o) => send(res, req, o), (e) => sendError(res, req, e, opts.log));
-        else send(res, req, out);
+        // `headers`: added to every successful answer (a cluster follower's replication lag)
+        const withHeaders = (o: Out): Out => (opts.headers ? { ...o, headers: { ...o.headers, ...opts.headers() } } : o);
+        if (out instanceof Promise) out.then((o) => send(res, req, withHeaders(o)), (e) => sendError(res, req, e, opts.log));
+        else send(res, req, withHeaders(out));
       } catch (e) { sendError(res, req, e, opts.log); }
     };
     if (!opts.withBody) { answerLater(() => req.aborted, run); return; }

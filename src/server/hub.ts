@@ -19,11 +19,12 @@
 import { ApbError, isApbError, type ErrorCode } from '../errors.js';
 import { MAX_U64, TWO_53, credToText, type Cred } from '../engine/cred.js';
 import { DEFAULT_MAX_CLOCK_SKEW_S, MAX_ID_BYTES, MAX_REJECTED_RECORDS_PER_S, MAX_REJECTED_TEXT_BYTES } from '../limits.js';
-import type { CoreOp, CoreResult, Engine, ReloadReport, Violation } from '../engine/types.js';
+import type { CoreOp, CoreResult, Engine, ReloadReport, Seen, Violation } from '../engine/types.js';
+import { seenRecord, violationRecords, type ViolationRecord } from '../engine/explain.js';
 import type { CompiledSite } from '../config/types.js';
 import type { EventRecord, IdemRecord, Store } from '../store/types.js';
 import type { Adapter } from '../adapters/types.js';
-import { checkMessageStrings, clipText, decodeMessage, encodeResult, toReplayObject } from '../engine/messages.js';
+import { checkMessageStrings, clipText, decodeMessage, encodeResult, lockableArea, toReplayObject } from '../engine/messages.js';
 import { adapterFor } from '../adapters/index.js';
 import { loadSiteTextAsync } from '../config/load.js';
 import { concatArray, encodeReply as encode, frameHasInvalidUtf8, isPlainMap, wireInt } from './codec.js';
@@ -31,7 +32,7 @@ import { wireEngine } from '../engine/engine.js';
 import { movePath } from '../config/tree.js';
 import { WIRE_IN_STRIDE, WIRE_OUT_STRIDE, type WireViews } from '../engine/wasm-core.js';
 import { REASONS, VIOLATION_CODES } from '../engine/types.js';
-import { CompactWriter, type CompactGroup } from '../store/compact-journal.js';
+import { CompactWriter, seenNone, type CompactGroup, type SeenScratch } from '../store/compact-journal.js';
 import { FrameScanner, ReaderTable } from './fast-frame.js';
 import { ReplyTemplates, writeId } from './reply-templates.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
@@ -97,6 +98,14 @@ interface FastFlight { meta: Float64Array; n: number; bytes: Uint8Array; commit:
 export const FAST_MAX_BATCH = 1024;
 const R = REASONS.length;
 const V = VIOLATION_CODES.length;
+
+/** the operator actions of SPEC 6 and 13 */
+export type ActionName = 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea' | 'supervisor' | 'lockdown';
+/** actions that set a flag on or off (their records and stream events carry `on`) */
+const TOGGLES: ReadonlySet<string> = new Set(['exempt', 'supervisor', 'lockdown']);
+// violation codes whose facts the compact record carries (VIOLATION_CODES indexes)
+const C_REUSE = VIOLATION_CODES.indexOf('reuse'), C_SEQUENCE = VIOLATION_CODES.indexOf('sequence');
+const C_OCCUPANCY = VIOLATION_CODES.indexOf('occupancy'), C_LAST_SUP = VIOLATION_CODES.indexOf('last_supervisor');
 /** per-frame tally (applied when its commit succeeds): decisions by reason, grants, denies, violations by code:mode */
 const T_GRANTS = R, T_DENIES = R + 1, T_VIOL = R + 2, TALLY = R + 2 + 2 * V;
 /** metric keys of violations: VKEYS[code * 2 + (hard ? 1 : 0)] */
@@ -182,7 +191,9 @@ export class Hub {
   private readonly opts: HubOptions;
   /** per controller: id (store form) → the slot whose commit is in flight */
   private readonly inflight = new Map<string, Map<number | string, Inflight>>();
-  private readonly pending = new Set<Promise<unknown>>();
+  /** commits in flight (commit/commitGroups), and who waits for none to be (whenIdle) */
+  private inflightCommits = 0;
+  private idleWaiters: (() => void)[] = [];
   private readonly controllers = new Map<string, ControllerCtx>();
   private recovering = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -198,7 +209,9 @@ export class Hub {
   private writer = new CompactWriter('');
   /** reply prefixes of the frame being answered (references only, reused) */
   private readonly prefixes: Uint8Array[] = new Array(FAST_MAX_BATCH).fill(null);
-  private readonly violScratch = new Int32Array(3 * 256);
+  private readonly violScratch = new Float64Array(5 * 256);
+  private readonly violXScratch = new Float64Array(256);
+  private readonly seenS: SeenScratch = seenNone();
   private compactSite: CompiledSite | null = null;
   private compactSiteOk = false;
 
@@ -235,18 +248,32 @@ export class Hub {
       this.controllers.set(c.id, ctx);
     });
     for (const id of [...this.controllers.keys()]) if (!seen.has(id)) this.controllers.delete(id);
+    for (const [id, l] of [...this.fastFlying]) if (l.length === 0 && !seen.has(id)) this.fastFlying.delete(id);
   }
 
   controller(id: string): ControllerCtx | undefined { return this.controllers.get(id); }
 
   /** How many commits are still in flight. */
-  get inFlight(): number { return this.pending.size; }
+  get inFlight(): number { return this.inflightCommits; }
 
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.pending.add(p);
-    const done = (): void => { this.pending.delete(p); };
-    p.then(done, done);
-    return p;
+  /*
+   * A commit's outcome as a boolean, through two handlers made once (a frame allocates no closures
+   * for them) that also count it out of the commits in flight.
+   */
+  private readonly committed = (): boolean => { this.metrics.storageCommits++; this.settledOne(); return true; };
+  private readonly notCommitted = (e: unknown): boolean => { this.settledOne(); this.fail(e); return false; };
+
+  private settledOne(): void {
+    if (--this.inflightCommits > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    // in the next turn: the replies chained on the last commit are sent first
+    setImmediate(() => { for (const w of waiters) w(); });
+  }
+
+  /** Resolves once no commit is in flight. */
+  private async whenIdle(): Promise<void> {
+    while (this.inflightCommits > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
   /**
@@ -378,7 +405,7 @@ export class Hub {
     list.push(flight);
     return commit.then((ok) => {
       const l = this.fastFlying.get(ctrl.id);
-      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); if (l.length === 0) this.fastFlying.delete(ctrl.id); }
+      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); } // an empty list stays: no Map churn per frame
       if (!ok) return this.fastErrors(meta.subarray(TALLY, TALLY + n), batch, 'storage_unavailable', 'the decision could not be persisted; nothing was decided');
       this.countTally(tally);
       if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
@@ -394,8 +421,8 @@ export class Hub {
    */
   private fastResults(v: WireViews, from: number, count: number, at: number, site: CompiledSite, tally: Float64Array, stream: HubEvent[] | null, groups: CompactGroup[], ctrl: ControllerCtx): number {
     const u8 = v.u8, i32 = v.i32, u32 = v.u32;
-    const vBase = v.violBase >> 2;
-    const sc = this.scanner, templates = this.templates, prefixes = this.prefixes, viol = this.violScratch;
+    const vBase = v.violBase >> 2, fBase = v.factBase >> 2;
+    const sc = this.scanner, templates = this.templates, prefixes = this.prefixes, viol = this.violScratch, violX = this.violXScratch;
     const writer = this.writer;
     let len = 0;
     let o = v.outBase;
@@ -413,18 +440,27 @@ export class Hub {
       len += t.length + idLength(id);
       // the journal record (one compact group per frame; a second one only if a group's name table filled up)
       for (let attempt = 0; ; attempt++) {
-        const ri = writer.readerIndex(site.readerIds[sc.readers[i]!]!);
+        const r = sc.readers[i]!;
+        const ri = writer.readerIndex(site.readerIds[r]!);
         const ai = area >= 0 ? writer.areaIndex(site.areaIds[area]!) : -1;
         let full = ri < 0 || (area >= 0 && ai < 0);
+        if (kind === 0 && !full) full = !this.seenScratch(u32, v.f64, o, site, writer);
         for (let k = 0; k < nv && !full; k++) {
           const w = u32[w0 + k]!;
-          const a = w >>> 16;
+          const a = w >>> 16, code = w & 0xff;
           const x = a === 0xffff ? -1 : writer.areaIndex(site.areaIds[a]!);
           if (a !== 0xffff && x < 0) full = true;
-          viol[3 * k] = w & 0xff; viol[3 * k + 1] = ((w >>> 8) & 0xff) === 2 ? 0 : 1; viol[3 * k + 2] = x;
+          // SPEC 13.3 facts (explain.ts): what the site says at the decision, and the core's count
+          let aux = -1, fx = 0;
+          if (code === C_REUSE) fx = site.reuseLockoutMs[r]!;
+          else if (code === C_SEQUENCE) { aux = writer.areaIndex(site.areaIds[site.readerFrom[r]!]!); if (aux < 0) full = true; }
+          else if (code === C_OCCUPANCY) fx = site.maxOccupancy[a]!;
+          viol[5 * k] = code; viol[5 * k + 1] = ((w >>> 8) & 0xff) === 2 ? 0 : 1; viol[5 * k + 2] = x; viol[5 * k + 3] = aux;
+          viol[5 * k + 4] = code === C_OCCUPANCY || code === C_LAST_SUP ? u32[fBase + u32[(o + 8) >> 2]! + k]! : 0;
+          violX[k] = fx;
         }
         if (!full) {
-          if (!writer.add(at, id, sc.creds[i]!, kind, ri, ok, reason, ai, nv, viol)) throw new Error('compact record refused');
+          if (!writer.add(at, id, sc.creds[i]!, kind, ri, ok, reason, ai, nv, viol, violX, this.seenS)) throw new Error('compact record refused');
           break;
         }
         if (attempt > 0 || writer.size === 0) throw new Error('a record names more readers/areas than a compact group holds');
@@ -438,6 +474,29 @@ export class Hub {
       }
     }
     return len;
+  }
+
+  /**
+   * The seen state of the badge in the output slot at o (wasm-core.ts seenAt), names interned in the
+   * writer's tables, into this.seenS; false when a name table is full.
+   */
+  private seenScratch(u32: Uint32Array, f64: Float64Array, o: number, site: CompiledSite, writer: CompactWriter): boolean {
+    const s = this.seenS;
+    const mlo = u32[(o + 16) >> 2]!, mhi = u32[(o + 20) >> 2]!, rlo = u32[(o + 24) >> 2]!, rhi = u32[(o + 28) >> 2]!;
+    const loc = (mhi >>> 12) & 0xffff, lr = (rhi >>> 12) & 0xffff;
+    s.location = loc === 0xffff ? -1 : writer.areaIndex(site.areaIds[loc]!);
+    s.lastReader = lr === 0xffff ? -1 : writer.readerIndex(site.readerIds[lr]!);
+    if ((loc !== 0xffff && s.location < 0) || (lr !== 0xffff && s.lastReader < 0)) return false;
+    s.lastMoveAt = (mhi & 0xfff) * 2 ** 32 + mlo;
+    s.lastReaderAt = (rhi & 0xfff) * 2 ** 32 + rlo;
+    s.flags = ((mhi & (1 << 30)) !== 0 ? 2 : 0) | ((mhi & 0x80000000) !== 0 ? 4 : 0) | ((rhi & (1 << 30)) !== 0 ? 8 : 0);
+    s.pendingTo = -1;
+    if ((rhi & (1 << 28)) !== 0) {
+      s.pendingTo = writer.areaIndex(site.areaIds[u32[(o + 40) >> 2]!]!);
+      s.deadline = f64[(o + 32) >> 3]!;
+      if (s.pendingTo < 0) return false;
+    }
+    return true;
   }
 
   /** The stream events of a decided badge: exactly the general path's (streamEvents). */
@@ -480,11 +539,8 @@ export class Hub {
     try {
       appended = groups.length === 1 ? store.appendCompact(groups[0]!) : Promise.all(groups.map((g) => store.appendCompact(g)));
     } catch (e) { appended = Promise.reject(e); }
-    const p = appended.then(
-      () => { this.metrics.storageCommits++; return true; },
-      (e: unknown) => { this.fail(e); return false; },
-    );
-    return this.track(p);
+    this.inflightCommits++;
+    return appended.then(this.committed, this.notCommitted);
   }
 
   /** A fast-path message of `controller` with this id whose commit is in flight (a resend waits for it), or undefined. */
@@ -769,9 +825,10 @@ export class Hub {
     return { t: 'ack', id: wireInt(s.id!) };
   }
 
-  private violationsOut(vs: Violation[], site: CompiledSite): { code: string; mode: string; area: string | null }[] {
-    if (vs.length === 0) return NO_VIOLATIONS;
-    return vs.map((v) => ({ code: v.code, mode: v.mode, area: v.area >= 0 ? site.areaIds[v.area]! : null }));
+  /** violations with their facts (SPEC 13.3) for the event record */
+  private violationsExplained(vs: Violation[], seen: Seen, site: CompiledSite, reader: number, t: number): ViolationRecord[] {
+    if (vs.length === 0) return NO_VIOLATIONS as ViolationRecord[];
+    return violationRecords(vs, seen, site, reader, t);
   }
 
   /** The journal/event-log record of a decided message. */
@@ -795,8 +852,9 @@ export class Hub {
     if (result.op === 'badge') {
       rec.grant = result.grant;
       rec.reason = result.reason;
-      rec.violations = this.violationsOut(result.violations, site);
+      rec.violations = this.violationsExplained(result.violations, result.seen, site, op.op === 'badge' ? op.reader : -1, at);
       if (result.grant && result.area >= 0) rec.area = site.areaIds[result.area]!;
+      rec.seen = seenRecord(result.seen, site);
       changes = result.grant;
     } else if (result.op === 'passage') {
       rec.applied = result.applied;
@@ -804,7 +862,9 @@ export class Hub {
     } else if (result.op === 'offline') {
       rec.applied = result.applied;
       rec.grant = (op as { granted: boolean }).granted;
-      rec.violations = this.violationsOut(result.violations, site);
+      const o = op as { reader: number; ts: number };
+      rec.violations = this.violationsExplained(result.violations, result.seen, site, o.reader, o.ts);
+      rec.seen = seenRecord(result.seen, site);
       changes = result.applied;
     }
     if (changes) {
@@ -825,15 +885,16 @@ export class Hub {
   private badgeRecord(ctrl: ControllerCtx, s: Slot, result: CoreResult & { op: 'badge' }, site: CompiledSite, at: number, cred: number, reader: number): EventRecord {
     const readerId = site.readerIds[reader]!;
     const credText = String(cred);
-    const violations = this.violationsOut(result.violations, site);
+    const violations = this.violationsExplained(result.violations, result.seen, site, reader, at);
+    const seen = seenRecord(result.seen, site);
     if (!result.grant) {
-      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: false, reason: result.reason, violations };
+      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: false, reason: result.reason, violations, seen };
     }
     const op = { t: 'badge', cred, reader: readerId, ts: at };
     if (result.area >= 0) {
-      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, area: site.areaIds[result.area]!, op };
+      return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, area: site.areaIds[result.area]!, seen, op };
     }
-    return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, op };
+    return { at, kind: 'badge', controller: ctrl.id, id: s.key!, reader: readerId, cred: credText, grant: true, reason: result.reason, violations, seen, op };
   }
 
   /**
@@ -874,7 +935,8 @@ export class Hub {
     const to = op.reader >= 0 ? site.areaIds[site.readerTo[op.reader]!]! : null;
     const cred = rec.cred!;
     if (result.op === 'badge') {
-      const violations = rec.violations!;
+      // the stream's decision events name code, mode and area (as the fast path's); facts are in the event log
+      const violations = rec.violations!.length === 0 ? NO_VIOLATIONS : rec.violations!.map((v) => ({ code: v.code, mode: v.mode, area: v.area }));
       out.push({ kind: 'decision', at, controller: ctrl.id, reader, from, to, cred, grant: result.grant, reason: result.reason, violations, area: result.area >= 0 ? site.areaIds[result.area]! : null });
       for (const v of violations) out.push({ kind: 'violation', at, controller: ctrl.id, reader, from, to, cred, code: v.code, mode: v.mode, area: v.area, grant: result.grant, late: false });
     } else if (result.op === 'offline') {
@@ -900,11 +962,8 @@ export class Hub {
   private commit(events: EventRecord[], idem: IdemRecord[]): Promise<boolean> {
     let appended: Promise<void>;
     try { appended = this.store.append(events, idem); } catch (e) { appended = Promise.reject(e); } // a store that throws at once failed too
-    const p = appended.then(
-      () => { this.metrics.storageCommits++; return true; },
-      (e: unknown) => { this.fail(e); return false; },
-    );
-    return this.track(p);
+    this.inflightCommits++;
+    return appended.then(this.committed, this.notCommitted);
   }
 
   /**
@@ -938,7 +997,7 @@ export class Hub {
     this.recovering = true;
     try {
       // let every commit that was in flight settle first: they all fail or succeed against the old state
-      while (this.pending.size) await Promise.allSettled([...this.pending]);
+      await this.whenIdle();
       await this.store.saveConfig(this.configText); // a write probe: storage accepts writes again
       const engine = await this.opts.rebuild(this.configText);
       this.engine = engine;
@@ -962,7 +1021,7 @@ export class Hub {
   // ── operator actions (HTTP) ──
 
   /** Applies one operator action (SPEC 6), journals it with who/why, resolves after the commit. */
-  async action(who: string, why: string, name: 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'resetArea', arg: { cred?: Cred; area?: number; on?: boolean }): Promise<{ changed: number; at: number }> {
+  async action(who: string, why: string, name: ActionName, arg: { cred?: Cred; area?: number; on?: boolean }): Promise<{ changed: number; at: number }> {
     this.requireReady();
     let op: CoreOp;
     switch (name) {
@@ -971,6 +1030,8 @@ export class Hub {
       case 'exempt': op = { op: 'exempt', cred: arg.cred!, on: arg.on ?? true }; break;
       case 'setLocation': op = { op: 'setLocation', cred: arg.cred!, area: arg.area! }; break;
       case 'resetArea': op = { op: 'resetArea', area: arg.area! }; break;
+      case 'supervisor': op = { op: 'supervisor', cred: arg.cred!, on: arg.on ?? true }; break;
+      case 'lockdown': op = { op: 'lockdown', area: lockableArea(arg.area!), on: arg.on ?? true }; break;
     }
     const site = this.site;
     const t0 = performance.now();
@@ -983,7 +1044,7 @@ export class Hub {
       rec = { at, kind: 'action', controller: `http:${who}`, who, why, action: name, applied: changed > 0, op: toReplayObject(op, site, at) };
       if (arg.cred) rec.cred = credToText(arg.cred);
       if (arg.area !== undefined) rec.area = site.areaIds[arg.area]!;
-      if (arg.on !== undefined || name === 'exempt') rec.on = arg.on ?? true;
+      if (arg.on !== undefined || TOGGLES.has(name)) rec.on = arg.on ?? true;
     } catch (e) {
       // as in run(): the engine may be ahead of the journal, so it is rebuilt from the store
       this.log.error({ err: e }, 'operator action failed after engine.apply');
@@ -995,7 +1056,7 @@ export class Hub {
     const ev: HubEvent = { kind: 'action', at, who, why, action: name, changed };
     if (rec.cred) ev.cred = rec.cred;
     if (rec.area) ev.area = rec.area;
-    if (name === 'exempt') ev.on = rec.on;
+    if (TOGGLES.has(name)) ev.on = rec.on;
     setImmediate(() => this.emit(ev));
     this.sink.changed();
     return { changed, at };
@@ -1037,6 +1098,6 @@ export class Hub {
   async drain(): Promise<void> {
     this.draining = true;
     if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
+    await this.whenIdle();
   }
 }

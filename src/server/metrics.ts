@@ -64,7 +64,7 @@ export class Metrics {
     return { p50: q(0.5), p99: q(0.99), n };
   }
 
-  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number; indexSkipped?: number; syncs?: number }): string {
+  render(g: { native: boolean; ready: boolean; connected: number; backpressure: number; streamClients: number; engineKind: string; credentials: number; webhookQueue: number; indexSkipped?: number; indexLag?: number; syncs?: number }): string {
     const L: string[] = [];
     const head = (name: string, type: string, help: string): void => { L.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`); };
     head('apb_decisions_total', 'counter', 'badge decisions by reason');
@@ -117,6 +117,8 @@ export class Metrics {
     L.push(`apb_storage_errors_total ${this.storageErrors}`);
     head('apb_store_index_skipped_total', 'counter', 'journal index entries skipped because they cannot be indexed (e.g. a name over the LMDB key limit); the records stay in the journal');
     L.push(`apb_store_index_skipped_total ${g.indexSkipped ?? 0}`);
+    head('apb_store_index_lag_records', 'gauge', 'journal records not yet in the derived indexes (D/index, written in the background; queries read the unindexed tail from the journal, so they stay exact), 0 for :memory:');
+    L.push(`apb_store_index_lag_records ${g.indexLag ?? 0}`);
     head('apb_uhppote_events_total', 'counter', 'UHPPOTE events received');
     L.push(`apb_uhppote_events_total ${this.uhppoteEvents}`);
     head('apb_uhppote_malformed_total', 'counter', 'malformed UHPPOTE packets');

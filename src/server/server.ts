@@ -12,6 +12,7 @@
  * journal) → listen. close() is the graceful shutdown: stop accepting,
  * answer every frame already being decided, flush the store, close.
  */
+import { areaRows } from './areas.js';
 import { ApbError } from '../errors.js';
 import { loadSiteText, readSiteFile } from '../config/load.js';
 import type { CompiledSite } from '../config/types.js';
@@ -25,7 +26,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Auth } from './auth.js';
 import { Hub, type HubEvent } from './hub.js';
-import { ControllerSocket } from './controller-socket.js';
+import { ControllerSocket, frameMessages, frameReply } from './controller-socket.js';
 import { Stream } from './stream.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { registerHttpApi } from './http-api.js';
@@ -55,6 +56,10 @@ export interface ServerOptions {
   retryMs?: number;
   /** an already-open store (tests inject failures through it); `data` is then only reported */
   store?: Store;
+  /** an engine already up to date with `store`, running configText (a cluster follower's hot engine): no recovery */
+  engine?: Engine;
+  /** cluster mode (src/cluster): `cluster` in /healthz, and lines appended to /metrics */
+  cluster?: { health(): Record<string, unknown>; metrics(): string };
 }
 
 export interface RunningServer {
@@ -65,6 +70,8 @@ export interface RunningServer {
   reload(who?: string): Promise<ReloadReport>;
   /** the UHPPOTE listener's UDP port, undefined when not listening */
   uhppotePort(): number | undefined;
+  /** cluster mode: one frame of `controller` forwarded by a follower node, answered as if it came on its socket */
+  forward(controller: string, frame: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -87,7 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   let engine: Engine;
   try {
-    engine = (await openDurableEngine({ store, configText: text, core: opts.core ?? 'wasm', log })).engine;
+    engine = opts.engine ?? (await openDurableEngine({ store, configText: text, core: opts.core ?? 'wasm', log })).engine;
   } catch (e) {
     await store.close().catch(() => undefined);
     throw e;
@@ -148,14 +155,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         live: true, ready, native, storage: store.healthy ? 'ok' : 'unavailable', draining: hub.draining,
         reason: hub.reason || undefined, core: hub.engine.core.kind, site: hub.site.config.site,
         controllers: controllers.controllers().length, uptimeS: Math.round(process.uptime()),
+        cluster: opts.cluster?.health(),
       },
     };
   };
   const metricsText = (): string => metrics.render({
     native, ready: hub.ready && store.healthy, connected: controllers.count, backpressure: controllers.backpressure(),
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
-    indexSkipped: store.indexSkipped ?? 0, syncs: store.syncs ?? 0,
-  });
+    indexSkipped: store.indexSkipped ?? 0, indexLag: store.indexLag ?? 0, syncs: store.syncs ?? 0,
+  }) + (opts.cluster?.metrics() ?? '');
   registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
 
   // ── occupancy (coalesced, ≤ 4/s, on change) and stats (1/s) for the stream ──
@@ -165,7 +173,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     occupancyDirty = false;
     const site = hub.site;
     try { hub.engine.tick(Date.now()); } catch (e) { log.warn({ err: e }, 'tick failed'); return; }
-    const areas = site.areaIds.map((id, i) => ({ id, parent: i === 0 ? null : site.areaIds[site.parent[i]!]!, occupancy: hub.engine.occupancy(i), max: site.maxOccupancy[i]! >= 0 ? site.maxOccupancy[i]! : null }));
+    const areas = areaRows(hub.engine, site);
     const key = JSON.stringify(areas);
     if (key === lastOcc) return;
     lastOcc = key;
@@ -238,7 +246,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return report;
   };
 
-  return { port, url, native, reload, close, uhppotePort: () => uhppote.port };
+  const forward = async (controller: string, frame: Uint8Array): Promise<Uint8Array> => {
+    const ctrl = hub.controller(controller);
+    if (!ctrl || !accepting) throw new ApbError('not_ready', 'this server does not take frames of that controller now');
+    if (!hub.admit(ctrl, frameMessages(frame))) return hub.limitedReply(ctrl);
+    return frameReply(hub, metrics, ctrl, frame);
+  };
+
+  return { port, url, native, reload, close, uhppotePort: () => uhppote.port, forward };
 }
 
 function safeSize(e: Engine): number {

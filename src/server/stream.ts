@@ -5,8 +5,8 @@
  *
  *   {kind:'decision', at, controller, reader, from, to, cred, grant, reason, violations:[{code,mode,area}], area}
  *   {kind:'violation', at, controller, reader, from, to, cred, code, mode, area, grant, late}
- *   {kind:'occupancy', at, areas:[{id, parent, occupancy, max}]}   coalesced, ≤ 4/s, on change
- *   {kind:'action', at, who, why, action, cred?, area?, changed}
+ *   {kind:'occupancy', at, areas:[{id, parent, occupancy, max, lockdown, supervisors, supervision}]}   coalesced, ≤ 4/s, on change
+ *   {kind:'action', at, who, why, action, cred?, area?, on?, changed}   (lockdown: action 'lockdown', area, on)
  *   {kind:'stats', at, decisionsPerSec, latencyUs:{p50,p99}, controllers}   every second
  *
  * Viewers without an area filter are subscribed to one uWS topic per kind

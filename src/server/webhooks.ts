@@ -70,13 +70,16 @@ export class Webhooks {
     this.o = { maxQueue: 10000, maxAttempts: 6, baseDelayMs: 200, maxDelayMs: 30000, timeoutMs: 5000, concurrency: 4, ...opts };
   }
 
-  setTargets(targets: WebhookTarget[]): void { this.targets = targets.slice(); }
+  /** the kinds some target wants (asked for every decided frame: a Set, not a scan of the targets) */
+  private wanted = new Set<string>();
+  setTargets(targets: WebhookTarget[]): void {
+    this.targets = targets.slice();
+    this.wanted = new Set(this.targets.flatMap((t) => (t.kinds && t.kinds.length ? t.kinds : DEFAULT_KINDS)));
+  }
 
   get size(): number { return this.queue.length + this.inFlight; }
 
-  wants(kind: string): boolean {
-    return this.targets.some((t) => (t.kinds && t.kinds.length ? t.kinds : DEFAULT_KINDS).includes(kind));
-  }
+  wants(kind: string): boolean { return this.wanted.has(kind); }
 
   enqueue(ev: HubEvent): void {
     if (this.closed) return;

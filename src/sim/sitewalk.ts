@@ -7,7 +7,8 @@
  * protocol are left out. Passages follow grants where the move commits on
  * passage. 30 % walk into nested areas (and deeper) and back.
  * Expectations come from the same ground truth; a site using features it
- * does not model (e.g. maxOccupancy) is marked inexact.
+ * does not model (e.g. maxOccupancy) is marked inexact. Areas under
+ * supervision (SPEC 13.2) are not walked into: the model has no supervisors.
  */
 import { Rng } from './rng.js';
 import { MIN, SEC, ScenarioBuilder, type Scenario, type ScenarioOptions, type Walk } from './scenario.js';
@@ -28,7 +29,8 @@ export function siteScenario(cfg: LooseSite, o: ScenarioOptions & { start?: numb
   const entries = entriesOf(main).map((r) => r.id);
   const exits = usable.filter((r) => r.from === main && r.to === 0).map((r) => r.id);
   // nested visits: a reader from an area into one of its children, and one back (if any)
-  const into = (a: number) => usable.filter((r) => r.from === a && r.to !== a && s.parent[r.to] === a).map((r) => ({
+  const supervised = new Set(cfg.areas.filter((a) => (a.supervision ?? 'off') !== 'off').map((a) => s.areaIds.indexOf(a.id)));
+  const into = (a: number) => usable.filter((r) => r.from === a && r.to !== a && s.parent[r.to] === a && !supervised.has(r.to)).map((r) => ({
     inId: r.id, to: r.to, outId: usable.find((x) => x.from === r.to && x.to === a)?.id,
   }));
   // SPEC 5: a grant is pending (a passage is sent) when an area the move enters or exits commits on passage

@@ -38,7 +38,7 @@ export interface TruthSite {
 /** the loose shape of a site file (SPEC 10) with defaults still missing */
 export interface LooseSite {
   site?: string; timezone?: string; forgetAfter?: number;
-  areas: { id: string; parent?: string; entry?: Mode; exit?: Mode; strict?: boolean; presenceTimeout?: number;
+  areas: { id: string; parent?: string; entry?: Mode; exit?: Mode; strict?: boolean; presenceTimeout?: number; supervision?: Mode;
     schedule?: unknown; resetAt?: string[]; maxOccupancy?: number | null; commitOn?: 'grant' | 'passage'; passageTimeout?: number }[];
   readers: { id: string; from: string; to: string; controller: string; reuseLockout?: number; reuseMode?: 'soft' | 'hard' }[];
   controllers: { id: string; token: string; protocol?: string; rateLimit?: number }[];

@@ -19,12 +19,19 @@
  * names every credential).
  *
  * Sub-databases (keys ordered-binary):
- *   cred    [cred, batchKey]        → 0x01   the batch holds an event of that credential
- *   reader  [reader, batchKey]      → 0x01
- *   time    [firstAt, batchKey]     → 0x01   where an export `--since T` starts
- *   idem    [controller, paddedId]  → batchKey (msgpack number)
- *   meta    'indexed' → seq covered (every batch with key <= it is indexed);
- *           'journal' → the journal id this index belongs to
+ *   credrun   [runId, h, batchKey]  → a block of sorted (fingerprint, batch) entries: the
+ *             by-credential index as runs merged in the background (name-runs.ts: why, and the layout)
+ *   readerrun [runId, h, batchKey]  → the same, by reader
+ *   time      [firstAt, batchKey]   → 0x01   where an export `--since T` starts: one batch in every
+ *             TIME_EVERY seqs at least (a query starts a little early or stops a little late, and
+ *             filters events by time anyway)
+ *   idemrun   [runId, h, batchKey]  → the same, by (controller, message id): h is the fingerprint of
+ *             `controller NUL 20-digit id`; the newest batch that may hold the id comes first
+ *   meta      'indexed' → seq covered (every batch with key <= it is indexed);
+ *             'journal' → the journal id this index belongs to;
+ *             'format'  → INDEX_FORMAT (an index of another format is rebuilt);
+ *             'time.last' → the key of the newest time entry;
+ *             the runs' own keys (name-runs.ts)
  * Entries of one transaction are sorted, and meta 'indexed' moves in the same
  * transaction, so a reader sees a consistent indexed prefix.
  */
@@ -32,8 +39,9 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
-import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { recordLength, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
+import { NameRuns } from './name-runs.js';
 
 /** What the indexer needs of a journal batch (journal-batch.ts Batch). */
 export interface IndexableBatch {
@@ -50,11 +58,19 @@ export interface IndexableBatch {
 export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
 
 const ONE = Buffer.from([1]);
+/**
+ * 3: by credential, reader and message id as runs (name-runs.ts), the time index sparse;
+ * 1 (no 'format' key): B-trees keyed [name, batch]; 2: only credential and reader as runs
+ */
+export const INDEX_FORMAT = 3;
+/** seqs between two entries of the time index (at most) */
+export const TIME_EVERY = 1024;
 const noop = (): void => undefined;
 /**
- * LMDB refuses keys over 1,978 bytes. Index keys are [name, number] or [name, 20-digit id]: a name up to
- * this many UTF-8 bytes always fits. Longer names are never indexed (the record stays in the journal,
- * counted as skipped) and find nothing when queried.
+ * The documented bound on indexed names (operations.md): longer names are never indexed (the record
+ * stays in the journal, counted as skipped) and find nothing when queried. It dates from the B-tree
+ * format, whose keys held the name (LMDB refuses keys over 1,978 bytes); the runs hold a fingerprint,
+ * and the bound stays so that what is indexed does not change with the format.
  */
 export const MAX_INDEXED_NAME_BYTES = 1900;
 export function indexable(name: unknown): name is string {
@@ -77,7 +93,7 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
       const reader = g.r[g.b[off + 25]!];
       if (indexable(reader)) readers.add(reader); else skipped++;
       ids.push([g.c, dv.getFloat64(off + 8, true)]);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     if (!indexable(g.c)) { skipped += ids.length; ids.length = 0; }
   } else {
@@ -95,9 +111,8 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
 }
 
 type Pair = [string, number];
-const byPair = (a: Pair, b: Pair): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
-const byIdem = (a: [string, string, number], b: [string, string, number]): number =>
-  (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+/** the name a message id is indexed under */
+const idemName = (controller: string, id: number | string): string => `${controller}\u0000${padId(id)}`;
 
 /** `mode` without group/other bits */
 function tighten(path: string, mode: number): void {
@@ -124,10 +139,11 @@ function looksLikeLmdb(dir: string): boolean {
 
 export class DerivedIndex {
   private readonly root: RootDatabase;
-  private readonly cred: Database<Buffer, (string | number)[]>;
-  private readonly reader: Database<Buffer, (string | number)[]>;
+  private readonly runs: Record<'cred' | 'reader' | 'idem', NameRuns>;
+  private readonly credrun: Database<Buffer, [number, number, number]>;
+  private readonly readerrun: Database<Buffer, [number, number, number]>;
   private readonly time: Database<Buffer, number[]>;
-  private readonly idem: Database<number, string[]>;
+  private readonly idemrun: Database<Buffer, [number, number, number]>;
   private readonly meta: Database<unknown, string>;
 
   private constructor(readonly dir: string, readOnly: boolean) {
@@ -138,11 +154,16 @@ export class DerivedIndex {
     }
     this.root = open({ path: dir, noSubdir: false, maxDbs: 8, readOnly, noSync: true, permissionsMode: 0o600, mapSize: 2 ** 28 } as never);
     const ob = { keyEncoding: 'ordered-binary' as const };
-    this.cred = this.root.openDB('cred', { ...ob, encoding: 'binary' });
-    this.reader = this.root.openDB('reader', { ...ob, encoding: 'binary' });
+    this.credrun = this.root.openDB('credrun', { ...ob, encoding: 'binary' });
+    this.readerrun = this.root.openDB('readerrun', { ...ob, encoding: 'binary' });
     this.time = this.root.openDB('time', { ...ob, encoding: 'binary' });
-    this.idem = this.root.openDB('idem', { ...ob, encoding: 'msgpack' });
+    this.idemrun = this.root.openDB('idemrun', { ...ob, encoding: 'binary' });
     this.meta = this.root.openDB('meta', { ...ob, encoding: 'msgpack' });
+    this.runs = {
+      cred: new NameRuns(this.credrun, this.meta, 'cred'),
+      reader: new NameRuns(this.readerrun, this.meta, 'reader'),
+      idem: new NameRuns(this.idemrun, this.meta, 'idem'),
+    };
   }
 
   /**
@@ -163,20 +184,26 @@ export class DerivedIndex {
       // D/index is written without fsync: after a power loss it can claim batches the journal no longer
       // holds (their seqs will be reused by new records, which would then never be indexed): rebuilt
       const ahead = ((ix.meta.get('indexed') as number | undefined) ?? 0) > journalEnd;
-      if (ix.meta.get('journal') === journalId && !rebuild && !ahead) return { ix, rebuilt: false };
+      const format = ix.meta.get('format');
+      if (ix.meta.get('journal') === journalId && format === INDEX_FORMAT && !rebuild && !ahead) return { ix, rebuilt: false };
       if (readOnly) { void ix.close().catch(noop); return null; }
-      // another journal's index (or a new one): start over
-      for (const db of [ix.cred, ix.reader, ix.time, ix.idem, ix.meta]) db.clearSync();
-      ix.meta.putSync('indexed', 0);
-      ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
-      return { ix, rebuilt: true };
+      if (format === INDEX_FORMAT || format === undefined && ix.meta.get('journal') === undefined) {
+        // another journal's index (or a new one): start over
+        for (const db of [ix.credrun, ix.readerrun, ix.idemrun, ix.time, ix.meta]) db.clearSync();
+        ix.meta.putSync('indexed', 0);
+        ix.meta.putSync('format', INDEX_FORMAT);
+        ix.meta.putSync('journal', journalId); // last: a crash before it leaves an index that is rebuilt again
+        return { ix, rebuilt: true };
+      }
+      // another format (its sub-databases would linger): removed and created again below
     } catch {
       if (readOnly) { if (ix) void ix.close().catch(noop); return null; }
     }
-    // a damaged index: start over (closed first, then removed)
+    // a damaged index, or one of another format: start over (closed first, then removed)
     if (ix) { try { ix.closeSync(); } catch { /* already unusable */ } }
     rmSync(dir, { recursive: true, force: true });
     const fresh = new DerivedIndex(dir, false);
+    fresh.meta.putSync('format', INDEX_FORMAT);
     fresh.meta.putSync('journal', journalId);
     fresh.meta.putSync('indexed', 0);
     return { ix: fresh, rebuilt: true };
@@ -199,19 +226,23 @@ export class DerivedIndex {
    * the transaction touches neighbouring pages; resolves when that transaction has committed.
    */
   add(batches: BatchEntries[], end: number): Promise<void> {
-    const creds: Pair[] = [], readers: Pair[] = [], times: [number, number][] = [], ids: [string, string, number][] = [];
+    const creds: Pair[] = [], readers: Pair[] = [], ids: Pair[] = [];
     for (const b of batches) {
       for (const c of b.creds) creds.push([c, b.key]);
       for (const r of b.readers) readers.push([r, b.key]);
-      if (b.a0 !== null) times.push([b.a0, b.key]); // `at` does not decrease with the key: already sorted
-      for (const [c, id] of b.ids) ids.push([c, padId(id), b.key]);
+      for (const [c, id] of b.ids) ids.push([idemName(c, id), b.key]);
     }
-    creds.sort(byPair); readers.sort(byPair); ids.sort(byIdem);
+    const lo = batches.length ? batches[0]!.key : end;
     return this.write(() => {
-      for (const [c, k] of creds) this.cred.put([c, k], ONE);
-      for (const [r, k] of readers) this.reader.put([r, k], ONE);
-      for (const [a0, k] of times) this.time.put([a0, k], ONE);
-      for (const [c, p, k] of ids) this.idem.put([c, p], k);
+      this.runs.cred.append(creds, lo, end);
+      this.runs.reader.append(readers, lo, end);
+      this.runs.idem.append(ids, lo, end);
+      let last = (this.meta.get('time.last') as number | undefined) ?? -TIME_EVERY;
+      for (const b of batches) {
+        // `at` does not decrease with the key: in order
+        if (b.a0 !== null && b.key >= last + TIME_EVERY) { this.time.put([b.a0, b.key], ONE); last = b.key; }
+      }
+      this.meta.put('time.last', last);
       this.meta.put('indexed', end);
     });
   }
@@ -230,34 +261,47 @@ export class DerivedIndex {
     }
   }
 
-  /** Removes the entries of batches retention deleted from the journal. */
+  /**
+   * Removes the entries of batches retention deleted from the journal (always the oldest ones: the
+   * runs just ignore keys up to the newest of them, and drop them as they merge).
+   */
   remove(batches: BatchEntries[]): Promise<void> {
     return this.write(() => {
+      let newest = 0;
       for (const b of batches) {
-        for (const c of b.creds) this.cred.remove([c, b.key]);
-        for (const r of b.readers) this.reader.remove([r, b.key]);
+        if (b.key > newest) newest = b.key;
         if (b.a0 !== null) this.time.remove([b.a0, b.key]);
-        for (const [c, id] of b.ids) {
-          // only if it still names this batch (a later batch may hold the same id)
-          if (this.idem.get([c, padId(id)]) === b.key) this.idem.remove([c, padId(id)]);
-        }
       }
+      for (const runs of Object.values(this.runs)) runs.raiseFloor(newest);
     });
   }
 
-  /** Batch keys holding `name`'s events, newest first, from `top` down. */
+  /**
+   * Batch keys that may hold `name`'s events, newest first, from `top` down. They may include
+   * another name's batches (a shared fingerprint): callers filter events anyway.
+   */
   *keysOf(kind: 'cred' | 'reader', name: string, top: number): Iterable<number> {
-    if (!indexable(name)) return;
-    const db = kind === 'cred' ? this.cred : this.reader;
-    for (const { key } of db.getRange({ start: [name, top], end: [name, 0], reverse: true })) yield key[1] as number;
+    if (indexable(name)) yield* this.runs[kind].keysDown(name, top);
   }
 
-  /** Batch keys holding `name`'s events, oldest first, from `bottom` up to `top` (both included). */
+  /** Batch keys that may hold `name`'s events, oldest first, from `bottom` up to `top` (both included). */
   *keysUp(kind: 'cred' | 'reader', name: string, bottom: number, top: number): Iterable<number> {
-    if (!indexable(name) || top < bottom) return;
-    const db = kind === 'cred' ? this.cred : this.reader;
-    for (const { key } of db.getRange({ start: [name, bottom], end: [name, top + 1] })) yield key[1] as number;
+    if (indexable(name) && top >= bottom) yield* this.runs[kind].keysUp(name, bottom, top);
   }
+
+  /**
+   * One bounded step of background work on the runs (a merge, or deleting merged runs' blocks),
+   * committed on the calling thread. False: nothing left to do.
+   */
+  maintain(stepEntries?: number): boolean {
+    const write = (fn: () => void): void => {
+      try { this.root.transactionSync(fn); } catch (e) { endNativeWriteLine(e); throw e; }
+    };
+    return this.runs.cred.maintain(write, stepEntries) || this.runs.reader.maintain(write, stepEntries) || this.runs.idem.maintain(write, stepEntries);
+  }
+
+  /** the runs' shape (stats, tests) */
+  runShape(kind: 'cred' | 'reader' | 'idem'): { runs: number; entries: number; blocks: number } { return this.runs[kind].shape(); }
 
   /** The key of the first indexed batch whose first record is later than `untilAt` (nothing from there on is at or before it), or undefined. */
   timeAfter(untilAt: number): number | undefined {
@@ -271,16 +315,18 @@ export class DerivedIndex {
     return undefined;
   }
 
-  /** The batch that holds (controller, id)'s reply, if indexed. */
-  idemBatch(controller: string, id: number | string): number | undefined {
-    if (!indexable(controller)) return undefined;
-    return this.idem.get([controller, padId(id)]);
+  /**
+   * The batches that may hold (controller, id)'s reply, newest first (the newest that holds it
+   * answers); another id's batches may come too (a shared fingerprint): the caller checks.
+   */
+  *idemBatches(controller: string, id: number | string): Iterable<number> {
+    if (indexable(controller)) yield* this.runs.idem.keysDown(idemName(controller, id), Number.MAX_SAFE_INTEGER);
   }
 
   /** bytes in use (stats) */
   bytes(): number {
     let pages = 0, pageSize = 4096;
-    for (const db of [this.cred, this.reader, this.time, this.idem]) {
+    for (const db of [this.credrun, this.readerrun, this.idemrun, this.time]) {
       const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       pageSize = s.pageSize;
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;

@@ -14,6 +14,8 @@
  * Pace: one D/index transaction at most every INTERVAL_MS while the indexer
  * keeps up (so at low load the index is not rewritten per event), back to
  * back while it is behind, CHUNK_EVENTS journal records per transaction.
+ * Between them, the by-credential runs are merged (name-runs.ts) in steps of
+ * at most about MAINTAIN_MS: indexing new records always comes first.
  */
 import { Worker } from 'node:worker_threads';
 import type { Database } from 'lmdb';
@@ -21,7 +23,11 @@ import { DerivedIndex, batchEndOf, entriesOf, type BatchEntries, type IndexableB
 
 export const CHUNK_EVENTS = 65_536;
 export const INTERVAL_MS = 100;
+/** background merging at a time, between index transactions */
+export const MAINTAIN_MS = 25;
 const MAX_KEY = Number.MAX_SAFE_INTEGER;
+/** lets the worker's messages (wake, stop) in between background steps */
+const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export interface IndexerKnobs {
   /** 'worker' (default): a worker thread; 'inline': on the main thread (measurements, fallback) */
@@ -57,6 +63,8 @@ export class IndexLoop {
   private wakeSleep: (() => void) | undefined;
   /** the current pause is the gathering interval (an urgent wake ends it), not the test delay */
   private pausing = false;
+  /** merges may be due (set by every index transaction, cleared when a step finds nothing to do) */
+  private maintenance = true;
 
   constructor(
     private readonly log: Database<IndexableBatch, number>,
@@ -66,6 +74,18 @@ export class IndexLoop {
   ) {
     this.indexed = ix.indexedSeq;
     this.chunk = knobs.chunkEvents ?? CHUNK_EVENTS;
+  }
+
+  /** Background merge steps for up to `ms`; false when there was nothing to do. */
+  private maintain(ms: number): boolean {
+    if (!this.maintenance) return false;
+    const until = Date.now() + ms;
+    let worked = false;
+    while (Date.now() < until) {
+      if (!this.ix.maintain()) { this.maintenance = false; break; }
+      worked = true;
+    }
+    return worked;
   }
 
   wake(urgent = false): void {
@@ -96,10 +116,13 @@ export class IndexLoop {
         this.again = false;
         while (!this.stopped) {
           const rm = this.removals.shift();
-          if (rm) { await this.ix.remove(rm); continue; }
+          if (rm) { await this.ix.remove(rm); this.maintenance = true; continue; }
           // keeping up: let records gather for a while (one transaction per interval, not per commit)
           const wait = this.lastCommit + INTERVAL_MS - Date.now();
-          if (wait > 0 && !this.urgent) { this.pausing = true; await this.sleep(wait); this.pausing = false; if (this.stopped) break; }
+          if (wait > 0 && !this.urgent) {
+            if (this.maintain(Math.min(wait, MAINTAIN_MS))) { await yieldTurn(); continue; }
+            this.pausing = true; await this.sleep(wait); this.pausing = false; if (this.stopped) break;
+          }
           this.urgent = false;
           const batches: BatchEntries[] = [];
           let events = 0, end = this.indexed, skipped = 0;
@@ -112,14 +135,22 @@ export class IndexLoop {
             end = Math.max(end, batchEndOf(value));
             if (events >= this.chunk) break;
           }
-          if (batches.length === 0) { this.report({ t: 'idle', seq: this.indexed }); break; }
+          if (batches.length === 0) {
+            if (this.maintain(MAINTAIN_MS)) { await yieldTurn(); continue; }
+            this.report({ t: 'idle', seq: this.indexed });
+            break;
+          }
           await this.ix.add(batches, end);
+          this.maintenance = true;
           this.indexed = end;
           this.lastCommit = events >= this.chunk ? 0 : Date.now(); // behind: go on at once
           this.report({ t: 'indexed', seq: end, skipped });
+          // behind (a rebuild, or traffic faster than indexing): merge a little between chunks too, so the
+          // runs a query reads stay few even when the indexer never waits
+          if (this.lastCommit === 0) this.maintain(MAINTAIN_MS);
           if (this.knobs.delayMs) await this.sleep(this.knobs.delayMs);
         }
-      } while (this.again && !this.stopped);
+      } while ((this.again || this.maintenance) && !this.stopped);
     } catch (err) {
       this.report({ t: 'error', message: (err as Error)?.message ?? String(err) });
     } finally {

@@ -9,7 +9,7 @@
  * no reply bytes: compactReply re-encodes them). Keys are the seq of the
  * first record, so the journal only ever grows at its right edge.
  */
-import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactRecords, groupEvents, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import type { EventRecord } from './types.js';
 
@@ -51,7 +51,7 @@ export function forEachId(b: Batch, fn: (controller: string, id: number | string
     const g = b.k;
     const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
     let off = 0;
-    for (let k = 0; k < g.n; k++) { fn(g.c, dv.getFloat64(off + 8, true)); off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!; }
+    for (let k = 0; k < g.n; k++) { fn(g.c, dv.getFloat64(off + 8, true)); off += recordLength(g, off); }
     return;
   }
   for (const [c, id] of Array.isArray(b.i) ? b.i : []) fn(c, id);

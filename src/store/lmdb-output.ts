@@ -21,6 +21,7 @@ let installed = false;
 const LMDB_FRAME = /[\\/]node_modules[\\/]lmdb[\\/]/;
 /** lmdb-js' text for a failed page write, the case where the C code printed its raw line */
 const NATIVE_WRITE_ERROR = /Attempting to write page/;
+const COMMIT_FAILED = /^Commit failed/;
 
 /** Routes lmdb-js console output to `sink` (the newest one wins) until the returned function is called. */
 export function routeLibraryOutput(sink: LibraryOutput): () => void {
@@ -50,7 +51,9 @@ function install(): void {
  * index worker): LMDB's raw line is on fd 2 without a newline; end it before anything else is logged.
  */
 export function endNativeWriteLine(err: unknown): void {
-  if (err instanceof Error && NATIVE_WRITE_ERROR.test(err.message)) {
+  // lmdb-js may also hand the failure over wrapped ("Commit failed (see commitError ...)", the cause a
+  // promise): then whether the C line was printed is unknown, and an empty line costs nothing
+  if (err instanceof Error && (NATIVE_WRITE_ERROR.test(err.message) || COMMIT_FAILED.test(err.message))) {
     try { writeSync(2, '\n'); } catch { /* stderr closed */ }
   }
 }

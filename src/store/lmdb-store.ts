@@ -36,18 +36,18 @@ import { chmodSync, closeSync, mkdirSync, existsSync, openSync, readdirSync, rea
 import { open as fsOpen, rename, unlink } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { ApbError } from '../errors.js';
 import {
   HealthListeners, RETENTION_DEFAULTS, configOf, normalizeId, storageError,
   validateAppend,
 } from './common.js';
-import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
+import type { CompactRun, EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotEntry, SnapshotFileInfo, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, type PageSpec } from './event-cursor.js';
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
-import { RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
@@ -93,6 +93,15 @@ const BATCH_EVENTS = 256;
 /** an idempotency checkpoint (meta 'idmax') is written after this many seqs, or this long, whichever first */
 const CHECKPOINT_SEQS = 65_536;
 const CHECKPOINT_MS = 5_000;
+/**
+ * Batches the WAL holds durably are put into LMDB together, every STORE_EVERY_MS (or at once when
+ * STORE_MAX_BATCHES are waiting): one LMDB transaction, whose commit rewrites the B-tree path and the
+ * meta page and is fsynced, for all of them. Put per event-loop turn instead, single-message frames
+ * at 16 k/s made about a thousand commits a second (12 KB written per message). Reads see the waiting
+ * batches through walOnly meanwhile.
+ */
+const STORE_EVERY_MS = 10;
+const STORE_MAX_BATCHES = 512;
 /** sub-databases of the previous layout (indexes inside the journal), dropped on a writable open */
 const OLD_INDEXES = ['icred', 'ireader', 'itime', 'iidem'];
 /** `mode` without group/other bits, for files that hold tokens */
@@ -101,7 +110,20 @@ function tighten(path: string, mode: number): void {
 }
 
 /** A batch written in the current turn or in flight: its promise settles when its put commits (or fails). */
-interface Pending { batch: Batch; cfg?: string; promise: Promise<void>; resolve(): void; reject(e: unknown): void }
+/**
+ * `payload`: the batch as the WAL holds it (set by write()); the journal stores these same bytes.
+ * `rep`: cluster mode, the replicated journal's acknowledgement the replies also wait for.
+ */
+interface Pending { batch: Batch; cfg?: string; payload?: Uint8Array; promise: Promise<void>; resolve(): void; reject(e: unknown): void; rep?: Promise<void> }
+
+/**
+ * A batch's journal value: the bytes the WAL already holds. They are plain MessagePack, what the log
+ * database's own encoder (no record structures) writes for the same batch and decodes on read, so
+ * the batch is encoded once, not twice (asBinary stores bytes as they are).
+ */
+function journalValue(t: Pending): Batch {
+  return (t.payload ? asBinary(t.payload) : t.batch) as unknown as Batch;
+}
 
 export class LmdbStore implements Store {
   readonly kind = 'lmdb' as const;
@@ -158,6 +180,7 @@ export class LmdbStore implements Store {
   private readonly readOnly: boolean;
   private readonly headroom: number;
   private readonly onOutput: StoreOptions['onLibraryOutput'];
+  private readonly replicate: StoreOptions['replicate'];
 
   constructor(readonly dir: string, opts: StoreOptions = {}) {
     this.retention = { ...RETENTION_DEFAULTS, ...opts.retention };
@@ -170,6 +193,7 @@ export class LmdbStore implements Store {
     this.indexDir = join(dir, 'index');
     this.lock = opts.lock;
     this.onOutput = opts.onLibraryOutput;
+    this.replicate = opts.replicate;
     checkDataPath(dir);
     installRejectionFilter();
     let dropOld: string[] = [];
@@ -247,13 +271,14 @@ export class LmdbStore implements Store {
       rmSync(dir, { recursive: true, force: true });
     }
     const last = this.lastBatch();
-    let end = last ? batchEnd(last) : 0;
+    // a journal seeded from a cluster snapshot (seedFromSnapshot) starts after its base seq
+    let end = last ? batchEnd(last) : this.baseSeq();
     const { tail, gap, maxSeg } = walTail(dir, end);
     if (tail.length > 0) {
       this.root.transactionSync(() => {
         for (const r of tail) {
           const b = walPackr.unpack(r.payload) as Batch;
-          this.log.put(r.s, b);
+          this.log.put(r.s, asBinary(r.payload) as never);
           let cfg: string | undefined;
           for (const e of b.e ?? []) cfg = configOf(e) ?? cfg;
           if (cfg !== undefined) this.meta.put('config', cfg);
@@ -270,7 +295,12 @@ export class LmdbStore implements Store {
     if (walId !== id) { writeFileSync(idFile, id, { mode: 0o600 }); }
     this.wal = new Wal<Pending>(dir, {
       flush: this.flush, segmentBytes: opts.walSegmentBytes,
-      onDurable: (t) => { this.walOnly.set(t.batch.s, t.batch); t.resolve(); this.store(t); },
+      onDurable: (t) => {
+        this.walOnly.set(t.batch.s, t.batch);
+        // cluster mode: the replies also wait for the replicated journal's acknowledgement (replicate)
+        if (t.rep) t.rep.then(t.resolve, t.reject); else t.resolve();
+        this.storeSoon(t);
+      },
       onFailed: (t, err) => { this.inflight.delete(t.batch.s); t.reject(this.fail(err)); },
       onSyncError: (err) => { this.fail(err); },
     }, maxSeg, end);
@@ -283,6 +313,12 @@ export class LmdbStore implements Store {
     if (walId !== this.meta.get('journalId')) return;
     const last = this.lastBatch();
     for (const r of walTail(join(this.dir, 'wal'), last ? batchEnd(last) : 0).tail) this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
+  }
+
+  /** the seq a seeded journal starts after (meta 'base'; 0: a journal that starts at 1) */
+  private baseSeq(): number {
+    const b = this.meta.get('base') as number | undefined;
+    return typeof b === 'number' ? b : 0;
   }
 
   private loadState(): void {
@@ -385,6 +421,11 @@ export class LmdbStore implements Store {
   get syncs(): number { return this.wal?.syncs ?? 0; }
   /** index entries skipped since open because they could not be written (a name over MAX_INDEXED_NAME_BYTES) */
   get indexSkipped(): number { return this.indexer?.skipped ?? 0; }
+  get indexLag(): number {
+    let indexed = 0;
+    try { indexed = this.ix ? this.ix.indexedSeq : 0; } catch { /* unreadable: nothing indexed */ }
+    return Math.max(0, this.seq - indexed);
+  }
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void { return this.listeners.add(cb); }
 
   private fail(err: unknown): ApbError {
@@ -433,7 +474,7 @@ export class LmdbStore implements Store {
     let last: Promise<boolean> | undefined;
     try {
       for (const t of retry) {
-        last = this.log.put(t.batch.s, t.batch);
+        last = this.log.put(t.batch.s, journalValue(t));
         if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       }
     } catch (err) { this.unstored = retry.concat(this.unstored); absorb(err); return; }
@@ -461,6 +502,10 @@ export class LmdbStore implements Store {
     this.listeners.emit(true);
     this.indexer?.committedUpTo(this.committedSeq);
   }
+
+  /** recycleAfterFlush: the newest batch end committed, and whether a flush wait is out */
+  private recycleEnd = 0;
+  private recycleWaiting = false;
 
   private track<T>(p: Promise<T>): Promise<T> {
     // lmdb-js resolves writes in commit order: awaiting the last one awaits all before it
@@ -550,7 +595,7 @@ export class LmdbStore implements Store {
       const at = dv.getFloat64(off, true);
       if (at > a1) a1 = at;
       w.note(dv.getFloat64(off + 8, true), key);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      off += recordLength(g, off);
     }
     this.seq += g.n;
     const p = this.pending({ s: key, n: g.n, a0: dv.getFloat64(0, true), a1, k: g });
@@ -587,7 +632,55 @@ export class LmdbStore implements Store {
       t.reject(this.fail(err));
       return;
     }
+    t.payload = payload;
+    if (this.replicate) {
+      t.rep = this.replicate(b.s, batchEnd(b), payload);
+      t.rep.catch(noop); // handled in onDurable (a failed WAL write rejects the batch first)
+    }
     this.wal!.append(b.s, batchEnd(b), payload, t);
+  }
+
+  /** WAL-durable batches waiting for their LMDB put (storeSoon), and the timer that puts them */
+  private toStore: Pending[] = [];
+  private storeTimer: NodeJS.Timeout | undefined;
+
+  private storeSoon(t: Pending): void {
+    this.toStore.push(t);
+    if (this.toStore.length >= STORE_MAX_BATCHES) this.storeQueued();
+    else if (!this.storeTimer) { this.storeTimer = setTimeout(this.storeQueued, STORE_EVERY_MS); this.storeTimer.unref(); }
+  }
+
+  /** Puts every waiting batch now, in seq order (one lmdb-js transaction: they are put in one turn). */
+  private readonly storeQueued = (): void => {
+    if (this.storeTimer) { clearTimeout(this.storeTimer); this.storeTimer = undefined; }
+    const q = this.toStore;
+    if (q.length === 0) return;
+    this.toStore = [];
+    for (const t of q) this.store(t);
+  };
+
+  /**
+   * Cluster followers (src/cluster): one batch of the leader's journal, exactly as its WAL holds it
+   * (`payload`, seqs s..e), appended as is: same seqs, same reply bytes, same WAL and journal path as
+   * an own batch (never replicated again). A batch this journal already holds (e <= lastSeq) is passed
+   * over; one that does not continue it is refused (`internal`: the caller resynchronises).
+   */
+  appendReplicated(s: number, e: number, payload: Uint8Array): Promise<void> {
+    const no = this.refusal();
+    if (no) return Promise.reject(no);
+    this.flushTurn();
+    if (e <= this.seq) return Promise.resolve();
+    if (s !== this.seq + 1 || e < s) return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} does not continue the journal at ${this.seq}`));
+    let b: Batch;
+    try { b = walPackr.unpack(payload) as Batch; } catch (err) { return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} is not a journal batch: ${(err as Error).message}`)); }
+    if (b?.s !== s || batchEnd(b) !== e) return Promise.reject(new ApbError('internal', `replicated batch ${s}-${e} holds seqs ${b?.s}-${b ? batchEnd(b) : '?'}`));
+    this.seq = e;
+    forEachId(b, (c, id) => this.window(c).note(id, s));
+    const t = this.pending(b);
+    t.payload = payload;
+    for (const ev of b.e ?? []) { const text = configOf(ev); if (text !== undefined) { t.cfg = text; this.config = text; } }
+    this.wal!.append(s, e, payload, t);
+    return t.promise;
   }
 
   /** Puts a batch the WAL holds into the journal (and, now and then, the idempotency checkpoint, same transaction). */
@@ -596,7 +689,7 @@ export class LmdbStore implements Store {
     if (this.closed) return; // the WAL holds it: the next open puts it into the journal
     let written: Promise<boolean>;
     try {
-      written = this.log.put(b.s, b);
+      written = this.log.put(b.s, journalValue(t));
       // the configuration in force is kept beside the log, in the same transaction
       if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       if (this.seq - this.checkpointSeq >= CHECKPOINT_SEQS || (this.seq > this.checkpointSeq && this.now() - this.checkpointAt >= CHECKPOINT_MS)) this.checkpoint();
@@ -613,11 +706,27 @@ export class LmdbStore implements Store {
         this.walOnly.delete(b.s);
         if (end > this.committedSeq) this.committedSeq = end;
         this.indexer?.committedUpTo(end);
-        // the WAL segment holding it is reusable once LMDB has flushed it
-        void Promise.resolve(this.root.flushed).then(() => this.wal?.durableUpTo(end), noop);
+        this.recycleAfterFlush(end);
       },
       (err: unknown) => { this.unstored.push(t); this.fail(err); },
     );
+  }
+
+  /**
+   * The WAL segments holding batches up to `end` are reusable once LMDB has flushed them. One wait
+   * on lmdb-js's `flushed` at a time, for the newest end committed when it starts (a wait per batch
+   * cost a Promise.all and four promises per frame).
+   */
+  private recycleAfterFlush(end: number): void {
+    if (end > this.recycleEnd) this.recycleEnd = end;
+    if (this.recycleWaiting) return;
+    this.recycleWaiting = true;
+    const target = this.recycleEnd;
+    void Promise.resolve(this.root.flushed).then(() => {
+      this.recycleWaiting = false;
+      this.wal?.durableUpTo(target);
+      if (this.recycleEnd > target) this.recycleAfterFlush(this.recycleEnd);
+    }, () => { this.recycleWaiting = false; });
   }
 
   /** meta 'idmax': every controller's high-water mark, covering every batch put so far (same transaction) */
@@ -632,6 +741,7 @@ export class LmdbStore implements Store {
   async whenCommitted(): Promise<void> {
     if (this.turn) await this.turn.promise.catch(noop);
     await this.wal?.idle();
+    this.storeQueued();
     await this.lastWrite.catch(noop);
   }
 
@@ -640,10 +750,11 @@ export class LmdbStore implements Store {
     // bounded: close() must finish even if the indexer cannot progress (what is not indexed yet is
     // indexed from D/index's meta 'indexed' on the next open)
     const deadline = Date.now() + maxMs;
-    while (this.turn !== undefined || this.inflightCount > 0 || this.wal?.staging) {
+    while (this.turn !== undefined || this.inflightCount > 0 || this.wal?.staging || this.toStore.length > 0) {
       if (Date.now() > deadline) return;
       if (this.turn) await this.turn.promise.catch(noop);
       await this.wal?.idle();
+      this.storeQueued();
       await this.lastWrite.catch(noop);
       await new Promise((r) => setImmediate(r));
     }
@@ -668,11 +779,11 @@ export class LmdbStore implements Store {
     // older than the window: the derived index, then what neither it nor the window covers
     const ixSeq = this.ix ? this.ix.indexedSeq : 0;
     if (this.ix) {
-      const key = this.ix.idemBatch(controller, nid);
-      if (key !== undefined) { const r = replyIn(this.log.get(key), controller, nid); if (r) return r; }
+      for (const key of this.ix.idemBatches(controller, nid)) { const r = replyIn(this.batchAt(key), controller, nid); if (r) return r; }
     }
     if (w.evicted > ixSeq) {
-      for (const { value } of this.log.getRange({ start: w.evicted, end: ixSeq, reverse: true })) {
+      // batches(): with the ones only the WAL holds yet (their LMDB put waits up to STORE_EVERY_MS)
+      for (const { value } of this.batches(w.evicted, ixSeq, true)) {
         const r = replyIn(value, controller, nid);
         if (r) return r;
       }
@@ -778,6 +889,16 @@ export class LmdbStore implements Store {
     }
   }
 
+  *sinceGroups(afterSeq: number): Iterable<EventRecord | CompactRun> {
+    let start = 1;
+    for (const { key } of this.batches(afterSeq + 1, 0, true)) { start = key; break; }
+    for (const { value } of this.batches(start, MAX_KEY)) {
+      if (batchEnd(value) <= afterSeq) continue;
+      if (value.k && value.s > afterSeq) { yield { seq: value.s, group: value.k }; continue; }
+      for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
+    }
+  }
+
   *range(sinceAt?: number, untilAt?: number): Iterable<EventRecord> {
     let start = 1;
     if (sinceAt !== undefined && this.ix) {
@@ -844,6 +965,32 @@ export class LmdbStore implements Store {
       await this.track(this.snaps.remove(old.seq));
       if (old.file !== file) await unlink(join(this.snapDir, old.file)).catch(() => undefined);
     }
+  }
+
+  /**
+   * Cluster mode (src/cluster/snapshots.ts): an EMPTY journal made to start at a snapshot fetched
+   * from the cluster: the engine bytes at `seq`, the configuration in force then, and the
+   * controllers' idempotency high-water marks at that seq (so an old id resent later is known as
+   * old). The journal then continues at seq + 1 (appendReplicated). Reopen the store afterwards.
+   */
+  async seedFromSnapshot(seq: number, at: number, bytes: Uint8Array, configText: string, idmax: [string, number, string | null][]): Promise<void> {
+    if (this.seq !== 0 || this.lastBatch()) throw new ApbError('internal', `seedFromSnapshot: the journal is not empty (at ${this.seq})`);
+    await this.saveSnapshot(seq, bytes, configText, at);
+    try {
+      await this.track(this.root.transaction(() => {
+        this.meta.put('base', seq);
+        this.meta.put('config', configText);
+        this.meta.put('idmax', { s: seq, m: idmax } satisfies IdCheckpoint);
+      }));
+    } catch (err) { throw this.fail(err); }
+    this.config = configText;
+  }
+
+  /** Every controller's idempotency high-water mark ([controller, max numeric id, max string id]) as of lastSeq. */
+  idHighWater(): [string, number, string | null][] {
+    const m: IdCheckpoint['m'] = [];
+    for (const [c, w] of this.windows) m.push([c, w.maxNum, w.maxBig ?? null]);
+    return m;
   }
 
   latestSnapshot(): SnapshotInfo | undefined {
@@ -949,8 +1096,14 @@ export class LmdbStore implements Store {
     for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY, limit: 1 })) firstSeq = value.s;
     // event count: exact would need a full scan, so records are counted only when the log is small
     const batches = (this.log.getStats() as { entryCount: number }).entryCount;
-    if (batches <= 100_000) for (const { value } of this.log.getRange({ start: 1, end: MAX_KEY })) events += value.n;
+    let lmdbLast = 0;
+    if (batches <= 100_000) for (const { key, value } of this.log.getRange({ start: 1, end: MAX_KEY })) { events += value.n; lmdbLast = key; }
     else events = -1;
+    // the batches only the WAL holds yet (their LMDB put is a few milliseconds away)
+    for (const b of this.walOnly.values()) {
+      if (firstSeq === 0) firstSeq = b.s;
+      if (events >= 0 && b.s > lmdbLast) events += b.n;
+    }
     let indexedSeq = 0;
     try { indexedSeq = this.ix ? this.ix.indexedSeq : 0; } catch { /* unreadable: nothing indexed */ }
     return {
@@ -970,6 +1123,7 @@ export class LmdbStore implements Store {
       }
     }
     this.closed = true;
+    if (this.storeTimer) { clearTimeout(this.storeTimer); this.storeTimer = undefined; }
     clearInterval(this.probeTimer);
     clearInterval(this.retentionTimer);
     await this.wal?.close().catch(() => undefined);
@@ -998,7 +1152,7 @@ function checkGroup(g: CompactGroup): string | undefined {
   let off = 0;
   for (let k = 0; k < g.n; k++) {
     if (off + RECORD_BYTES > g.b.length) return `record ${k} is past the end of b`;
-    off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+    off += recordLength(g, off);
   }
   if (off !== g.b.length) return `b holds ${g.b.length} bytes, its ${g.n} records ${off}`;
   return undefined;

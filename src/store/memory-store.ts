@@ -14,8 +14,9 @@ import {
 } from './common.js';
 import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
-import { compactRecords, groupEvents, RECORD_BYTES, VIOLATION_BYTES, type CompactGroup } from './compact-journal.js';
+import { compactRecords, groupEvents, RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
+import { IdLog } from './id-log.js';
 
 /** rough per-event size, for the size-based retention of the memory log */
 const EVENT_BYTES = 160;
@@ -40,8 +41,14 @@ export class MemoryStore implements Store {
   private log: Entry[] = [];
   private eventCount = 0;
   /**
-   * idempotency replies: controller → normalized id → reply (number ids hash cheaply, no key
-   * string per message). Retention order in parallel arrays (no object per entry): the controller,
+   * idempotency replies of the fast path whose ids rise (the usual case): controller → IdLog
+   * (typed arrays, no entry object or hash insert per message).
+   */
+  private rising = new Map<string, IdLog>();
+  /**
+   * every other reply (general path, ids that do not rise): controller → normalized id → reply.
+   * An entry here is newer than a rising-log entry of the same id (it came after a larger id), so
+   * it is looked up first. Retention order in parallel arrays (no object per entry): the controller,
    * id and seq of each entry as appended; idemReply keeps the value so compaction only deletes an
    * entry that was not replaced since.
    */
@@ -118,17 +125,28 @@ export class MemoryStore implements Store {
     if (g.n === 0) return Promise.resolve();
     const s = this.seq + 1;
     const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
-    const m = this.idemMap(g.c);
-    let a1 = 0, off = 0;
-    for (let k = 0; k < g.n; k++) {
+    for (let k = 0, off = 0; k < g.n; k++) {
       if (off + RECORD_BYTES > g.b.length) return Promise.reject(new ApbError('internal', 'store.appendCompact: records past the end of b'));
+      off += recordLength(g, off);
+    }
+    let log = this.rising.get(g.c);
+    if (!log) this.rising.set(g.c, (log = new IdLog()));
+    const m = this.idem.get(g.c);
+    let a1 = 0, off = 0, maxId = -1;
+    for (let k = 0; k < g.n; k++) {
       const at = dv.getFloat64(off, true), id = dv.getFloat64(off + 8, true);
       if (at > a1) a1 = at;
-      m.set(id, s + k);
-      this.noteId(g.c, id);
-      this.idemCtl.push(g.c); this.idemId.push(id); this.idemSeq.push(s + k); this.idemReply.push(s + k);
-      off += RECORD_BYTES + VIOLATION_BYTES * g.b[off + 29]!;
+      if (id > log.last) {
+        log.push(id, s + k);
+        if (m !== undefined && m.size > 0 && m.has(id)) m.delete(id); // an older reply of this id is replaced
+      } else {
+        this.idemMap(g.c).set(id, s + k);
+        this.idemCtl.push(g.c); this.idemId.push(id); this.idemSeq.push(s + k); this.idemReply.push(s + k);
+      }
+      if (id > maxId) maxId = id;
+      off += recordLength(g, off);
     }
+    this.noteId(g.c, maxId);
     this.seq += g.n;
     this.eventCount += g.n;
     this.log.push({ s, n: g.n, a0: dv.getFloat64(0, true), a1, g });
@@ -149,7 +167,8 @@ export class MemoryStore implements Store {
   }
 
   getIdem(controller: string, id: number | string | bigint): Uint8Array | undefined {
-    const r = this.idem.get(controller)?.get(typeof id === 'number' ? id : normalizeId(id));
+    const nid = typeof id === 'number' ? id : normalizeId(id);
+    const r = this.idem.get(controller)?.get(nid) ?? (typeof nid === 'number' ? this.rising.get(controller)?.find(nid) : undefined);
     if (r === undefined || r instanceof Uint8Array) return r;
     // a compact record: re-encoded from the journal entry at seq r
     const e = this.log[this.after(r - 1)];
@@ -240,6 +259,7 @@ export class MemoryStore implements Store {
       const m = this.idem.get(this.idemCtl[h]!);
       if (m && m.get(this.idemId[h]!) === this.idemReply[h]) m.delete(this.idemId[h]!);
     }
+    for (const log of this.rising.values()) log.trim(lastDeleted);
     if (this.idemHead > 4096 && this.idemHead * 2 > this.idemSeq.length) {
       const h = this.idemHead;
       this.idemCtl = this.idemCtl.slice(h); this.idemId = this.idemId.slice(h); this.idemSeq = this.idemSeq.slice(h); this.idemReply = this.idemReply.slice(h);

@@ -26,13 +26,13 @@
  * updated): the main thread logs it and starts a new one, which restores from
  * the newest snapshot again. Decisions never wait for this thread.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
+import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CoreKind } from '../engine/engine.js';
 import { openStore } from './index.js';
 import { JournalReplica, type ReplicaLog } from './replica.js';
+import { lowerThreadPriority } from './thread-priority.js';
 import type { SnapshotEntry, Store } from './types.js';
 
 export interface SnapshotWorkerData { dir: string; core: CoreKind; configText: string }
@@ -77,17 +77,6 @@ export function writeSnapshotFile(dir: string, file: string, bytes: Uint8Array):
   try { fsyncSync(dh); } finally { closeSync(dh); }
 }
 
-/**
- * Linux: nice 10 for this thread only (setpriority on its thread id), so that on a busy machine the
- * kernel runs the deciding main thread first; the snapshot only takes longer. Elsewhere: nothing.
- */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0 && tid !== process.pid) setPriority(tid, Math.max(getPriority(tid), 10));
-  } catch { /* not Linux, or not allowed: run at the normal priority */ }
-}
-
 const port = parentPort;
 if (port) {
   const post = (m: FromWorker): void => port.postMessage(m);
@@ -95,7 +84,8 @@ if (port) {
     info: (obj, msg = '') => post({ t: 'log', level: 'info', obj, msg }),
     warn: (obj, msg = '') => post({ t: 'log', level: 'warn', obj, msg }),
   };
-  lowerPriority();
+  // background work: the kernel runs the deciding main thread first; the snapshot only takes longer
+  lowerThreadPriority();
   const data = workerData as SnapshotWorkerData;
   const snapDir = join(data.dir, 'snapshots');
   const t0 = performance.now();

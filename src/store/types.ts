@@ -12,8 +12,12 @@
 import type { DataLock } from './lock.js';
 import type { CompactGroup } from './compact-journal.js';
 import type { IndexerKnobs } from './indexer.js';
+import type { SeenRecord, ViolationRecord } from '../engine/explain.js';
 
 export type EventKind = 'badge' | 'passage' | 'offline' | 'action' | 'rejected' | 'config';
+
+/** A compact group of the journal whose first record has seq `seq` (Store.sinceGroups). */
+export interface CompactRun { seq: number; group: CompactGroup }
 
 export interface EventRecord {
   seq?: number;               // assigned by the store (monotonic)
@@ -26,11 +30,14 @@ export interface EventRecord {
   id?: number | string;       // controller message id (string when > 2^53)
   grant?: boolean;
   reason?: string;
-  violations?: { code: string; mode: string; area: string | null }[];
+  /** with the facts that raised each (SPEC 13.3; records written before it have code, mode and area only) */
+  violations?: ViolationRecord[];
+  /** the credential's state as the decision saw it (SPEC 13.3; badge and offline records) */
+  seen?: SeenRecord;
   area?: string;              // area moved to / acted on
   applied?: boolean;          // passage / offline / action outcome
-  action?: string;            // forgive | reset | exempt | setLocation | resetArea
-  on?: boolean;               // exempt
+  action?: string;            // forgive | reset | exempt | setLocation | resetArea | supervisor | lockdown
+  on?: boolean;               // exempt, supervisor, lockdown
   who?: string;               // operator name
   why?: string;               // operator's reason
   error?: { code: string; message: string }; // rejected frames/messages
@@ -118,6 +125,9 @@ export interface StoreOptions {
   walSegmentBytes?: number;
   /** what lmdb-js would print on the console (a failed commit's error), so the server logs it as JSON */
   onLibraryOutput?: (level: 'error' | 'warn', text: string, err?: Error) => void;
+  /** cluster mode (src/cluster): each journal batch (seqs s..e, `payload` = its WAL bytes) is also handed
+   *  here, in seq order, and its appends resolve only once both the WAL and this promise have */
+  replicate?: (s: number, e: number, payload: Uint8Array) => Promise<void>;
 }
 
 export interface StoreStats {
@@ -161,6 +171,12 @@ export interface Store {
   page(q: EventPageQuery): EventPage;
   /** Events with seq > after, oldest first (recovery, export). */
   since(afterSeq: number): Iterable<EventRecord>;
+  /**
+   * Optional: since(), except that a compact group (compact-journal.ts) lying wholly after `afterSeq`
+   * comes as one item, its records taking seqs seq, seq+1, ... in order: a replayer (replica.ts)
+   * then applies it without an object per record.
+   */
+  sinceGroups?(afterSeq: number): Iterable<EventRecord | CompactRun>;
   /** Events with sinceAt <= at <= untilAt, oldest first (export). */
   range(sinceAt?: number, untilAt?: number): Iterable<EventRecord>;
   /** `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes). */
@@ -187,6 +203,8 @@ export interface Store {
   readonly syncs?: number;
   /** index entries the store could not write (e.g. a name over its key limit) and skipped, since open */
   readonly indexSkipped?: number;
+  /** records appended but not yet in the derived indexes (D/index; durable stores only): the indexer's lag */
+  readonly indexLag?: number;
   /** called on every change of `healthy`; returns an unsubscribe function */
   onHealthChange(cb: (healthy: boolean, error?: Error) => void): () => void;
   /** resolves once every append issued so far has committed or failed */

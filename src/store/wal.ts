@@ -34,6 +34,7 @@
  * covers everything written while the previous one ran: continuous group commit.
  */
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
+import { open as openAsync, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -136,6 +137,25 @@ export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: num
   return { tail, gap: after.length - tail.length, maxSeg };
 }
 
+/** A new segment file of `size` zero bytes, synced with its directory entry; its fd, open for writing. */
+async function createSegmentFile(path: string, size: number): Promise<number> {
+  const fh = await openAsync(path, 'w+', 0o600);
+  try {
+    for (let off = 0; off < size;) off += (await fh.write(ZEROS, 0, Math.min(ZEROS.length, size - off), off)).bytesWritten;
+    await fh.datasync();
+    const dir = await openAsync(join(path, '..'), 'r');
+    try { await dir.sync(); } finally { await dir.close(); }
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await rm(path, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  // the segment outlives this handle: keep a plain fd (closeSync at close), as the synchronous path does
+  const fd = openSync(path, 'r+');
+  await fh.close();
+  return fd;
+}
+
 export class Wal<T> {
   private readonly segBytes: number;
   private readonly dir: string;
@@ -164,6 +184,8 @@ export class Wal<T> {
   private writtenGen = 0;
   private syncedGen = 0;
   private durable = 0;
+  /** a spare segment being created off the event loop (prepare), settled either way */
+  private preparing: Promise<void> | null = null;
 
   /**
    * Opens the WAL in `dir` for writing. Existing segment files are taken as spares for reuse once
@@ -248,6 +270,26 @@ export class Wal<T> {
     if (this.flushMode) { for (const w of waiting) this.unsynced.push(w); }
     else for (const w of waiting) this.opts.onDurable(w);
     this.startSync();
+    if (this.spares.length === 0 && this.pos > this.cur.size / 2) this.prepare();
+  }
+
+  /**
+   * Creates the next segment before it is needed, in the thread pool: zero-filling and syncing 4 MiB
+   * on the event loop at a roll stalled every reply for tens of milliseconds. A roll that finds no
+   * spare yet (the log outran this) still creates one synchronously, as before.
+   */
+  private prepare(): void {
+    if (this.preparing || this.closed) return;
+    const path = join(this.dir, `seg-${this.fileNo++}.wal`);
+    const size = this.segBytes;
+    this.preparing = createSegmentFile(path, size).then(
+      (fd) => {
+        this.preparing = null;
+        if (this.closed) { try { closeSync(fd); } catch { /* closed */ } return; }
+        this.spares.push({ no: 0, fd, path, size, lastEnd: 0 });
+      },
+      () => { this.preparing = null; }, // a full disk: the synchronous roll meets it again and reports it
+    );
   }
 
   /** One fdatasync at a time over every segment written since the last one; writes meanwhile wait for the next. */
@@ -289,6 +331,9 @@ export class Wal<T> {
       this.spares.push(this.active.shift()!);
     }
   }
+
+  /** resolves when no spare segment is being created (tests) */
+  async prepared(): Promise<void> { if (this.preparing) await this.preparing; }
 
   /** After a storage failure: writes may be tried again (the probe found the disk usable). */
   reset(): void { this.broken = undefined; }
@@ -334,6 +379,7 @@ export class Wal<T> {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
+    if (this.preparing) await this.preparing;
     for (const s of [...this.active, ...this.spares]) { try { closeSync(s.fd); } catch { /* already closed */ } }
   }
 }

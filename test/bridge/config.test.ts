@@ -59,7 +59,8 @@ test('mistakes are named by path, all at once', () => {
       - { id: door-1, address: 3, secure: { scbk: "303132333435363738393a3b3c3d3e3f" }, policy: local }
 `));
   assert.deepEqual(e2, [
-    'ports[0].readers[1].address: address 3 is also ports[0].readers[0].address (one reader per address on a bus)',
+    'ports[0].readers[1].reader: address 3 reader 0 is also ports[0].readers[0] (one entry per reader head; a PD with several heads lists each with its own `reader` number)',
+    'ports[0].readers[1].secure: must be the same as ports[0].readers[0].secure: both are heads of the PD at address 3, which has one secure channel',
     'ports[0].readers[1].id: reader "door-1" is also ports[0].readers[0].id',
     'ports[0].readers[1].secure.scbk: must not be the default key SCBK-D (30..3F), which every reader in install mode accepts: generate a random key per reader',
     'ports[0].readers[1].policy: local needs `site:` (the site file the engine runs) to decide',
@@ -75,6 +76,17 @@ test('mistakes are named by path, all at once', () => {
   ]);
   assert.match(errors('engine: [\n')[0]!, /^bridge\.yaml is not valid YAML or JSON: .* at line 2, column 1$/);
   assert.deepEqual(errors('- 1\n'), ['bridge.yaml must be a map of settings (engine, data, ports, ...)']);
+});
+
+test('a PD with several reader heads: one entry per head, sharing the PD\'s check and secure channel', () => {
+  const c = loadBridgeText(base(`      - { id: gate-in, address: 1, reader: 0 }
+      - { id: gate-out, address: 1, reader: 1, passageInput: 2 }
+      - { id: door-2, address: 2 }
+`), 'bridge.yaml', '/srv');
+  assert.deepEqual(c.file.ports[0]!.readers.map((r) => [r.id, r.address, r.reader]), [['gate-in', 1, 0], ['gate-out', 1, 1], ['door-2', 2, 0]]);
+  assert.deepEqual(errors(base(`      - { id: gate-in, address: 1, reader: 0 }
+      - { id: gate-out, address: 1, reader: 1, check: checksum }
+`)), ['ports[0].readers[1].check: must be the same as ports[0].readers[0].check ("crc"): both are heads of the PD at address 1']);
 });
 
 test('with the site file: the token\'s controller, its readers, and a readable site', () => {

@@ -25,7 +25,7 @@ test('apb validate: good file -> ok, exit 0; bad file -> every error, exit 1; mi
     assert.deepEqual(r.stdout.trimEnd().split('\n').sort(), [
       'areas[0].entry: must be one of off | soft | hard, got "maybe"',
       'areas[0].parent: unknown area "lobby"',
-      'colour: unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, webhooks)',
+      'colour: unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)',
       'readers[0].controller: unknown controller "c"',
     ]);
     assert.match(r.stderr, /4 errors/);
@@ -66,7 +66,7 @@ test('the bundled demo sites validate (in process and through the CLI) with the 
   }
   const { config } = loadSiteFile(join(DEMO, 'stadium.yaml'));
   assert.deepEqual(config.controllers.map((c) => [c.id, c.token]), [
-    ['gate-north', 'demo-gate-north-token'], ['gate-south', 'demo-gate-south-token'], ['turnstiles', 'demo-turnstiles-token'], ['vip', 'demo-vip-door-token']]);
+    ['gate-north', 'demo-gate-north-token'], ['gate-south', 'demo-gate-south-token'], ['turnstiles', 'demo-turnstiles-token'], ['vip', 'demo-vip-door-token'], ['staff', 'demo-staff-doors-token']]);
   assert.deepEqual(config.users.map((u) => [u.name, u.token, u.role]), [
     ['viewer', 'demo-viewer-token', 'viewer'], ['desk', 'demo-operator-token', 'operator'], ['admin', 'demo-admin-token', 'admin']]);
   assert.equal(config.timezone, 'Europe/London');

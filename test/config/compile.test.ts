@@ -9,22 +9,23 @@ import { baseDoc, DEMO, load } from './util.js';
 
 test('compileSite: dense tables of the demo stadium', () => {
   const { site } = loadSiteFile(join(DEMO, 'stadium.yaml'));
-  assert.deepEqual(site.areaIds, ['outside', 'stadium', 'concourse', 'vip-lounge']);
-  assert.deepEqual([...site.areaIndex], [['outside', 0], ['stadium', 1], ['concourse', 2], ['vip-lounge', 3]]);
-  assert.deepEqual([...site.parent], [-1, 0, 1, 2]);
-  assert.deepEqual([...site.depth], [0, 1, 2, 3]);
-  assert.deepEqual([...site.entry], [MODE_OFF, MODE_HARD, MODE_HARD, MODE_HARD]);
-  assert.deepEqual([...site.exit], [MODE_OFF, MODE_SOFT, MODE_OFF, MODE_HARD]);
-  assert.deepEqual([...site.strict], [0, 0, 0, 1]);
-  assert.deepEqual([...site.maxOccupancy], [-1, 60000, -1, 200]);
-  assert.deepEqual([...site.presenceTimeoutMs], [0, 0, 0, 14_400_000]);
-  assert.deepEqual([...site.commitOnPassage], [0, 0, 1, 0]);
-  assert.deepEqual([...site.passageTimeoutMs], [0, 10_000, 8_000, 10_000]);
-  assert.deepEqual([...site.hasSchedule], [0, 0, 0, 0]);
+  assert.deepEqual(site.areaIds, ['outside', 'stadium', 'concourse', 'vip-lounge', 'pitch', 'control-room']);
+  assert.deepEqual([...site.areaIndex], [['outside', 0], ['stadium', 1], ['concourse', 2], ['vip-lounge', 3], ['pitch', 4], ['control-room', 5]]);
+  assert.deepEqual([...site.parent], [-1, 0, 1, 2, 1, 1]);
+  assert.deepEqual([...site.depth], [0, 1, 2, 3, 2, 2]);
+  assert.deepEqual([...site.entry], [MODE_OFF, MODE_HARD, MODE_HARD, MODE_HARD, MODE_OFF, MODE_OFF]);
+  assert.deepEqual([...site.exit], [MODE_OFF, MODE_SOFT, MODE_OFF, MODE_HARD, MODE_OFF, MODE_OFF]);
+  assert.deepEqual([...site.strict], [0, 0, 0, 1, 0, 0]);
+  assert.deepEqual([...site.maxOccupancy], [-1, 60000, -1, 200, -1, -1]);
+  assert.deepEqual([...site.presenceTimeoutMs], [0, 0, 0, 14_400_000, 0, 43_200_000]);
+  assert.deepEqual([...site.commitOnPassage], [0, 0, 1, 0, 0, 0]);
+  assert.deepEqual([...site.passageTimeoutMs], [0, 10_000, 8_000, 10_000, 10_000, 10_000]);
+  assert.deepEqual([...site.hasSchedule], [0, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...site.supervision], [MODE_OFF, MODE_OFF, MODE_OFF, MODE_OFF, MODE_OFF, MODE_HARD]);
   assert.equal(site.forgetAfterMs, 604_800_000);
-  assert.deepEqual(site.controllerIds, ['gate-north', 'gate-south', 'turnstiles', 'vip']);
+  assert.deepEqual(site.controllerIds, ['gate-north', 'gate-south', 'turnstiles', 'vip', 'staff']);
   const r = (id: string) => site.readerIndex.get(id)!;
-  assert.equal(site.readerIds.length, 10);
+  assert.equal(site.readerIds.length, 14);
   assert.equal(r('gate-north-in'), 0);
   assert.deepEqual([site.readerFrom[r('turnstile-1-in')], site.readerTo[r('turnstile-1-in')]], [1, 2]);
   assert.deepEqual([site.readerFrom[r('vip-out')], site.readerTo[r('vip-out')]], [3, 2]);
@@ -122,17 +123,17 @@ test('diffSites: added/removed/changed by id and old->new index maps', () => {
     controllersAdded: ['media'], controllersRemoved: [], controllersChanged: ['gate-north'],
     usersChanged: false, settingsChanged: ['credentials'], locationsDropped: 0,
   });
-  // new area order: outside, press-box, stadium, concourse
-  assert.deepEqual([...areaMap], [0, 2, 3, -1]);
+  // new area order: outside, press-box, stadium, concourse, pitch, control-room
+  assert.deepEqual([...areaMap], [0, 2, 3, -1, 4, 5]);
   for (let i = 0; i < prev.site.readerIds.length; i++) {
     const j = readerMap[i]!;
     if (j === -1) assert.ok(prev.site.readerIds[i]!.startsWith('vip'));
     else assert.equal(next.site.readerIds[j], prev.site.readerIds[i]);
   }
-  assert.equal(readerMap[0], 7); // gate-north-in is 8th of the reversed 8
+  assert.equal(readerMap[0], 11); // gate-north-in is 12th of the reversed 12
   const same = diffSites(prev.site, loadSiteFile(join(DEMO, 'stadium.yaml')).site);
   assert.deepEqual(same.report, { areasAdded: [], areasRemoved: [], areasChanged: [], readersAdded: [], readersRemoved: [], readersChanged: [], controllersAdded: [], controllersRemoved: [], controllersChanged: [], usersChanged: false, settingsChanged: [], locationsDropped: 0 });
-  assert.deepEqual([...same.areaMap], [0, 1, 2, 3]);
+  assert.deepEqual([...same.areaMap], [0, 1, 2, 3, 4, 5]);
   d.users[0].role = 'admin';
   assert.equal(diffSites(prev.site, load(d).site).report.usersChanged, true);
   // issue 10 item 20: top-level settings (the UHPPOTE listener, webhooks, ...) are reported too

@@ -8,7 +8,7 @@ test('defaults are filled in for every optional key', () => {
   const { config } = load({ site: 's', timezone: 'UTC', areas: [{ id: 'a' }], readers: [{ id: 'r', from: 'outside', to: 'a', controller: 'c' }], controllers: [{ id: 'c', token: 't-long-test-token' }] });
   assert.deepEqual(config.areas[0], {
     id: 'a', parent: 'outside', entry: 'off', exit: 'off', strict: false, presenceTimeout: 0, schedule: 'always',
-    resetAt: [], maxOccupancy: null, commitOn: 'grant', passageTimeout: 10,
+    resetAt: [], maxOccupancy: null, commitOn: 'grant', passageTimeout: 10, supervision: 'off',
   });
   assert.deepEqual(config.readers[0], { id: 'r', from: 'outside', to: 'a', controller: 'c', reuseLockout: 0, reuseMode: 'hard' });
   assert.deepEqual(config.controllers[0], { id: 'c', token: 't-long-test-token', protocol: 'native', rateLimit: 10000 });
@@ -35,13 +35,13 @@ const cases: Case[] = [
   ['missing site', (d) => { delete d.site; }, 'site', 'is required'],
   ['missing timezone', (d) => { delete d.timezone; }, 'timezone', 'is required'],
   ['unknown time zone', (d) => { d.timezone = 'Mars/Olympus'; }, 'timezone', 'unknown IANA time zone "Mars/Olympus"'],
-  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, webhooks)'],
+  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)'],
   ['negative forgetAfter', (d) => { d.forgetAfter = -1; }, 'forgetAfter', 'must be between 0 and 2147483647, got -1'],
   ['fractional forgetAfter', (d) => { d.forgetAfter = 1.5; }, 'forgetAfter', 'must be an integer, got 1.5'],
   ['string forgetAfter', (d) => { d.forgetAfter = '10'; }, 'forgetAfter', 'must be an integer, got "10"'],
   ['areas not a list', (d) => { d.areas = { id: 'x' }; }, 'areas', 'must be a list, got a map'],
   ['area not a map', (d) => { d.areas[1] = 'lab'; }, 'areas[1]', 'must be a map, got "lab"'],
-  ['area unknown key', (d) => { d.areas[0].colour = 'red'; }, 'areas[0].colour', 'unknown key (allowed: id, parent, entry, exit, strict, presenceTimeout, schedule, resetAt, maxOccupancy, commitOn, passageTimeout)'],
+  ['area unknown key', (d) => { d.areas[0].colour = 'red'; }, 'areas[0].colour', 'unknown key (allowed: id, parent, entry, exit, strict, presenceTimeout, schedule, resetAt, maxOccupancy, commitOn, passageTimeout, supervision)'],
   ['area missing id', (d) => { delete d.areas[0].id; d.areas[1].parent = 'outside'; d.readers = []; }, 'areas[0].id', 'is required'],
   ['area id with a comma', (d) => { d.areas[0].id = 'a,b'; }, 'areas[0].id', 'must be an id without spaces, commas, slashes, quotes, ?, # or %, got "a,b"'],
   ['unknown parent', (d) => { d.areas[1].parent = 'lobby'; }, 'areas[1].parent', 'unknown area "lobby"'],
@@ -64,6 +64,7 @@ const cases: Case[] = [
   ['negative maxOccupancy', (d) => { d.areas[0].maxOccupancy = -1; }, 'areas[0].maxOccupancy', 'must be >= 0, got -1'],
   ['zero passageTimeout', (d) => { d.areas[0].passageTimeout = 0; }, 'areas[0].passageTimeout', 'must be between 1 and 2147483647, got 0'],
   ['bad commitOn', (d) => { d.areas[0].commitOn = 'badge'; }, 'areas[0].commitOn', 'must be one of grant | passage, got "badge"'],
+  ['bad supervision mode', (d) => { d.areas[1].supervision = 'always'; }, 'areas[1].supervision', 'must be one of off | soft | hard, got "always"'],
   ['negative presenceTimeout', (d) => { d.areas[0].presenceTimeout = -5; }, 'areas[0].presenceTimeout', 'must be between 0 and 2147483647, got -5'],
   ['reader unknown from', (d) => { d.readers[0].from = 'street'; }, 'readers[0].from', 'unknown area "street"'],
   ['reader unknown to', (d) => { d.readers[1].to = 'roof'; }, 'readers[1].to', 'unknown area "roof"'],
@@ -111,6 +112,7 @@ const cases: Case[] = [
   ['negative cred', (d) => { d.credentials = [{ cred: -1 }]; }, 'credentials[0].cred', 'integer credential must be between 0 and 2^64-1'],
   ['fractional cred', (d) => { d.credentials = [{ cred: 1.5 }]; }, 'credentials[0].cred', 'must be an unsigned integer up to 2^64-1 or a string, got a number'],
   ['empty string cred', (d) => { d.credentials = [{ cred: '' }]; }, 'credentials[0].cred', 'string credential must be 1-64 UTF-8 bytes'],
+  ['supervisor not a boolean', (d) => { d.credentials = [{ cred: 7, supervisor: 'yes' }]; }, 'credentials[0].supervisor', 'must be true or false, got "yes"'],
   ['65-byte string cred', (d) => { d.credentials = [{ cred: 'é'.repeat(32) + 'x' }]; }, 'credentials[0].cred', 'string credential must be 1-64 UTF-8 bytes'],
   ['duplicate cred', (d) => { d.credentials = [{ cred: 7 }, { cred: '7' }, { cred: 7, exempt: true }]; }, 'credentials[2].cred', 'duplicate credential "7" (first at credentials[0].cred)'],
   ['exempt not bool', (d) => { d.credentials = [{ cred: 7, exempt: 1 }]; }, 'credentials[0].exempt', 'must be true or false, got an integer'],

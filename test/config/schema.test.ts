@@ -11,7 +11,7 @@ function maximal(): J {
     site: 'max', timezone: 'Europe/Paris', forgetAfter: 86400, maxClockSkew: 600,
     areas: [
       { id: 'hall', parent: 'outside', entry: 'hard', exit: 'soft', strict: true, presenceTimeout: 60,
-        schedule: [{ days: ['mon', 'sun'], from: '22:00', to: '06:00' }], resetAt: ['03:00'], maxOccupancy: 5, commitOn: 'passage', passageTimeout: 7 },
+        schedule: [{ days: ['mon', 'sun'], from: '22:00', to: '06:00' }], resetAt: ['03:00'], maxOccupancy: 5, commitOn: 'passage', passageTimeout: 7, supervision: 'soft' },
     ],
     readers: [
       { id: 'r1', from: 'outside', to: 'hall', controller: 'o', reuseLockout: 10, reuseMode: 'soft', osdp: { address: 1, reader: 1 } },
@@ -21,11 +21,12 @@ function maximal(): J {
       { id: 'o', token: 't-o-long-test-token', protocol: 'osdp', rateLimit: 50 },
       { id: 'u', token: 't-u-long-test-token', protocol: 'uhppote', serial: 423187757, address: '192.0.2.10' },
     ],
-    credentials: [{ cred: 42, exempt: true }],
+    credentials: [{ cred: 42, exempt: true, supervisor: true }],
     users: [{ name: 'n', token: 't-n-long-test-token', role: 'admin' }],
     wiegandFormats: [{ name: 'site-26', bits: 26, facility: { start: 1, length: 8 }, card: { start: 9, length: 16 },
       parity: [{ bit: 0, covers: [1, 12], kind: 'even' }, { bit: 25, covers: [13, 24], kind: 'odd' }] }],
     uhppote: { host: '127.0.0.1', port: 60001 },
+    cluster: { servers: ['nats://10.0.0.1:4222'], node: 'gate-a', streamReplicas: 3, leaseMs: 2000, snapshotEvery: 100000 },
     webhooks: [{ url: 'https://example.com/hook', kinds: ['violation'] }],
   };
 }
@@ -96,7 +97,7 @@ test('JSON Schema defaults equal the defaults the loader fills in', () => {
     return n;
   };
   assert.equal(check(schema.properties, input, config, ''), 6);
-  assert.equal(check(schema.properties.areas.items.properties, input.areas[0], config.areas[0]!, 'areas[]'), 10);
+  assert.equal(check(schema.properties.areas.items.properties, input.areas[0], config.areas[0]!, 'areas[]'), 11);
   assert.equal(check(schema.properties.readers.items.properties, input.readers[0], config.readers[0]!, 'readers[]'), 2);
   assert.equal(check(schema.properties.controllers.items.properties, input.controllers[0], config.controllers[0]!, 'controllers[]'), 2);
   assert.deepEqual(schema.properties.uhppote.properties.port.default, 60001);

@@ -24,7 +24,8 @@ const MAIN = resolve(here, '../../src/cli/main.js');
 const CASES = resolve(here, '../../../test/conformance/cases'); // the YAML stays in the source tree
 
 interface Step { in: string; out: string; note?: string }
-interface Case { file: string; name: string; spec: string; site: unknown; steps: Step[] }
+/** `explain: true`: the case runs with --explain (SPEC 13.3) */
+interface Case { file: string; name: string; spec: string; site: unknown; steps: Step[]; explain?: boolean }
 
 function loadCases(): Case[] {
   return readdirSync(CASES).filter((f) => f.endsWith('.yaml')).sort().map((file) => {
@@ -83,7 +84,7 @@ for (const [label, coreArgs] of [['default core', []], ['reference core', ['--co
         const eventsPath = join(dir, `${tag}.jsonl`);
         writeFileSync(sitePath, YAML.stringify(c.site));
         writeFileSync(eventsPath, c.steps.map((s) => s.in).join('\n') + '\n');
-        const run = await replay(sitePath, eventsPath, [...coreArgs]);
+        const run = await replay(sitePath, eventsPath, [...coreArgs, ...(c.explain ? ['--explain'] : [])]);
         assert.equal(run.code, 0, `${c.file}: apb replay exited ${run.code}\n${run.stderr}`);
         const lines = run.stdout.split('\n');
         if (lines[lines.length - 1] === '') lines.pop();

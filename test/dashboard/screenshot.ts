@@ -9,7 +9,8 @@
  * It starts the demo site of `npm start` (src/demo/stadium.yaml) with
  * `apb serve` on a temporary data directory and a free port, drives its
  * controllers with simulated traffic (entries, exits, turnstile passages, a
- * full VIP lounge, a few pass-backs and a forgive by the desk), opens the
+ * full VIP lounge, a few pass-backs and a forgive by the desk, the pitch locked
+ * down, a supervisor and staff in the control room), opens the
  * console in Debian's Chromium (/usr/bin/chromium) as the demo operator while
  * traffic keeps flowing, takes the screenshots, and stops everything.
  */
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
     const south = await connect('gate-south');
     const turn = await connect('turnstiles');
     const vip = await connect('vip');
+    const staff = await connect('staff');
 
     // ── before anyone opens the console: the gates open (the console backfills this from the event log) ──
     let next = 40_001;
@@ -79,6 +81,15 @@ async function main(): Promise<void> {
     await north.badges([{ cred: 40_007, reader: 'gate-north-in' }, { cred: 40_152, reader: 'gate-north-in' }]);
     await south.badge(77_777, 'gate-south-out');
     await turn.badge(40_402, 'turnstile-1-in');
+    // the control room: a supervisor first, then staff (who would be refused alone: no_supervisor)
+    await north.badges([{ cred: 800_001, reader: 'gate-north-in' }, { cred: 31_001, reader: 'gate-north-in' }, { cred: 31_002, reader: 'gate-north-in' }]);
+    await staff.badges([{ cred: 31_001, reader: 'control-in' }, { cred: 800_001, reader: 'control-in' }, { cred: 31_001, reader: 'control-in' }, { cred: 31_002, reader: 'control-in' }]);
+    // the pitch is locked down; two fans try it anyway
+    await fetch(`${base}/v1/areas/pitch/lockdown`, {
+      method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'pitch invasion, stewards on the field', on: true }),
+    });
+    await staff.badges([{ cred: 40_033, reader: 'pitch-in' }, { cred: 40_034, reader: 'pitch-in' }]);
     const forgiven = 40_152;
     await fetch(`${base}/v1/credentials/${forgiven}/forgive`, {
       method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/json' },
@@ -120,6 +131,8 @@ async function main(): Promise<void> {
     await desk.fill(tid('lookup-cred'), String(forgiven));
     await desk.click(tid('lookup-submit'));
     await desk.waitForSelector(`${tid('lookup-events')} tr[data-kind="action"]`);
+    await desk.click(`${tid('lookup-events')} tr.has-detail`); // the forgiven badge, explained
+    await desk.waitForSelector(tid('event-sentence'), { state: 'visible' });
     await desk.selectOption(tid('muster-area'), 'vip-lounge').catch(() => undefined);
     await desk.waitForSelector(tid('muster-row'), { timeout: 5000 }).catch(() => undefined);
     await sleep(2500); // a few more stats frames

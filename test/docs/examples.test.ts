@@ -113,6 +113,8 @@ function run(cmd: string, args: string[], cwd: string, e: NodeJS.ProcessEnv, inp
       try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* the group is gone: nothing left behind */ }
       resolve(error === undefined ? { status, stdout, stderr } : { status, stdout, stderr, error });
     });
+    // a block that exits without reading its input: EPIPE on stdin is not a failure (seen under load)
+    p.stdin!.on('error', () => undefined);
     p.stdin!.end(input ?? '');
   });
 }

@@ -45,6 +45,7 @@ const areaPolicy = fc.record({
   maxOccupancy: fc.constantFrom(null, null, 1, 2, 3),
   commitOn: fc.constantFrom('grant', 'grant', 'passage'),
   passageTimeout: fc.constantFrom(5, 10, 20),
+  supervision: fc.constantFrom('off', 'off', 'soft', 'hard'),
 });
 
 /** a random site config object (JSON is valid YAML); parents only among earlier areas, depth <= 3 */
@@ -85,7 +86,9 @@ type OpGen =
   | { t: 'forgive' | 'reset'; c: number }
   | { t: 'exempt'; c: number; on: boolean }
   | { t: 'setLocation'; c: number; a: number }
-  | { t: 'resetArea'; a: number };
+  | { t: 'resetArea'; a: number }
+  | { t: 'supervisor'; c: number; on: boolean }
+  | { t: 'lockdown'; a: number; on: boolean };
 
 const dtArb = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 0, max: 15_000 }) },
@@ -104,6 +107,8 @@ const opArb: fc.Arbitrary<OpGen> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('exempt' as const), c: credIx, on: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('setLocation' as const), c: credIx, a: areaIx }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('resetArea' as const), a: areaIx }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('supervisor' as const), c: credIx, on: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('lockdown' as const), a: areaIx, on: fc.boolean() }) },
 );
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 20, arbitrary: fc.record({ k: fc.constant('ops' as const), dt: dtArb, ops: fc.array(opArb, { minLength: 1, maxLength: 3 }) }) },
@@ -122,6 +127,8 @@ function toOp(g: OpGen, site: CompiledSite, clock: number): CoreOp {
     case 'exempt': return { op: 'exempt', cred: CREDS[g.c]!, on: g.on };
     case 'setLocation': return { op: 'setLocation', cred: CREDS[g.c]!, area: area(g.a) };
     case 'resetArea': return { op: 'resetArea', area: area(g.a) };
+    case 'supervisor': return { op: 'supervisor', cred: CREDS[g.c]!, on: g.on };
+    case 'lockdown': return { op: 'lockdown', area: Math.max(1, area(g.a)), on: g.on }; // outside is refused before a core
   }
 }
 
@@ -133,6 +140,8 @@ function compare(w: Engine, r: Engine, where: string): void {
     const ro = r.occupancy(a);
     assert.equal(ro, refCore.occupancyByScan(a), `${where}: reference occupancy of ${r.site.areaIds[a]} vs its definition`);
     assert.equal(w.occupancy(a), ro, `${where}: occupancy of ${r.site.areaIds[a]}`);
+    assert.equal(w.supervisors(a), r.supervisors(a), `${where}: supervisors in ${r.site.areaIds[a]}`);
+    assert.equal(w.locked(a), r.locked(a), `${where}: lockdown of ${r.site.areaIds[a]}`);
   }
   assert.equal(w.core.size(), r.core.size(), `${where}: size`);
   // the muster list: both cores list the same credentials, in the same record order, exactly those occupancy counts

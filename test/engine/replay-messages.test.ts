@@ -91,11 +91,13 @@ test('every op survives toReplayObject -> stringifyReplay -> parseReplayLine -> 
   }
 });
 
+const SEEN = { location: -1, lastMoveAt: 0, lastReader: -1, lastReaderAt: 0, freePass: false, exempt: false, supervisor: false, pending: null };
+
 test('encodeResult: decisions carry area ids (null for reuse), everything else is an ack', () => {
-  assert.deepEqual(encodeResult({ op: 'badge', grant: true, reason: 'soft_violation', violations: [{ code: 'reuse', mode: 'soft', area: -1 }, { code: 'reentry', mode: 'soft', area: 1 }], area: 2, pending: false }, S),
+  assert.deepEqual(encodeResult({ op: 'badge', grant: true, reason: 'soft_violation', violations: [{ code: 'reuse', mode: 'soft', area: -1 }, { code: 'reentry', mode: 'soft', area: 1 }], area: 2, pending: false, seen: SEEN }, S),
     { t: 'decision', grant: true, reason: 'soft_violation', violations: [{ code: 'reuse', mode: 'soft', area: null }, { code: 'reentry', mode: 'soft', area: 'hall' }], area: 'vip' });
-  assert.deepEqual(encodeResult({ op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false }, S),
+  assert.deepEqual(encodeResult({ op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false, seen: SEEN }, S),
     { t: 'decision', grant: false, reason: 'unknown_reader', violations: [] });
-  assert.deepEqual(encodeResult({ op: 'offline', applied: true, violations: [] }, S), { t: 'ack' });
+  assert.deepEqual(encodeResult({ op: 'offline', applied: true, violations: [], seen: SEEN }, S), { t: 'ack' });
   assert.deepEqual(encodeResult({ op: 'resetArea', changed: 3 }, S), { t: 'ack' });
 });

@@ -144,9 +144,10 @@ readers:
     const core = createWasmCore(siteOf(TWO_AREAS));
     for (const reader of [-1, 2, 99999]) {
       const r = badge(core, int(5), reader, T0);
-      assert.deepEqual(r, { op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false });
+      const seen = { location: -1, lastMoveAt: 0, lastReader: -1, lastReaderAt: 0, freePass: false, exempt: false, supervisor: false, pending: null };
+      assert.deepEqual(r, { op: 'badge', grant: false, reason: 'unknown_reader', violations: [], area: -1, pending: false, seen });
       assert.deepEqual(core.apply([{ op: 'passage', cred: int(5), reader }], T0), [{ op: 'passage', applied: false }]);
-      assert.deepEqual(core.apply([{ op: 'offline', cred: int(5), reader, ts: T0, granted: true }], T0), [{ op: 'offline', applied: false, violations: [] }]);
+      assert.deepEqual(core.apply([{ op: 'offline', cred: int(5), reader, ts: T0, granted: true }], T0), [{ op: 'offline', applied: false, violations: [], seen }]);
     }
     assert.equal(core.size(), 0);
   });

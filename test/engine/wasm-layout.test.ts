@@ -1,13 +1,15 @@
 /**
  * WASM core memory layout (assembly/table.ts 64-byte buckets,
  * assembly/calendar.ts expiry calendar):
- *  - a snapshot of the previous layout (24-byte records + index + timeout
- *    list, built from the commit before the buckets: test/fixtures/core-layout1.wasm)
+ *  - a snapshot of the previous layout (ABI 2: 24-byte records + index +
+ *    timeout list, with SPEC 13's supervisor bits and lockdown flags; the
+ *    core built from main before the buckets: test/fixtures/core-layout2.wasm)
  *    is migrated on restore, by restore() and restoreFromFile(): every
- *    credential's state, every count, the muster lists and the pending
- *    overrides come through, and the migrated core then decides exactly
- *    like the old one;
- *  - a damaged layout-1 snapshot is refused with bad_message, core unchanged;
+ *    credential's state, every count (supervisors' too), the lockdowns, the
+ *    muster lists and the pending overrides come through, and the migrated
+ *    core then decides exactly like the old one (ABI 1 snapshots, the same
+ *    records without SPEC 13's segments: test/engine/spec13.test.ts);
+ *  - a damaged layout-2 snapshot is refused with bad_message, core unchanged;
  *  - the table grows in the middle of batches (slot numbers change under the
  *    slots the batch looked up first) while presence timeouts and forgetAfter
  *    expire, and the core still agrees with the reference model;
@@ -31,11 +33,11 @@ import { ApbError } from '../../src/errors.js';
 import { SEC, T0, bin, int, rng, siteOf, str } from './wasm-util.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const LAYOUT1 = readFileSync(join(ROOT, 'test', 'fixtures', 'core-layout1.wasm'));
+const LAYOUT2 = readFileSync(join(ROOT, 'test', 'fixtures', 'core-layout2.wasm'));
 
 const SITE = `areas:
   - { id: campus, entry: hard, exit: soft, maxOccupancy: 3000 }
-  - { id: building, parent: campus, entry: hard, strict: true, presenceTimeout: 40 }
+  - { id: building, parent: campus, entry: hard, strict: true, presenceTimeout: 40, supervision: soft }
   - { id: lab, parent: building, entry: soft, commitOn: passage, passageTimeout: 10 }
 readers:
   - { id: gate-in, from: outside, to: campus, controller: c, reuseLockout: 5 }
@@ -67,7 +69,8 @@ function stream(site: CompiledSite, seed: number, n: number, start: number): { o
           : x === 15 ? { op: 'offline', cred: c, reader: r() % R, ts: now - (r() % 120) * SEC, granted: r() % 4 !== 0 }
             : x === 16 ? { op: 'forgive', cred: c }
               : x === 17 ? { op: 'exempt', cred: c, on: r() % 2 === 0 }
-                : x === 18 ? { op: 'setLocation', cred: c, area: r() % A } : { op: 'reset', cred: c });
+                : x === 18 ? { op: 'setLocation', cred: c, area: r() % A }
+                  : x === 19 && r() % 2 === 0 ? { op: 'supervisor', cred: c, on: r() % 3 !== 0 } : { op: 'reset', cred: c });
     }
     out.push({ ops, now });
   }
@@ -79,6 +82,8 @@ function sameState(a: EngineCore, b: EngineCore, site: CompiledSite, where: stri
   for (const c of CREDS) assert.deepEqual(a.state(c), b.state(c), `${where}: state`);
   for (let x = 0; x < site.areaIds.length; x++) {
     assert.equal(a.occupancy(x), b.occupancy(x), `${where}: occupancy of ${site.areaIds[x]}`);
+    assert.equal(a.supervisors(x), b.supervisors(x), `${where}: supervisors in ${site.areaIds[x]}`);
+    assert.equal(a.locked(x), b.locked(x), `${where}: lockdown of ${site.areaIds[x]}`);
     assert.deepEqual(a.credentialsIn(x, 0, 10_000), b.credentialsIn(x, 0, 10_000), `${where}: muster list of ${site.areaIds[x]}`);
   }
 }
@@ -86,7 +91,7 @@ function sameState(a: EngineCore, b: EngineCore, site: CompiledSite, where: stri
 /** an old-layout core on NEXT, with pending moves whose target/deadline came from before a reconfigure */
 function oldCore(forgetAfter: number): { old: WasmCore; site: CompiledSite; last: number } {
   const s1 = siteOf(SITE, forgetAfter), s2 = siteOf(NEXT, forgetAfter);
-  const old = createWasmCore(s1, { wasm: LAYOUT1 });
+  const old = createWasmCore(s1, { wasm: LAYOUT2 });
   let last = T0;
   for (const { ops, now } of stream(s1, 3 + forgetAfter, 300, T0)) { old.apply(ops, now); last = now; }
   const pend = [str('pending-a'), int(77), bin([1, 2, 3])];
@@ -94,15 +99,18 @@ function oldCore(forgetAfter: number): { old: WasmCore; site: CompiledSite; last
   const { areaMap, readerMap } = diffSites(s1, s2);
   old.reconfigure(s2, areaMap, readerMap);
   old.setScheduleActive(1, false);
+  old.apply([{ op: 'lockdown', area: 3, on: true }], last);
   for (const c of pend) assert.notEqual(old.state(c).pending, null, 'a pending move crosses the reconfigure');
   return { old, site: s2, last };
 }
 
-describe('layout-1 snapshots', () => {
+describe('layout-2 (ABI 2) snapshots', () => {
   for (const forgetAfter of [0, 90]) {
     test(`are migrated on restore and restoreFromFile: same states, counts, muster lists and decisions (forgetAfter ${forgetAfter})`, () => {
       const { old, site, last } = oldCore(forgetAfter);
       const snap = old.snapshot();
+      assert.equal(new DataView(snap.buffer, snap.byteOffset).getUint32(4, true), 2, 'the old core wrote a version-2 snapshot');
+      assert.ok(old.supervisors(2) > 0 && old.locked(3), 'supervisors present and a lockdown to carry over');
       const dir = mkdtempSync(join(tmpdir(), 'apb-layout-'));
       try {
         const file = join(dir, 'old.snap');
@@ -131,7 +139,7 @@ describe('layout-1 snapshots', () => {
     });
   }
 
-  test('a damaged layout-1 snapshot is refused with bad_message and changes nothing', () => {
+  test('a damaged layout-2 snapshot is refused with bad_message and changes nothing', () => {
     const { old, site } = oldCore(0);
     const snap = old.snapshot();
     const core = createWasmCore(site);

@@ -147,7 +147,7 @@ describe('ABI', () => {
   test('a module of another ABI version, without the exports, or not WebAssembly is refused with abi_mismatch', () => {
     const s = siteOf(SITE);
     const abi = (e: unknown): boolean => e instanceof ApbError && e.code === 'abi_mismatch';
-    assert.throws(() => createWasmCore(s, { wasm: wasmWithAbi(HOST_ABI_VERSION + 998) }), (e: unknown) => abi(e) && /ABI version 999/.test((e as Error).message));
+    assert.throws(() => createWasmCore(s, { wasm: wasmWithAbi(HOST_ABI_VERSION + 998) }), (e: unknown) => abi(e) && new RegExp(`ABI version ${HOST_ABI_VERSION + 998}`).test((e as Error).message));
     assert.throws(() => createWasmCore(s, { wasm: wasmWithAbi(HOST_ABI_VERSION) }), (e: unknown) => abi(e) && /no memory|lacks export/.test((e as Error).message));
     assert.throws(() => createWasmCore(s, { wasm: new Uint8Array([0, 1, 2, 3]) }), abi);
     assert.equal(createWasmCore(s).kind, 'wasm', 'the real build loads');

@@ -18,6 +18,7 @@ import { Metrics } from '../../src/server/metrics.js';
 import { MAX_ID_BYTES, MAX_REASON_BYTES, MAX_STREAMS_PER_USER } from '../../src/limits.js';
 import type { Logger } from '../../src/server/log.js';
 import { ApbError } from '../../src/errors.js';
+import { decodeStrict } from './fuzz/mp.js';
 
 /** Sends only the request head (declaring a 4 MiB body) and resolves with the status line of the answer. */
 function headOnly(port: number, method: string, path: string, token?: string): Promise<string> {
@@ -318,4 +319,32 @@ test('same class: one user holds at most MAX_STREAMS_PER_USER live streams; a cl
     for (const ws of open) ws.terminate();
     await srv.close();
   }
+});
+
+test('a JSON string with a lone surrogate is kept as U+FFFD: events read back as valid UTF-8, before and after a restart', async () => {
+  const t = tempDir();
+  /** the rejected record of the bad message, from GET /v1/events as MessagePack, its bytes checked as UTF-8 */
+  const rejected = async (base: string): Promise<Record<string, unknown>> => {
+    const r = await http(base, 'GET', '/v1/events?limit=10', { token: TOKENS.viewer, msgpack: true });
+    assert.equal(r.status, 200);
+    // a MessagePack str holding a lone surrogate would be WTF-8 (ED A0 80): every str must be UTF-8
+    assert.deepEqual(decodeStrict(r.raw).problems, [], 'plain MessagePack, every string UTF-8');
+    const evs = (r.body as { events: Record<string, unknown>[] }).events;
+    const rec = evs.find((e) => e.kind === 'rejected');
+    assert.ok(rec, `a rejected record among ${JSON.stringify(evs)}`);
+    return rec;
+  };
+  try {
+    let srv = await start({ data: t.dir });
+    try {
+      // "\ud800" is a JSON escape: JSON.parse makes it a lone surrogate
+      const d = await http(srv.url, 'POST', '/v1/decide', { token: TOKENS.c1, rawBody: '{"t":"badge","id":1,"cred":1,"reader":"gate-\\ud800"}' });
+      assert.equal(d.status, 400);
+      assert.equal((await rejected(srv.url)).reader, 'gate-\ufffd', 'at once (the record may still be only in the write-ahead log)');
+    } finally { await srv.close(); }
+    srv = await start({ data: t.dir });
+    try {
+      assert.equal((await rejected(srv.url)).reader, 'gate-\ufffd', 'after a restart (read from LMDB)');
+    } finally { await srv.close(); }
+  } finally { t.cleanup(); }
 });

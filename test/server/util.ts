@@ -119,7 +119,7 @@ export class Controller {
   close(): Promise<{ code: number }> { this.ws.close(); return this.closed; }
 }
 
-export interface HttpResult { status: number; type: string; body: any; text: string }
+export interface HttpResult { status: number; type: string; body: any; text: string; raw: Buffer }
 
 /** One HTTP request: JSON by default, MessagePack with `msgpack: true`. */
 export async function http(base: string, method: string, path: string, o: { token?: string; body?: unknown; rawBody?: string | Uint8Array; msgpack?: boolean; contentType?: string } = {}): Promise<HttpResult> {
@@ -136,7 +136,7 @@ export async function http(base: string, method: string, path: string, o: { toke
   let parsed: unknown = undefined;
   if (type.includes('msgpack')) parsed = norm(unpack(buf));
   else if (type.includes('json')) parsed = JSON.parse(buf.toString('utf8'));
-  return { status: r.status, type, body: parsed, text: buf.toString('utf8') };
+  return { status: r.status, type, body: parsed, text: buf.toString('utf8'), raw: buf };
 }
 
 export function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openStore } from '../../src/store/index.js';
 import { ApbError } from '../../src/errors.js';
 import type { EventRecord, Store, StoreOptions } from '../../src/store/types.js';
-import { CompactWriter, compactRecords, toEventRecord, type CompactGroup } from '../../src/store/compact-journal.js';
+import { CompactWriter, seenNone, compactRecords, toEventRecord, type CompactGroup } from '../../src/store/compact-journal.js';
 import { compactReply } from '../../src/engine/wire-reply.js';
 
 /** a compact group of `n` badge records of `controller`, ids from `firstId`, at T0 + at0 + k s */
@@ -18,7 +18,7 @@ function compact(controller: string, firstId: number, n: number, at0: number): C
   const w = new CompactWriter(controller);
   for (let k = 0; k < n; k++) {
     const granted = (firstId + k) % 3 !== 0;
-    w.add(T0 + at0 + k * 1000, firstId + k, 1000 + ((firstId + k) % 5), 0, w.readerIndex(`r${k % 2}`), granted, granted ? 0 : 7, granted ? w.areaIndex('stadium') : -1, 0, []);
+    w.add(T0 + at0 + k * 1000, firstId + k, 1000 + ((firstId + k) % 5), 0, w.readerIndex(`r${k % 2}`), granted, granted ? 0 : 7, granted ? w.areaIndex('stadium') : -1, 0, [], [], seenNone());
   }
   return w.finish();
 }

@@ -52,7 +52,7 @@ describe('index worker priority', () => {
       assert.deepEqual([...ix.keysOf('cred', 'c1', 10)], [1]);
       await p;
       assert.equal(opened.ix.indexedSeq, 1);
-      assert.equal(opened.ix.idemBatch('ctl', 7), 1);
+      assert.deepEqual([...opened.ix.idemBatches('ctl', 7)], [1]);
       const q = ix.remove([{ key: 1, creds: ['c1'], readers: ['r1'], a0: 1000, ids: [['ctl', 7]] }]);
       assert.deepEqual([...ix.keysOf('cred', 'c1', 10)], []);
       await q;

@@ -3,7 +3,7 @@
  * CompactWriter, general-path records, and a full picture of what a store
  * answers (for "same answers before and after" comparisons).
  */
-import { CompactWriter, type CompactGroup } from '../../src/store/compact-journal.js';
+import { CompactWriter, seenNone, type CompactGroup } from '../../src/store/compact-journal.js';
 import type { EventRecord, IdemRecord, Store } from '../../src/store/types.js';
 
 export const T0 = 1_767_261_600_000;
@@ -18,12 +18,12 @@ export function group(controller: string, firstId: number, n: number, salt = 0):
     const x = (id * 2654435761 + salt) >>> 0;
     const reader = w.readerIndex(READERS[x % READERS.length]!);
     const passage = x % 7 === 0;
-    if (passage) { w.add(T0 + id, id, 2000 + (x % 40), 1, reader, x % 2 === 0, 0, -1, 0, []); continue; }
+    if (passage) { w.add(T0 + id, id, 2000 + (x % 40), 1, reader, x % 2 === 0, 0, -1, 0, [], [], seenNone()); continue; }
     const granted = x % 5 !== 0;
     const area = granted ? w.areaIndex(AREAS[x % 2]!) : -1;
     const nv = granted ? 0 : 1;
-    const viol = nv ? [2 /* reentry */, 0 /* hard */, w.areaIndex(AREAS[0]!)] : [];
-    w.add(T0 + id, id, 2000 + (x % 40), 0, reader, granted, granted ? 0 : 7 /* reentry */, area, nv, viol);
+    const viol = nv ? [2 /* reentry */, 0 /* hard */, w.areaIndex(AREAS[0]!), -1, 0] : [];
+    w.add(T0 + id, id, 2000 + (x % 40), 0, reader, granted, granted ? 0 : 7 /* reentry */, area, nv, viol, nv ? [0] : [], seenNone());
   }
   return w.finish();
 }

@@ -11,8 +11,9 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { LmdbStore } from '../../src/store/lmdb-store.js';
-import { HEADER_BYTES, readWal } from '../../src/store/wal.js';
+import { HEADER_BYTES, readWal, Wal } from '../../src/store/wal.js';
 import type { EventRecord } from '../../src/store/types.js';
 
 const dirs: string[] = [];
@@ -137,5 +138,57 @@ describe('write-ahead log', () => {
         assert.ok(s.syncs > before, `append ${i} resolved after a sync (${before} → ${s.syncs})`);
       }
     } finally { await s.close(); }
+  });
+
+  it('the next segment is created ahead, off the event loop, once the current one is half full; a roll then takes it', async () => {
+    const dir = join(temp(), 'wal');
+    const seg = 64 * 1024;
+    const durable: number[] = [];
+    const w = new Wal<number>(dir, { flush: false, segmentBytes: seg, onDurable: (t) => durable.push(t), onFailed: (_t, e) => { throw e; }, onSyncError: (e) => { throw e; } }, 0, 0);
+    const files = () => readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    try {
+      assert.deepEqual(files(), ['seg-0.wal']);
+      const payload = Buffer.alloc(1000, 7);
+      let k = 0;
+      // just under half a segment: nothing is prepared yet
+      while ((k + 1) * (HEADER_BYTES + 1000) < seg / 2 - 1024) w.append(k + 1, k + 1, payload, k++);
+      w.flush();
+      await w.prepared();
+      assert.deepEqual(files(), ['seg-0.wal'], 'no spare before the segment is half full');
+      // past half: the flush starts the spare's creation in the thread pool
+      for (let i = 0; i < 4; i++) w.append(k + 1, k + 1, payload, k++);
+      w.flush();
+      await w.prepared();
+      assert.deepEqual(files(), ['seg-0.wal', 'seg-1.wal'], 'a spare exists before the roll');
+      // fill past the end: the roll takes the spare; no third file is created synchronously
+      while (k * (HEADER_BYTES + 1000) < seg + 4096) { w.append(k + 1, k + 1, payload, k++); if (k % 8 === 0) w.flush(); }
+      w.flush();
+      assert.deepEqual(files(), ['seg-0.wal', 'seg-1.wal'], 'the roll took the prepared spare');
+      await w.idle();
+      const recs = readWal(dir).records;
+      assert.deepEqual(recs.map((r) => r.s), Array.from({ length: k }, (_, i) => i + 1), 'every record readable, in order, across the prepared segment');
+      assert.equal(durable.length, k);
+    } finally { await w.close(); }
+  });
+
+  it('the journal holds exactly the bytes the log wrote for each batch (stored as they are, not encoded again), and they read back as the batch', async () => {
+    const dir = join(temp(), 'd');
+    const s = new LmdbStore(dir, OPTS);
+    try {
+      for (let i = 1; i <= 20; i++) await s.append([ev(i)], [reply(i)]);
+      await s.whenCommitted();
+    } finally { await s.close(); }
+    const recs = readWal(join(dir, 'wal')).records;
+    assert.equal(recs.length, 20);
+    const root = open({ path: dir, readOnly: true });
+    try {
+      const raw = root.openDB<Buffer, number>('log', { keyEncoding: 'ordered-binary', encoding: 'binary' });
+      for (const r of recs) assert.deepEqual(raw.get(r.s), r.payload, `journal value of batch ${r.s}`);
+    } finally { await root.close(); }
+    const again = new LmdbStore(dir, { ...OPTS, readOnly: true });
+    try {
+      assert.deepEqual([...again.since(0)].map((e) => [e.seq, e.cred, e.id]), Array.from({ length: 20 }, (_, k) => [k + 1, String(k + 1), k + 1]));
+      assert.deepEqual([...again.getIdem('c', 7)!], [0x97]);
+    } finally { await again.close(); }
   });
 });

@@ -3,9 +3,10 @@
  * and what each reply means. The bus (bus.ts) owns the wire and the timing
  * of transactions; this class owns the OSDP state of the reader.
  *
- *   down ──POLL sqn 0──▶ id ──osdp_ID──▶ [chlng ─▶ scrypt ─▶ (keyset ─▶ chlng ─▶ scrypt)] ─▶ [istat] ─▶ online
- *     ▲                                        secure readers only        install mode    passage input
- *     └── no valid reply for `offlineAfter` ms (reader offline), a failed handshake, a broken MAC chain
+ *   down ──POLL sqn 0──▶ id ──osdp_ID──▶ cap ──osdp_CAP──▶ [chlng ─▶ scrypt ─▶ (keyset ─▶ chlng ─▶ scrypt)] ─▶ [istat] ─▶ online
+ *     ▲                                                       secure readers only        install mode    passage input
+ *     └── no valid reply for `offlineAfter` ms (reader offline), a failed handshake, a broken MAC chain,
+ *         a configuration the reader's capabilities refuse (secure channel asked of a reader without it)
  *
  * Sequence numbers: 0 restarts the PD (and drops its secure session), then
  * 1, 2, 3, 1, … advancing on every valid reply; a retry resends the very
@@ -17,6 +18,7 @@ import { CMD, NAK, REPLY, codeName } from '../osdp/codes.js';
 import { CpHandshake, type SecureSession } from '../osdp/channel.js';
 import { encodeFrame, nextSqn, type Frame } from '../osdp/frame.js';
 import { keysetData, nakText, parseInputs, parsePdid, type PdIdentity } from '../osdp/payloads.js';
+import { acceptsDefaultKey, capRequest, parsePdcap, readerHeads, supportsSecureChannel, type Capabilities } from '../osdp/capabilities.js';
 
 export interface PdSettings {
   address: number;
@@ -31,6 +33,8 @@ export interface PdSettings {
   probeEvery: number;
   /** queued door commands older than this are dropped (the person has gone) */
   commandTtl: number;
+  /** the reader numbers (heads) the configuration maps on this PD, checked against its capabilities */
+  heads?: number[];
 }
 
 /** a reply's code and its data in clear (decrypted when it came under the secure channel) */
@@ -50,13 +54,17 @@ export interface PdEvents {
   inputs(pd: PdLink, inputs: boolean[]): void;
   /** install mode: the reader accepted the configured SCBK */
   keySet(pd: PdLink): void;
+  /** osdp_PDCAP parsed (null: the reader does not answer osdp_CAP); `warnings` are mismatches the link lives with */
+  capabilities(pd: PdLink, caps: Capabilities | null, warnings: string[]): void;
+  /** the reader's capabilities refuse the configuration: it is not used until that changes (called once per new reason) */
+  refused(pd: PdLink, why: string): void;
 }
 
 export interface QueuedCommand { code: number; data: Uint8Array; queuedAt: number; /** card read instant, for the latency histogram */ readAt?: number }
 
 export interface Tx { bytes: Uint8Array; sqn: number; code: number; probe: boolean; cmd?: QueuedCommand }
 
-type Phase = 'down' | 'id' | 'chlng' | 'scrypt' | 'keyset' | 'istat' | 'online';
+type Phase = 'down' | 'id' | 'cap' | 'chlng' | 'scrypt' | 'keyset' | 'istat' | 'online';
 
 export class PdLink {
   phase: Phase = 'down';
@@ -72,6 +80,12 @@ export class PdLink {
   private nextProbeAt = 0;
   private queue: QueuedCommand[] = [];
   identity: PdIdentity | null = null;
+  /** from osdp_PDCAP at the last discovery (null: not asked yet, or not answered) */
+  capabilities: Capabilities | null = null;
+  /** why the configuration is refused by the reader's capabilities, or null */
+  refusal: string | null = null;
+  /** what the capabilities say that does not stop the reader (logged, on /healthz) */
+  capWarnings: string[] = [];
 
   constructor(readonly settings: PdSettings, readonly name: string, private readonly ev: PdEvents) {}
 
@@ -102,6 +116,7 @@ export class PdLink {
     }
     switch (this.phase) {
       case 'id': return this.clear(CMD.ID, Uint8Array.of(0));
+      case 'cap': return this.clear(CMD.CAP, capRequest());
       case 'chlng': {
         const c = this.handshake!.challenge();
         return this.clear(c.code, c.data, c.scb);
@@ -119,8 +134,10 @@ export class PdLink {
       this.ev.problem(this, `dropped ${codeName(gone.code, false)} queued ${now - gone.queuedAt} ms ago (reader busy or reconnecting)`);
     }
     const q = this.queue[0];
-    this.nextPollAt = now + pollInterval;
-    if (q) return { ...this.cmd(q.code, q.data), cmd: q };
+    if (q) return { ...this.cmd(q.code, q.data), cmd: q }; // door commands do not move the poll schedule
+    // polls keep their own beat (due + interval), so timer lateness does not add up and the
+    // reader is polled `pollInterval` apart on average; a reader more than one interval late starts over
+    this.nextPollAt = this.nextPollAt + pollInterval > now ? this.nextPollAt + pollInterval : now + pollInterval;
     return this.cmd(CMD.POLL, new Uint8Array(0));
   }
 
@@ -173,8 +190,18 @@ export class PdLink {
         return;
       case 'id':
         if (r.code === REPLY.PDID) { try { this.identity = parsePdid(r.data); this.ev.identity(this, this.identity); } catch { /* identity is informative only */ } }
+        this.phase = 'cap';
+        return;
+      case 'cap': {
+        let caps: Capabilities | null = null;
+        if (r.code === REPLY.PDCAP) {
+          try { caps = parsePdcap(r.data); } catch (e) { this.ev.problem(this, (e as Error).message); }
+        } else this.ev.problem(this, `reader answered osdp_CAP with ${r.code === REPLY.NAK ? nakText(r.data) : codeName(r.code, true)}: capabilities unknown`);
+        this.capabilities = caps;
+        if (!this.checkCapabilities(now, caps)) return;
         this.afterConnect(now);
         return;
+      }
       case 'chlng':
         if (r.code === REPLY.NAK) { this.handshakeFailed(now, `reader refused osdp_CHLNG: ${nakText(r.data)}`); return; }
         try {
@@ -216,6 +243,29 @@ export class PdLink {
         if (r.code !== REPLY.ACK) this.ev.reply(this, r, now);
         return;
     }
+  }
+
+  /** false when the configuration asks what the reader says it cannot do (the reader is then not used) */
+  private checkCapabilities(now: number, caps: Capabilities | null): boolean {
+    const warnings: string[] = [];
+    let refusal: string | null = null;
+    const s = this.settings.secure;
+    if (caps && s && !supportsSecureChannel(caps)) {
+      refusal = 'the configuration asks for the secure channel, but the reader reports no secure channel support (osdp_PDCAP function 9): remove `secure` for this reader or replace the reader';
+    }
+    if (caps && s?.install && supportsSecureChannel(caps) && !acceptsDefaultKey(caps)) warnings.push('install mode is configured, but the reader reports it does not accept the default key SCBK-D');
+    const heads = caps ? readerHeads(caps) : null;
+    const over = heads === null ? [] : (this.settings.heads ?? []).filter((h) => h >= heads);
+    if (over.length) warnings.push(`reader number${over.length > 1 ? 's' : ''} ${over.join(', ')} configured, but the PD reports ${heads} reader head${heads === 1 ? '' : 's'}`);
+    this.capWarnings = warnings;
+    this.ev.capabilities(this, caps, warnings);
+    if (refusal) {
+      if (refusal !== this.refusal) { this.refusal = refusal; this.ev.refused(this, refusal); }
+      this.goDown(now, refusal, false);
+      return false;
+    }
+    this.refusal = null;
+    return true;
   }
 
   private afterConnect(now: number): void {
@@ -277,8 +327,9 @@ export class PdLink {
   }
   private lastRestartAt = -Infinity;
 
-  private goDown(now: number, why: string): void {
-    this.restart(now, why);
+  private goDown(now: number, why: string, report = true): void {
+    if (report) this.restart(now, why);
+    else { this.phase = 'down'; this.session = null; this.handshake = null; this.pendingScrypt = null; }
     this.nextProbeAt = now + this.settings.probeEvery;
     this.queue = [];
     if (this.online) { this.online = false; this.ev.state(this, false, why); }

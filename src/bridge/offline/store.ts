@@ -3,7 +3,9 @@
  * locked like the engine's):
  *
  *   journal  id → JournalEntry     every decision taken without the engine, written (committed)
- *                                  BEFORE the door acts; `uploaded` set once the engine acknowledged it
+ *                                  BEFORE the door acts, and every passage (turnstile input) that
+ *                                  follows an engine grant, written before it is sent; `uploaded`
+ *                                  set once the engine acknowledged it. Uploaded in id order.
  *   creds    cred → KnownState     what the engine last said about each credential seen here
  *   meta     'idHigh' → number     ids below it may have been used: never hand them out again
  *
@@ -20,6 +22,9 @@ import type { Policy } from '../config.js';
 
 export interface JournalEntry {
   id: number;
+  /** absent (entries of older bridges) or 'decision': an offline decision, uploaded as `offline`;
+   *  'passage': a passage input after an engine grant, uploaded as `passage` (granted, policy, reason unused) */
+  kind?: 'decision' | 'passage';
   cred: string;
   reader: string;
   /** when the door acted (ms since the epoch, the bridge's clock) */

@@ -3,7 +3,10 @@
  * events, oldest first, in chunks of CHUNK, one chunk at a time:
  *
  *   {t: "offline", id, cred, reader, ts, granted}     id = the id journaled with the decision
+ *   {t: "passage", id, cred, reader, ts}              a journaled passage (after an engine grant)
  *
+ * Both kinds share one id sequence and go out in id order, so the engine
+ * hears a passage and the decisions around it in the order they happened.
  * An entry is marked uploaded only after the engine acknowledged it. A
  * crash between sending and marking resends the same id after the restart,
  * which the engine answers with its first reply without applying anything
@@ -56,11 +59,19 @@ export class Uploader {
       const chunk = this.store.pending().slice(0, CHUNK);
       if (!chunk.length) break;
       let retry = false;
-      const replies = await Promise.all(chunk.map((e) => this.link.send({ t: 'offline', id: e.id, cred: e.cred, reader: e.reader, ts: e.ts, granted: e.granted }, true)
+      const replies = await Promise.all(chunk.map((e) => this.link.send(e.kind === 'passage'
+        ? { t: 'passage', id: e.id, cred: e.cred, reader: e.reader, ts: e.ts }
+        : { t: 'offline', id: e.id, cred: e.cred, reader: e.reader, ts: e.ts, granted: e.granted }, true)
         .catch((err: Error) => ({ t: 'error', code: 'not_ready', message: err.message }) as Reply)));
       if (this.stopped) return; // the store may be closing: nothing is marked, everything is resent next time
       for (let i = 0; i < chunk.length; i++) {
         const e = chunk[i]!, r = replies[i]!;
+        if (r.t === 'ack' && e.kind === 'passage') {
+          await this.store.markUploaded(e.id, 'acknowledged');
+          this.metrics.passageUploads.inc({ outcome: 'acknowledged' });
+          this.log.info({ id: e.id, cred: e.cred, reader: e.reader }, 'passage delivered');
+          continue;
+        }
         if (r.t === 'ack') {
           await this.store.markUploaded(e.id, 'acknowledged');
           this.toRefresh.add(e.cred);
@@ -70,8 +81,8 @@ export class Uploader {
         const code = String(r.code ?? 'bad_frame');
         if (RETRYABLE.has(code)) { retry = true; continue; }
         await this.store.markUploaded(e.id, `refused:${code}`);
-        this.metrics.uploads.inc({ outcome: `refused:${code}` });
-        this.log.error({ id: e.id, cred: e.cred, reader: e.reader, code, message: r.message }, 'the engine refused an offline decision; it stays in the journal');
+        (e.kind === 'passage' ? this.metrics.passageUploads : this.metrics.uploads).inc({ outcome: `refused:${code}` });
+        this.log.error({ id: e.id, cred: e.cred, reader: e.reader, code, message: r.message }, `the engine refused ${e.kind === 'passage' ? 'a passage' : 'an offline decision'}; it stays in the journal`);
       }
       if (this.viewer) await this.conclude(chunk);
       if (retry) {
@@ -92,6 +103,7 @@ export class Uploader {
   /** what the engine made of each acknowledged entry, from its event log */
   private async conclude(chunk: JournalEntry[]): Promise<void> {
     for (const e of chunk) {
+      if (e.kind === 'passage') continue;
       const now = this.store.get(e.id);
       if (!now || now.outcome !== 'acknowledged') continue;
       let outcome = 'acknowledged';

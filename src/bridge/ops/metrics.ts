@@ -37,6 +37,8 @@ export class BridgeMetrics {
   readonly decisions = new Counter();
   /** what the engine made of each uploaded offline decision */
   readonly uploads = new Counter();
+  /** journaled passages delivered (or refused) */
+  readonly passageUploads = new Counter();
   /** engine decisions that arrived after the deadline: agreed|disagreed with what the door did */
   readonly late = new Counter();
   readonly reads = new Counter();
@@ -56,6 +58,7 @@ export function renderMetrics(m: BridgeMetrics, gauges: Gauge[]): string {
   for (const g of gauges) family(g.name, g.help, g.type, g.samples);
   family('apb_bridge_decisions_total', 'decisions shown at the door, by source (engine or offline), result and offline policy', 'counter', m.decisions.entries());
   family('apb_bridge_offline_uploads_total', 'offline decisions uploaded, by what the engine concluded', 'counter', m.uploads.entries());
+  family('apb_bridge_passage_uploads_total', 'journaled passages sent to the engine, by outcome (acknowledged or refused:<code>)', 'counter', m.passageUploads.entries());
   family('apb_bridge_late_decisions_total', 'engine decisions that came after the deadline, by whether they agreed with the door', 'counter', m.late.entries());
   family('apb_bridge_reads_total', 'card and keypad reads, by reader and kind (bad = not decodable)', 'counter', m.reads.entries());
   family('apb_bridge_passages_total', 'passage inputs, by reader and whether a grant was waiting', 'counter', m.passages.entries());
