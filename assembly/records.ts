@@ -1,11 +1,10 @@
-// Credential state words and the creation order of credentials.
+// Credential state words and the count of credentials.
 //
 // A credential's state lives in its table slot (table.ts: key, move word,
-// reader word side by side in one cache line). This module defines the two
-// state words and keeps the record numbers: record n is the n-th credential
-// created, and pos[n] is the table slot that holds it now (rewritten when
-// the table grows). Record numbers give the muster list its creation order
-// and its resume points; the decisions never read pos.
+// reader word and record number side by side in one cache line). Record n
+// is the n-th credential created; its number is kept in its bucket and
+// gives the muster list its creation order and its resume points (scan.ts).
+// The decisions never read it.
 //
 //   move   u64  bits  0-43 lastMoveAt (ms; 0 = never moved)
 //               bits 44-59 location area (0xFFFF = unknown)
@@ -25,14 +24,10 @@
 //               bit  62    supervisor (SPEC 13.2); a standing flag like
 //                          exempt, kept by every write of this word
 //                          (occupancy.ts setRw)
-//
-// pos: chunks of 65536 × u32 (256 KiB) that never move, slot of record n.
-import { alloc } from './mem';
 
-export const CHUNK_BITS: u32 = 16;
-export const CHUNK_RECS: u32 = 1 << CHUNK_BITS;
-const CHUNK_MASK: u32 = CHUNK_RECS - 1;
-const MAX_CHUNKS: u32 = 4096; // 268 M records
+/** 64 K records: old layouts' chunk size (snapshot.ts migration) */
+export const CHUNK_RECS: u32 = 1 << 16;
+const MAX_RECS: u32 = 0xF0000000;
 export const NIL: u32 = 0xFFFFFFFF;
 
 export const TIME_MASK: u64 = (<u64>1 << 44) - 1;
@@ -47,48 +42,20 @@ export const SUPERVISOR: u64 = <u64>1 << 62;
 /** a reader word with no lastReader */
 export const RW_EMPTY: u64 = <u64>READER_NONE << 44;
 
-let posChunks: usize = 0;   // MAX_CHUNKS × u32
 export let recCount: u32 = 0;
 
-export function recordsInit(): void {
-  posChunks = alloc(<usize>MAX_CHUNKS * 4);
-  recCount = 0;
-}
+export function recordsInit(): void { recCount = 0; }
 
-export function posChunkCount(): u32 { return (recCount + CHUNK_MASK) >> CHUNK_BITS; }
-export function posChunkPtr(c: u32): usize { return <usize>load<u32>(posChunks + (<usize>c << 2)); }
-
-// @ts-ignore: decorator
-@inline function posAddr(i: u32): usize {
-  return <usize>load<u32>(posChunks + (<usize>(i >> CHUNK_BITS) << 2)) + (<usize>(i & CHUNK_MASK) << 2);
-}
-
-/** the table slot of record i */
-// @ts-ignore: decorator
-@inline export function posOf(i: u32): u32 { return load<u32>(posAddr(i)); }
-// @ts-ignore: decorator
-@inline export function setPos(i: u32, slot: u32): void { store<u32>(posAddr(i), slot); }
-
-/** Reserves room for n records in total (restore), sets recCount. */
+/** n records in total (restore) */
 export function recReserve(n: u32): void {
-  const chunksNeeded = (n + CHUNK_MASK) >> CHUNK_BITS;
-  if (chunksNeeded > MAX_CHUNKS) unreachable();
-  for (let c = posChunkCount(); c < chunksNeeded; c++) {
-    store<u32>(posChunks + (<usize>c << 2), <u32>alloc(<usize>CHUNK_RECS * 4));
-  }
+  if (n > MAX_RECS) unreachable();
   recCount = n;
 }
 
-/** a new record number, held in table slot `slot` */
-export function recAppend(slot: u32): u32 {
-  const i = recCount;
-  if ((i & CHUNK_MASK) == 0) {
-    if ((i >> CHUNK_BITS) >= MAX_CHUNKS) unreachable();
-    store<u32>(posChunks + (<usize>(i >> CHUNK_BITS) << 2), <u32>alloc(<usize>CHUNK_RECS * 4));
-  }
-  recCount = i + 1;
-  setPos(i, slot);
-  return i;
+/** the next record number */
+export function recNext(): u32 {
+  if (recCount >= MAX_RECS) unreachable();
+  return recCount++;
 }
 
 // --- field helpers -------------------------------------------------------

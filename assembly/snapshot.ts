@@ -8,9 +8,9 @@
 //   segments, in order (seg table: u32 pairs ptr, len):
 //     counts i32 × A | schedule flags u8 × A |
 //     supervisor counts i32 × A | lockdown flags u8 × A | overrides 24 × n |
-//     record slots (pos chunks, 4 × records in each) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
-//     buckets 64 × buckets (table.ts: a restore is a copy, not a rehash) |
+//     table segments (table.ts: 1 MiB each, or one of 64 × buckets below
+//     16384 buckets; a restore is a copy, not a rehash) |
 //     calendar map 16 × capacity | calendar heap 16 × entries (calendar.ts)
 //
 // Restore runs on a fresh instance with the same site installed:
@@ -31,13 +31,15 @@
 // supervisor bit, and no area is locked.
 import { alloc, release, memReserve } from './mem';
 import {
-  recCount, posChunkCount, posChunkPtr, recReserve, setPos, CHUNK_RECS, OVERRIDE, kindBits,
+  recCount, recReserve, CHUNK_RECS, OVERRIDE, kindBits,
 } from './records';
 import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, arenaAt, ARENA_CHUNK } from './arena';
 import { nAreas, nReaders, nClasses, nPresenceClasses, aCount, aActive, aSup, aLocked, forgetMs, lockedRecount } from './site';
 import { clock, ovTab, ovCount, ovReserve, ovSet, setClock, setOvCount, OV_SIZE, recount } from './occupancy';
 import { mapTab, mapCap, mapUsed, heapTab, heapLen, mapBytes, heapBytes, calReset, calRestored } from './calendar';
-import { tBase, nBuckets, tableBytes, tableRestore, tablePlace, hashInt, hashBytes, BUCKET } from './table';
+import {
+  nBuckets, nSegs, segPtr, segBytes, tableRestore, tablePlace, tableBytesFor, bucketsFor, bucketsValid, hashInt, hashBytes,
+} from './table';
 
 export const HDR_FIELDS: i32 = 15;
 /** this layout's number (header field 14); 1 and 2 are migrated */
@@ -118,10 +120,9 @@ export function snapSegments(): i32 {
   seg(aSup, A << 2);
   seg(aLocked, A);
   seg(ovTab, <usize>ovCount * OV_SIZE);
-  const nc = posChunkCount();
-  for (let c: u32 = 0; c < nc; c++) seg(posChunkPtr(c), inChunk(c, nc, recCount) << 2);
   arenaSegs();
-  seg(tBase, tableBytes());
+  const sb = segBytes();
+  for (let i: u32 = 0; i < nSegs; i++) seg(segPtr(i), sb);
   seg(mapTab, mapBytes());
   seg(heapTab, heapBytes());
   return nSeg;
@@ -157,10 +158,9 @@ export function restoreBegin(): i32 {
   const nb = load<i64>(h(13));
   const mc = load<i64>(h(6)), mu = load<i64>(h(7)), hl = mu; // one heap entry per map entry
   // at most 7/8 of the slots used (table.ts), the calendar map at most 3/4 full
-  if (nb < 512 || nb > 0x3000000 || n * 8 > nb * 14) return 4;
+  if (!bucketsValid(<u64>nb) || n * 8 > nb * 14) return 4;
   if (mc < 1024 || mc > 0x8000000 || (mc & (mc - 1)) != 0 || mu < 0 || mu * 4 > mc * 3) return 4;
-  const posBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * 4;
-  const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>nb * <u64>BUCKET + <u64>BUCKET + <u64>ov * <u64>OV_SIZE
+  const total = <u64>ac * <u64>ARENA_CHUNK + <u64>tableBytesFor(<u32>nb) + <u64>ov * <u64>OV_SIZE
     + <u64>mc * 16 + <u64>(hl < 1024 ? 1024 : hl) * 16;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);
@@ -193,8 +193,7 @@ function migrateBegin(): i32 {
   // the old links and index are read and dropped: one scratch region takes them all
   let scratch: usize = <usize>cap * 4 > linkBytes ? <usize>cap * 4 : linkBytes;
   if (scratch < <usize>nPresenceClasses << 2) scratch = <usize>nPresenceClasses << 2;
-  const nb = (<u64>n * 5 / 8) + 1;
-  const total = <u64>n * (L1_REC + 4 + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + (nb < 512 ? 512 : nb) * <u64>BUCKET
+  const total = <u64>n * (L1_REC + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + <u64>tableBytesFor(bucketsFor(n))
     + <u64>ov * (16 + <u64>OV_SIZE) + <u64>CHUNK_RECS * 4 + 4096;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);
@@ -237,7 +236,7 @@ export function restoreEnd(): void {
   migrating = false;
   const n = mCount;
   const ovOld = <u32>load<i64>(h(9));
-  tableRestore(<u32>((<u64>n * 5 / 8) + 1 < 512 ? 512 : (<u64>n * 5 / 8) + 1), 0);
+  tableRestore(bucketsFor(n), 0);
   recReserve(n);
   setOvCount(0);
   ovReserve(ovOld);
@@ -251,7 +250,6 @@ export function restoreEnd(): void {
     if (kind == 0) hh = hashInt(key);
     else { const a = arenaAt(key); hh = hashBytes(kind, a + 1, <u32>load<u8>(a)); }
     const slot = tablePlace(key, (mw & ~(<u64>3 << 60)) | kindBits(kind), rw, hh, r);
-    setPos(r, slot);
     if ((rw & OVERRIDE) != 0) migrateOverride(r, slot, ovOld);
   }
   recount();
