@@ -321,6 +321,8 @@ export class WasmCore implements EngineCore {
 
   /** bytes of linear memory the core holds (all of it is this core's state) */
   memoryBytes(): number { return this.ex.memory.buffer.byteLength; }
+  /** credential slots of the table now (2 per 64-byte bucket; grows past 7/8 full) */
+  indexCapacity(): number { return this.ex.indexCapacity(); }
 
   /**
    * Snapshot bytes (little-endian):
