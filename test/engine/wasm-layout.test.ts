@@ -23,7 +23,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createWasmCore, type WasmCore } from '../../src/engine/wasm-core.js';
+import { WasmCore, createWasmCore } from '../../src/engine/wasm-core.js';
+import { createEngine } from '../../src/engine/engine.js';
 import { createReferenceCore } from '../../src/engine/reference-core.js';
 import { diffSites } from '../../src/config/diff.js';
 import type { Cred } from '../../src/engine/cred.js';
@@ -185,6 +186,88 @@ describe('table growth', () => {
       for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `+${dt} s: occupancy of area ${x}`);
     }
     for (const c of creds.filter((_, k) => k % 11 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+  });
+});
+
+describe('segmented table', () => {
+  test('grows under load across many 1 MiB segments: decisions, counts and paged muster lists as the reference model; no outgrown copies left in memory', () => {
+    const s = siteOf(SITE, 0);
+    const w = createWasmCore(s), ref = createReferenceCore(s);
+    const r = rng(77);
+    let now = T0;
+    let made = 0;
+    const known: Cred[] = [];
+    const growths: number[] = [];
+    for (let b = 0; made < 150_000; b++) {
+      now += 1 + (r() % 3) * SEC;
+      const ops: CoreOp[] = [];
+      for (let i = 0; i < 1024; i++) {
+        // mostly new credentials (each batch may grow the table mid-way), a quarter already known
+        let c: Cred;
+        if (known.length > 0 && r() % 4 === 0) c = known[r() % known.length]!;
+        else { made++; c = made % 3 === 0 ? str(`s-${made}`) : int(BigInt(made) * 2654435761n); if (made % 5 === 0) known.push(c); }
+        const x = r() % 10;
+        ops.push(x < 6 ? { op: 'setLocation', cred: c, area: 1 + (r() % 3) } : x < 9 ? { op: 'badge', cred: c, reader: r() % 6 } : { op: 'passage', cred: c, reader: r() % 6 });
+      }
+      const before = w.indexCapacity();
+      assert.deepEqual(w.apply(ops, now), ref.apply(ops, now), `batch ${b}`);
+      if (w.indexCapacity() !== before) growths.push(w.indexCapacity());
+      if (b % 8 === 0) for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `batch ${b}: occupancy of area ${x}`);
+    }
+    assert.equal(w.size(), ref.size());
+    assert.ok(growths.filter((c) => c > 2 * 16384).length >= 3, `several growths of a segmented table (${growths.join(', ')})`);
+    for (let x = 0; x < 4; x++) assert.equal(w.occupancy(x), ref.occupancy(x), `occupancy of area ${x}`);
+    assert.ok(w.occupancy(1) > 70_000, 'campus lists more than one cached listing holds (65536)');
+    // muster lists: whole, and paged (pages cross the cached listing's cut)
+    for (let x = 0; x < 4; x++) {
+      assert.deepEqual(w.credentialsIn(x, 0, 200_000), ref.credentialsIn(x, 0, 200_000), `muster list of area ${x}`);
+      let from: number | null = 0, pages = 0;
+      while (from !== null) {
+        const a = w.credentialsIn(x, from, 25_000), e = ref.credentialsIn(x, from, 25_000);
+        assert.deepEqual(a, e, `area ${x}: page from ${from}`);
+        from = a.next;
+        pages++;
+      }
+      if (x === 1) assert.ok(pages >= 3, 'campus took several pages');
+    }
+    // a page resumed after a change: the listing is rebuilt, not served stale
+    const somebody = known[3]!;
+    const page1 = w.credentialsIn(2, 0, 1000);
+    w.apply([{ op: 'setLocation', cred: somebody, area: 2 }], now); ref.apply([{ op: 'setLocation', cred: somebody, area: 2 }], now);
+    assert.deepEqual(w.credentialsIn(2, page1.next ?? 0, 1000), ref.credentialsIn(2, page1.next ?? 0, 1000));
+    assert.deepEqual(w.credentialsIn(2, 0, 200_000), ref.credentialsIn(2, 0, 200_000));
+    for (const c of known.filter((_, k) => k % 13 === 0)) assert.deepEqual(w.state(c), ref.state(c));
+    // memory: the table plus little; copying into fresh memory at each growth would leave every outgrown table behind
+    const tableBytes = (w.indexCapacity() / 2) * 64;
+    assert.ok(w.memoryBytes() < tableBytes * 1.2 + 4 * 2 ** 20, `${w.memoryBytes()} B of linear memory for a ${tableBytes} B table`);
+    // and a snapshot of the segmented table restores to the same bytes and decisions
+    const b2 = createWasmCore(s);
+    b2.restore(w.snapshot());
+    assert.deepEqual(b2.snapshot(), w.snapshot());
+    assert.deepEqual(b2.credentialsIn(1, 0, 200_000), ref.credentialsIn(1, 0, 200_000));
+    const more: CoreOp[] = known.slice(0, 500).map((c, i) => ({ op: 'badge', cred: c, reader: i % 6 }));
+    assert.deepEqual(b2.apply(more, now + SEC), ref.apply(more, now + SEC));
+  });
+
+  test('a capacity sizes the table up front: no growth on the way to it', () => {
+    const s = siteOf(SITE, 0);
+    const w = createWasmCore(s, { capacity: 40_000 });
+    const cap = w.indexCapacity();
+    assert.ok(cap * 7 / 8 >= 40_000, `capacity ${cap}`);
+    const ops: CoreOp[] = [];
+    for (let i = 0; i < 40_000; i++) ops.push({ op: 'setLocation', cred: int(i + 1), area: 1 });
+    for (let i = 0; i < ops.length; i += 1024) w.apply(ops.slice(i, i + 1024), T0);
+    assert.equal(w.size(), 40_000);
+    assert.equal(w.indexCapacity(), cap, 'no growth');
+    assert.equal(createWasmCore(s).indexCapacity(), 1024, 'without a capacity the table starts at its smallest');
+  });
+
+  test('the engine sizes its table from the site file (expectedCredentials); the server creates its engine this way', () => {
+    const sized = createEngine(siteOf(`expectedCredentials: 300000\n${SITE}`));
+    const plain = createEngine(siteOf(SITE));
+    assert.ok(sized.core instanceof WasmCore && plain.core instanceof WasmCore);
+    assert.ok(sized.core.indexCapacity() * 7 / 8 >= 300_000, `capacity ${sized.core.indexCapacity()}`);
+    assert.equal(plain.core.indexCapacity(), 1024);
   });
 });
 
