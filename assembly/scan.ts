@@ -30,31 +30,39 @@
 //
 // How: credentials lie in the table in hash order, so walking them in
 // record order would read one random line each. Instead the table is read
-// in memory order (a sequential stream), keeping the LIST_CAP smallest
-// record numbers >= from that X counts in a max-heap of (record, slot);
-// the scan stops once it has met all count(X) of them. The heap, sorted,
-// is the listing, kept for the next pages while nothing changed (scanGen:
-// every batch, clock advance, reconfigure and restore changes it). A
-// listing that overflowed the heap holds the LIST_CAP first records and
-// says where it was cut; the host's next call scans again from there.
+// in memory order (a sequential stream), keeping the `cap` smallest record
+// numbers >= from that X counts in a max-heap of (record, slot); the scan
+// stops once it has met all count(X) of them (an area that counts nobody
+// is not scanned at all). The heap, sorted, is the listing, kept for the
+// next pages while nothing changed (scanGen: every batch, clock advance,
+// reconfigure and restore changes it). A listing that overflowed the heap
+// holds the `cap` first records and says where it was cut; the host's next
+// call scans again from there. `cap` starts at 4096 (a page or two: a small
+// heap costs little per credential) and grows x4, up to 1 M, each time a
+// listing continues where the last one was cut in the same state (a whole
+// list read at once: CSV, a search), so that takes a few scans, not one per
+// 4096 rows.
 import { recCount, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
 import { slotPtr, segPtr, segBuckets, nSegs, SEG_BITS } from './table';
 import { arenaAt } from './arena';
 import { nAreas, expireOf, isInside, countOf } from './site';
 import { clock } from './occupancy';
-import { alloc } from './mem';
+import { alloc, release } from './mem';
 
 export const SCAN_ROW: usize = 32;
-const LIST_CAP: u32 = 65536;
+const FIRST_CAP: u32 = 4096;
+const MAX_CAP: u32 = 1 << 20; // 8 MiB of listing
 
 /** changes whenever the listed set may have changed */
 let scanGen: u32 = 1;
 export function scanStale(): void { scanGen++; }
 /** a fresh core: no listing (its memory went with the old allocator state) */
-export function scanInit(): void { list = 0; listN = 0; listGen = 0; listArea = -1; }
+export function scanInit(): void { list = 0; listRoom = 0; listCap = FIRST_CAP; listN = 0; listGen = 0; listArea = -1; }
 
 // the cached listing: u64 (record << 32 | slot), ascending after the scan
 let list: usize = 0;
+let listRoom: u32 = 0;
+let listCap: u32 = FIRST_CAP;
 let listN: u32 = 0;
 let listGen: u32 = 0;
 let listArea: i32 = -1;
@@ -91,7 +99,14 @@ function heapPush(v: u64): void {
 
 /** builds the listing of area x from record `from` on (see the top) */
 function build(x: u32, from: u32): void {
-  if (list == 0) list = alloc(<usize>LIST_CAP << 3);
+  const last = listN > 0 ? <u32>(load<u64>(at(listN - 1)) >> 32) : 0;
+  const continues = listGen == scanGen && listArea == <i32>x && !listAll && listN > 0 && from == last + 1;
+  listCap = continues ? (listCap >= MAX_CAP >> 2 ? MAX_CAP : listCap << 2) : FIRST_CAP;
+  if (listCap > listRoom) {
+    if (listRoom > 0) release(list, <usize>listRoom << 3);
+    list = alloc(<usize>listCap << 3);
+    listRoom = listCap;
+  }
   listN = 0;
   listAll = true;
   const want = <u32>countOf(x);
@@ -112,7 +127,7 @@ function build(x: u32, from: u32): void {
         const rec = load<u32>(bp + 48 + (<usize>j << 2));
         if (rec < from) continue;
         const v = (<u64>rec << 32) | <u64>((((si << SEG_BITS) | b) << 1) | j);
-        if (listN < LIST_CAP) heapPush(v);
+        if (listN < listCap) heapPush(v);
         else {
           listAll = false;
           if (v < load<u64>(at(0))) { store<u64>(at(0), v); siftDown(0, listN); }
