@@ -4,7 +4,12 @@
 // reader word and record number side by side in one cache line). Record n
 // is the n-th credential created; its number is kept in its bucket and
 // gives the muster list its creation order and its resume points (scan.ts).
-// The decisions never read it.
+// hashes[n] is the key hash of record n, which finds its bucket (table.ts
+// findRec) at any table size, so a growth never rewrites it: it is for the
+// muster list of a well-filled area, where walking a few thousand records
+// in order beats reading the whole table. The decisions never read either.
+//
+// hashes: chunks of 65536 × u32 (256 KiB) that never move, written once.
 //
 //   move   u64  bits  0-43 lastMoveAt (ms; 0 = never moved)
 //               bits 44-59 location area (0xFFFF = unknown)
@@ -25,9 +30,13 @@
 //                          exempt, kept by every write of this word
 //                          (occupancy.ts setRw)
 
-/** 64 K records: old layouts' chunk size (snapshot.ts migration) */
-export const CHUNK_RECS: u32 = 1 << 16;
-const MAX_RECS: u32 = 0xF0000000;
+import { alloc } from './mem';
+
+export const CHUNK_BITS: u32 = 16;
+/** records per pos chunk (and per record chunk of the old layouts, snapshot.ts migration) */
+export const CHUNK_RECS: u32 = 1 << CHUNK_BITS;
+const CHUNK_MASK: u32 = CHUNK_RECS - 1;
+const MAX_CHUNKS: u32 = 4096; // 268 M records
 export const NIL: u32 = 0xFFFFFFFF;
 
 export const TIME_MASK: u64 = (<u64>1 << 44) - 1;
@@ -42,20 +51,48 @@ export const SUPERVISOR: u64 = <u64>1 << 62;
 /** a reader word with no lastReader */
 export const RW_EMPTY: u64 = <u64>READER_NONE << 44;
 
+let posChunks: usize = 0;   // MAX_CHUNKS × u32
 export let recCount: u32 = 0;
 
-export function recordsInit(): void { recCount = 0; }
+export function recordsInit(): void {
+  posChunks = alloc(<usize>MAX_CHUNKS * 4);
+  recCount = 0;
+}
 
-/** n records in total (restore) */
+export function posChunkCount(): u32 { return (recCount + CHUNK_MASK) >> CHUNK_BITS; }
+export function posChunkPtr(c: u32): usize { return <usize>load<u32>(posChunks + (<usize>c << 2)); }
+
+// @ts-ignore: decorator
+@inline function posAddr(i: u32): usize {
+  return <usize>load<u32>(posChunks + (<usize>(i >> CHUNK_BITS) << 2)) + (<usize>(i & CHUNK_MASK) << 2);
+}
+
+/** the key hash of record i */
+// @ts-ignore: decorator
+@inline export function recHash(i: u32): u32 { return load<u32>(posAddr(i)); }
+// @ts-ignore: decorator
+@inline export function setRecHash(i: u32, h: u32): void { store<u32>(posAddr(i), h); }
+
+/** Reserves room for n records in total (restore), sets recCount. */
 export function recReserve(n: u32): void {
-  if (n > MAX_RECS) unreachable();
+  const chunksNeeded = (n + CHUNK_MASK) >> CHUNK_BITS;
+  if (chunksNeeded > MAX_CHUNKS) unreachable();
+  for (let c = posChunkCount(); c < chunksNeeded; c++) {
+    store<u32>(posChunks + (<usize>c << 2), <u32>alloc(<usize>CHUNK_RECS * 4));
+  }
   recCount = n;
 }
 
-/** the next record number */
-export function recNext(): u32 {
-  if (recCount >= MAX_RECS) unreachable();
-  return recCount++;
+/** a new record number, for a key hashed h */
+export function recAppend(h: u32): u32 {
+  const i = recCount;
+  if ((i & CHUNK_MASK) == 0) {
+    if ((i >> CHUNK_BITS) >= MAX_CHUNKS) unreachable();
+    store<u32>(posChunks + (<usize>(i >> CHUNK_BITS) << 2), <u32>alloc(<usize>CHUNK_RECS * 4));
+  }
+  recCount = i + 1;
+  setRecHash(i, h);
+  return i;
 }
 
 // --- field helpers -------------------------------------------------------

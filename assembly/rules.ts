@@ -13,7 +13,7 @@
 // region (batch.ts), a u32 fact the host cannot derive from the state it
 // sees: occupancy's count, last_supervisor's others; 0 for the rest.
 import {
-  recNext, NIL, AREA_NONE, READER_NONE, FREEPASS, EXEMPT, PENDING, OVERRIDE, SUPERVISOR, RW_EMPTY,
+  recAppend, NIL, AREA_NONE, READER_NONE, FREEPASS, EXEMPT, PENDING, OVERRIDE, SUPERVISOR, RW_EMPTY,
   mwLoc, mwTime, rwReader, rwTime, rwMake, kindBits,
 } from './records';
 import { findInt, findBytes, tableInsert, tableFull, tableGrow, tableGen, slotPtr as recPtr, nBuckets, setSlotRec } from './table';
@@ -80,7 +80,7 @@ function keyCreate(): u32 {
   store<u64>(r, kKind == 0 ? kInt : arenaPut(kPtr, kLen));
   store<u64>(r, mwAbsent(), 8);
   store<u64>(r, RW_EMPTY, 16);
-  setSlotRec(rec, recNext());
+  setSlotRec(rec, recAppend(kHash));
   return rec;
 }
 

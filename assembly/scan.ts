@@ -42,14 +42,24 @@
 // listing continues where the last one was cut in the same state (a whole
 // list read at once: CSV, a search), so that takes a few scans, not one per
 // 4096 rows.
-import { recCount, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
-import { slotPtr, segPtr, segBuckets, nSegs, SEG_BITS } from './table';
+//
+// An area that counts many (at least 32 × max) is listed the other way:
+// its first `max` records are among the first few thousand, so walking the
+// records in order (each found from its hash, records.ts; the home buckets
+// of the next 256 touched first so their misses overlap) finds them after a few thousand random
+// lines, far less than the whole table. The walk gives up after recCount/16
+// + 4096 records (an area filled by late records) and the scan above lists
+// the rest.
+import { recCount, recHash, mwKind, mwLoc, mwTime, rwReader, AREA_NONE, READER_NONE } from './records';
+import { slotPtr, bucketPtr, homeBucket, findRec, segPtr, segBuckets, nSegs, SEG_BITS } from './table';
 import { arenaAt } from './arena';
 import { nAreas, expireOf, isInside, countOf } from './site';
 import { clock } from './occupancy';
 import { alloc, release } from './mem';
 
 export const SCAN_ROW: usize = 32;
+/** records whose buckets are touched ahead of being read in a walk (the batch pass idea, batch.ts) */
+const AHEAD: u32 = 256;
 const FIRST_CAP: u32 = 4096;
 const MAX_CAP: u32 = 1 << 20; // 8 MiB of listing
 
@@ -147,41 +157,87 @@ function build(x: u32, from: u32): void {
   listFrom = from;
 }
 
+/** row k of `out` from the credential in slot `slot`, record `rec` */
+// @ts-ignore: decorator
+@inline function putRow(out: usize, k: u32, rec: u32, slot: u32): void {
+  const p = slotPtr(slot);
+  const mw = load<u64>(p, 8);
+  const row = out + 16 + <usize>k * SCAN_ROW;
+  const kind = mwKind(mw);
+  const reader = rwReader(load<u64>(p, 16));
+  store<u32>(row, rec);
+  store<u16>(row, <u16>mwLoc(mw), 4);
+  store<u8>(row, <u8>kind, 6);
+  store<u8>(row, 0, 7);
+  store<u64>(row, kind == 0 ? load<u64>(p) : <u64>arenaAt(load<u64>(p)), 8);
+  store<f64>(row, <f64>mwTime(mw), 16);
+  store<i32>(row, reader == READER_NONE ? -1 : <i32>reader, 24);
+  store<u32>(row, 0, 28);
+}
+
+/** the record walk (see the top): rows from `from` on until max rows or the budget; returns rows written, sets walkEnd */
+let walkEnd: u32 = 0;
+function walk(x: u32, from: u32, max: u32, out: usize): u32 {
+  const to = expireOf(x);
+  let budget = (recCount >> 4) + 4096;
+  let k: u32 = 0;
+  let rec = from;
+  let touched = rec;
+  for (; rec < recCount && k < max && budget > 0; rec++, budget--) {
+    if (rec == touched) {
+      const end = recCount - rec > AHEAD ? rec + AHEAD : recCount;
+      let acc: u32 = 0;
+      for (let i = rec; i < end; i++) acc += load<u32>(bucketPtr(homeBucket(recHash(i))), 8);
+      store<u32>(out, acc, 12); // stored so the loads stay (overwritten by the caller)
+      touched = end;
+    }
+    const slot = findRec(recHash(rec), rec);
+    const mw = load<u64>(slotPtr(slot), 8);
+    const loc = mwLoc(mw);
+    if (loc == AREA_NONE || !isInside(loc, x)) continue;
+    if (to != 0 && <i64>mwTime(mw) + to <= clock) continue;
+    putRow(out, k, rec, slot);
+    k++;
+  }
+  walkEnd = rec;
+  return k;
+}
+
+/** does the cached listing hold area x's listed records from `from` on (or up to where it was cut) */
+function usable(x: u32, from: u32): bool {
+  if (listGen != scanGen || listArea != <i32>x || from < listFrom) return false;
+  return listAll || (listN > 0 && from <= <u32>(load<u64>(at(listN - 1)) >> 32));
+}
+
 export function scanInside(area: i32, from: u32, max: u32, out: usize): void {
   let k: u32 = 0;
   let resume = recCount;
   if (area >= 0 && area < nAreas && from < recCount && max > 0 && countOf(<u32>area) > 0) {
     const x = <u32>area;
-    const last = listN > 0 ? <u32>(load<u64>(at(listN - 1)) >> 32) : 0;
-    const usable = listGen == scanGen && listArea == area && from >= listFrom && (listAll || (listN > 0 && from <= last));
-    if (!usable) build(x, from);
-    // first entry >= from
-    let lo: u32 = 0, hi = listN;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (<u32>(load<u64>(at(mid)) >> 32) < from) lo = mid + 1; else hi = mid;
+    let rest = true; // rows still to come from the listing
+    if (!usable(x, from) && <u64>max * 32 <= <u64>countOf(x)) {
+      k = walk(x, from, max, out);
+      if (k == max) { resume = walkEnd; rest = false; } // the last row's + 1
+      else if (walkEnd >= recCount) rest = false;
+      else from = walkEnd; // out of budget: the listing gives the rest
     }
-    for (let i = lo; i < listN && k < max; i++) {
-      const v = load<u64>(at(i));
-      const rec = <u32>(v >> 32);
-      const p = slotPtr(<u32>v);
-      const mw = load<u64>(p, 8);
-      const t = <i64>mwTime(mw);
-      const row = out + 16 + <usize>k * SCAN_ROW;
-      const kind = mwKind(mw);
-      const reader = rwReader(load<u64>(p, 16));
-      store<u32>(row, rec);
-      store<u16>(row, <u16>mwLoc(mw), 4);
-      store<u8>(row, <u8>kind, 6);
-      store<u8>(row, 0, 7);
-      store<u64>(row, kind == 0 ? load<u64>(p) : <u64>arenaAt(load<u64>(p)), 8);
-      store<f64>(row, <f64>t, 16);
-      store<i32>(row, reader == READER_NONE ? -1 : <i32>reader, 24);
-      store<u32>(row, 0, 28);
-      k++;
-      if (k == max) resume = rec + 1;
+    if (rest) {
+      if (!usable(x, from)) build(x, from);
+      // first entry >= from
+      let lo: u32 = 0, hi = listN;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (<u32>(load<u64>(at(mid)) >> 32) < from) lo = mid + 1; else hi = mid;
+      }
+      for (let i = lo; i < listN && k < max; i++) {
+        const v = load<u64>(at(i));
+        const rec = <u32>(v >> 32);
+        putRow(out, k, rec, <u32>v);
+        k++;
+        if (k == max) resume = rec + 1;
+      }
+      if (k < max && !listAll) resume = <u32>(load<u64>(at(listN - 1)) >> 32) + 1;
     }
-    if (k < max && !listAll) resume = <u32>(load<u64>(at(listN - 1)) >> 32) + 1;
   }
   store<u32>(out, k);
   store<u32>(out, resume, 4);

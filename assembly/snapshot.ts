@@ -8,6 +8,7 @@
 //   segments, in order (seg table: u32 pairs ptr, len):
 //     counts i32 × A | schedule flags u8 × A |
 //     supervisor counts i32 × A | lockdown flags u8 × A | overrides 24 × n |
+//     record hashes (records.ts, 4 × records in each chunk) |
 //     arena chunks (1 MiB each, the last one only up to `used`) |
 //     table segments (table.ts: 1 MiB each, or one of 64 × buckets below
 //     16384 buckets; a restore is a copy, not a rehash) |
@@ -31,7 +32,7 @@
 // supervisor bit, and no area is locked.
 import { alloc, release, memReserve } from './mem';
 import {
-  recCount, recReserve, CHUNK_RECS, OVERRIDE, kindBits,
+  recCount, recReserve, posChunkCount, posChunkPtr, CHUNK_RECS, OVERRIDE, kindBits,
 } from './records';
 import { arenaChunkCount, arenaUsed, arenaChunkPtr, arenaAddChunk, arenaSetUsed, arenaAt, ARENA_CHUNK } from './arena';
 import { nAreas, nReaders, nClasses, nPresenceClasses, aCount, aActive, aSup, aLocked, forgetMs, lockedRecount } from './site';
@@ -120,6 +121,8 @@ export function snapSegments(): i32 {
   seg(aSup, A << 2);
   seg(aLocked, A);
   seg(ovTab, <usize>ovCount * OV_SIZE);
+  const nc = posChunkCount();
+  for (let c: u32 = 0; c < nc; c++) seg(posChunkPtr(c), inChunk(c, nc, recCount) << 2);
   arenaSegs();
   const sb = segBytes();
   for (let i: u32 = 0; i < nSegs; i++) seg(segPtr(i), sb);
@@ -160,7 +163,8 @@ export function restoreBegin(): i32 {
   // at most 7/8 of the slots used (table.ts), the calendar map at most 3/4 full
   if (!bucketsValid(<u64>nb) || n * 8 > nb * 14) return 4;
   if (mc < 1024 || mc > 0x8000000 || (mc & (mc - 1)) != 0 || mu < 0 || mu * 4 > mc * 3) return 4;
-  const total = <u64>ac * <u64>ARENA_CHUNK + <u64>tableBytesFor(<u32>nb) + <u64>ov * <u64>OV_SIZE
+  const posBytes = ((<u64>n + <u64>CHUNK_RECS - 1) / <u64>CHUNK_RECS) * <u64>CHUNK_RECS * 4;
+  const total = posBytes + <u64>ac * <u64>ARENA_CHUNK + <u64>tableBytesFor(<u32>nb) + <u64>ov * <u64>OV_SIZE
     + <u64>mc * 16 + <u64>(hl < 1024 ? 1024 : hl) * 16;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);
@@ -193,7 +197,7 @@ function migrateBegin(): i32 {
   // the old links and index are read and dropped: one scratch region takes them all
   let scratch: usize = <usize>cap * 4 > linkBytes ? <usize>cap * 4 : linkBytes;
   if (scratch < <usize>nPresenceClasses << 2) scratch = <usize>nPresenceClasses << 2;
-  const total = <u64>n * (L1_REC + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + <u64>tableBytesFor(bucketsFor(n))
+  const total = <u64>n * (L1_REC + 4 + 4) + <u64>ac * <u64>ARENA_CHUNK + <u64>scratch + <u64>tableBytesFor(bucketsFor(n))
     + <u64>ov * (16 + <u64>OV_SIZE) + <u64>CHUNK_RECS * 4 + 4096;
   if (total > 0xF0000000) return 4;
   memReserve(<usize>total);

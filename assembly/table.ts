@@ -17,7 +17,7 @@
 // or binary credential's bytes; move and reader words: records.ts. A slot
 // is empty when its move word is 0 (a used slot has kind bits != 0). The
 // record number (creation order) is what the muster list sorts and pages by
-// (scan.ts); nothing else maps record numbers to slots.
+// (scan.ts); with the record's hash (records.ts) findRec finds its slot.
 //
 // The buckets live in segments of 16384 buckets (1 MiB) found through a
 // directory (u32 × MAX_SEGS, a few KiB, always in cache):
@@ -40,7 +40,7 @@
 // Keys are compared exactly (key word and kind, plus the arena bytes for
 // strings and binaries), so 123, "123" and 0x313233 are three credentials.
 import { alloc, release } from './mem';
-import { NIL, mwKind } from './records';
+import { NIL, mwKind, setRecHash } from './records';
 import { arenaAt } from './arena';
 
 export const BUCKET: usize = 64;
@@ -231,6 +231,19 @@ export function findBytes(h: u32, kind: u32, key: usize, len: u32): u32 {
   return NIL;
 }
 
+/** the slot of record `rec`, whose key hashed h (it exists: records are never removed) */
+export function findRec(h: u32, rec: u32): u32 {
+  let b = homeBucket(h);
+  while (true) {
+    const p = bucketPtr(b);
+    if (load<u32>(p, <usize>RECS_AT) == rec && load<u64>(p, 8) != 0) return b << 1;
+    if (load<u32>(p, <usize>RECS_AT + 4) == rec && load<u64>(p, 32) != 0) return (b << 1) | 1;
+    b++;
+    if (b == nBuckets) b = 0;
+  }
+  return NIL;
+}
+
 /** the first empty slot from h's home bucket on */
 function freeSlot(h: u32): u32 {
   let b = homeBucket(h);
@@ -374,6 +387,7 @@ export function tablePlace(keyWord: u64, mw: u64, rw: u64, h: u32, rec: u32): u3
   store<u64>(p, mw, 8);
   store<u64>(p, rw, 16);
   setSlotRec(t, rec);
+  setRecHash(rec, h);
   used++;
   return t;
 }
