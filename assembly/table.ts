@@ -107,6 +107,13 @@ function newSegment(): usize {
   return allocAligned(SEG_BYTES);
 }
 
+/** a full segment back to the pool (beyond MAX_SEGS of them it is left unused: only at the 3 GiB limit) */
+function poolPush(p: usize): void {
+  if (poolN >= MAX_SEGS) return;
+  store<u32>(pool + (<usize>poolN << 2), <u32>p);
+  poolN++;
+}
+
 // @ts-ignore: decorator
 @inline function segOf(i: u32): usize { return <usize>load<u32>(dir + (<usize>i << 2)); }
 
@@ -127,7 +134,7 @@ function allocTable(nb: u32): void {
 /** gives the current table's memory back (small region to mem.ts, segments to the pool) */
 function freeTable(): void {
   if (nBuckets < SEG_BUCKETS) { if (smallSize > 0) release(smallRegion, smallSize); smallSize = 0; }
-  else for (let i: u32 = 0; i < nSegs; i++) { store<u32>(pool + (<usize>poolN << 2), <u32>segOf(i)); poolN++; }
+  else for (let i: u32 = 0; i < nSegs; i++) poolPush(segOf(i));
 }
 
 export function tableInit(hint: u32): void {
@@ -355,7 +362,7 @@ export function tableGrow(): void {
         setSlotRec(t, load<u32>(bp + RECS_AT + (<usize>i << 2)));
       }
     }
-    if (!oldSmall) { store<u32>(pool + (<usize>poolN << 2), <u32>base); poolN++; }
+    if (!oldSmall) poolPush(base);
   }
   if (oldSmall) release(oldRegion, oldSize);
   // segments no credential reached are still missing: create them empty
