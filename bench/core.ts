@@ -264,6 +264,7 @@ function restartMs(core: WasmCore, into: () => WasmCore, times: number): { ms: n
   const ms: number[] = [];
   try {
     for (let i = 0; i < times; i++) {
+      gc(); // the previous target's linear memory goes first: every restore starts from the same memory pressure
       const target = into();
       const rfd = openSync(file, 'r');
       const t = performance.now();
@@ -416,13 +417,12 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         }
       }
       const nb = cores[cores.length - 2]!; // buckets, mix site
-      const r1 = restartMs(nb.core, () => createWasmCore(mix), 3);
       let r0: { ms: number; bytes: number } | undefined;
       if (old) {
-        const c0 = cores[0]!.core;
-        r0 = restartMs(c0, () => createWasmCore(mix, { wasm: old }), 3);
+        r0 = restartMs(cores[0]!.core, () => createWasmCore(mix, { wasm: old }), 3);
         restart.rows.push(['layout 2 into layout 2 (baseline)', n, fmt(r0.bytes / 1e6, 0), fmt(r0.ms, 0), '1.00']);
       }
+      const r1 = restartMs(nb.core, () => createWasmCore(mix), 3);
       restart.rows.push(['buckets into buckets', n, fmt(r1.bytes / 1e6, 0), fmt(r1.ms, 0), r0 ? fmt(r1.ms / r0.ms) : '-']);
       if (old) {
         const rm = restartMs(cores[0]!.core, () => createWasmCore(mix), 3);
