@@ -370,6 +370,7 @@ export class WasmCore implements EngineCore {
     let u8 = new Uint8Array(ex.memory.buffer);
     u8.set(bytes.subarray(16, segAt), ex.snapHeaderBuf());
     if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
+    else checkLayout(ex, dv.getUint32(4, true));
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -413,6 +414,7 @@ export class WasmCore implements EngineCore {
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
     new Uint8Array(ex.memory.buffer).set(meta.subarray(0, fields * 8), ex.snapHeaderBuf());
     if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
+    else checkLayout(ex, new DataView(head.buffer).getUint32(4, true));
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -674,6 +676,12 @@ function checkSnapHead(dv: DataView): { n: number; fields: number } {
   const fields = abi === OLDEST_SNAPSHOT ? LEGACY_HDR_FIELDS : HDR_FIELDS;
   if (dv.getUint32(8, true) !== fields) badSnap('header size differs');
   return { n: dv.getUint32(12, true), fields };
+}
+
+/** a 15-field header's layout (field 14) must be the version its head names: the core reads the body by it */
+function checkLayout(ex: CoreExports, version: number): void {
+  const layout = new DataView(ex.memory.buffer).getBigInt64(ex.snapHeaderBuf() + 14 * 8, true);
+  if (layout !== BigInt(version)) badSnap(`version ${version} in its head, layout ${layout} in its header`);
 }
 
 /** header field 14 (layout) = 1: the header just copied in came from an ABI 1 snapshot, which has no such field */

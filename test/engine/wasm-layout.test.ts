@@ -152,6 +152,9 @@ describe('layout-2 (ABI 2) snapshots', () => {
     const other = createWasmCore(siteOf(SITE.replace('presenceTimeout: 40', 'presenceTimeout: 40 }\n  - { id: annex, parent: campus')));
     assert.throws(() => other.restore(snap), isBad, 'made for another site');
     assert.throws(() => core.restore(snap.subarray(0, snap.length - 3)), isBad, 'truncated');
+    const relabelled = new Uint8Array(snap); // a version-2 body under a version-3 head
+    new DataView(relabelled.buffer).setUint32(4, 3, true);
+    assert.throws(() => core.restore(relabelled), (e: unknown) => isBad(e) && /version 3 in its head, layout 2/.test((e as Error).message), 'head and body disagree');
     assert.equal(core.state(int(5)).location, 1);
     assert.equal(core.occupancy(1), 1);
   });
