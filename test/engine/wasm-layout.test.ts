@@ -261,7 +261,8 @@ describe('segmented table', () => {
     for (let i = 0; i < ops.length; i += 1024) assert.deepEqual(w.apply(ops.slice(i, i + 1024), T0), ref.apply(ops.slice(i, i + 1024), T0));
     for (const [x, from] of [[1, 0], [1, 50_000], [1, 119_990], [3, 0], [3, 110_000], [2, 0], [3, 119_999], [3, 120_000]] as const) {
       // 500 rows: the campus (120,000 counted) and the lab (20,300) are walked; the lab's walk finds its
-      // first 300, runs out of budget before record 100,000, and the table scan lists on from there
+      // first 300, runs out of budget (120,000 / 8 + 4096 records) before record 100,000, and the table
+      // scan lists on from there
       let at: number | null = from;
       for (let page = 0; page < 3 && at !== null; page++) {
         w.advance(T0 + 1 + page); ref.advance(T0 + 1 + page); // a state change between pages, as under live traffic
