@@ -38,6 +38,7 @@ import { ReplyTemplates, writeId } from './reply-templates.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
+import { Slab } from '../store/slab.js';
 
 /** One message's answer: the encoded reply map, and the error code when it is an error. */
 export interface Reply { bytes: Uint8Array; code?: ErrorCode; message?: string }
@@ -207,6 +208,8 @@ export class Hub {
   private readonly scanner = new FrameScanner(FAST_MAX_BATCH);
   private readonly templates = new ReplyTemplates();
   private writer = new CompactWriter('');
+  /** a frame's id table and reply bytes (slab.ts: views into shared buffers, no malloc per frame) */
+  private readonly slab = new Slab();
   /** reply prefixes of the frame being answered (references only, reused) */
   private readonly prefixes: Uint8Array[] = new Array(FAST_MAX_BATCH).fill(null);
   private readonly violScratch = new Float64Array(5 * 256);
@@ -343,7 +346,7 @@ export class Hub {
     this.templates.use(site);
     let now = Date.now();
     // tally | ids | reply starts (FastFlight)
-    const meta = new Float64Array(TALLY + 2 * n + 1);
+    const meta = this.slab.f64(TALLY + 2 * n + 1);
     const tally = meta;
     const stream: HubEvent[] | null = this.sink.active() ? [] : null;
     const groups: CompactGroup[] = [];
@@ -372,7 +375,7 @@ export class Hub {
       if (writer.size > 0) groups.push(writer.finish());
       // the replies: one array header (a batch) + every message's template prefix and id
       const head = sc.batch ? (n < 16 ? 1 : n < 0x10000 ? 3 : 5) : 0;
-      bytes = new Uint8Array(head + len);
+      bytes = this.slab.u8(head + len);
       let p = 0;
       if (sc.batch) {
         if (n < 16) bytes[p++] = 0x90 | n;

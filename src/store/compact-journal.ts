@@ -49,6 +49,7 @@
  */
 import { REASONS, VIOLATION_CODES } from '../engine/types.js';
 import type { EventRecord } from './types.js';
+import { Slab } from './slab.js';
 import type { SeenRecord, ViolationRecord } from '../engine/explain.js';
 
 export const RECORD_BYTES = 32;
@@ -60,6 +61,12 @@ export const NONE = 255;
 export const MAX_NAMES = 254;
 
 export interface CompactGroup { c: string; r: string[]; a: string[]; n: number; b: Uint8Array; v?: number }
+
+const NO_GROUPS: readonly CompactGroup[] = [];
+/** The compact groups of a journal value's `k` (journal-batch.ts), as an array: none when absent. */
+export function groupsOf(k: CompactGroup | readonly CompactGroup[] | undefined): readonly CompactGroup[] {
+  return k === undefined ? NO_GROUPS : Array.isArray(k) ? k : [k as CompactGroup];
+}
 
 /** One decoded record; `seq` is assigned by position. */
 export interface CompactRecord {
@@ -188,6 +195,8 @@ export class CompactWriter {
   /** the group's name tables (0 readers, 1 areas): scratch arrays that keep their capacity, the first used[t] in use */
   private readonly tables: [string[], string[]] = [[], []];
   private readonly used = [0, 0];
+  /** the groups' bytes (slab.ts: no malloc per group; groups outlive the hub's other per-frame arrays) */
+  private readonly slab = new Slab();
 
   constructor(private controller: string) {}
 
@@ -259,10 +268,10 @@ export class CompactWriter {
     this.dv = new DataView(next.buffer);
   }
 
-  /** The group so far (its bytes copied once); the writer is reset for reuse. */
+  /** The group so far (its bytes copied once, into this writer's slab); the writer is reset for reuse. */
   finish(): CompactGroup {
     // exact-size copies: the scratch tables keep their capacity for the next group
-    const g: CompactGroup = { c: this.controller, r: this.tables[0].slice(0, this.used[0]), a: this.tables[1].slice(0, this.used[1]), n: this.count, b: this.buf.slice(0, this.off), v: 2 };
+    const g: CompactGroup = { c: this.controller, r: this.tables[0].slice(0, this.used[0]), a: this.tables[1].slice(0, this.used[1]), n: this.count, b: this.slab.copy(this.buf, 0, this.off), v: 2 };
     this.used[0] = 0; this.used[1] = 0;
     this.off = 0; this.count = 0;
     return g;

@@ -39,7 +39,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
-import { recordLength, type CompactGroup } from './compact-journal.js';
+import { groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
 import { NameRuns } from './name-runs.js';
 
@@ -51,7 +51,7 @@ export interface IndexableBatch {
   z?: number;
   e?: { cred?: unknown; reader?: unknown }[];
   i?: [string, number | string, Uint8Array][];
-  k?: CompactGroup;
+  k?: CompactGroup | CompactGroup[];
 }
 
 /** The entries one batch contributes (what retention must remove again). */
@@ -85,17 +85,18 @@ export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntri
   const ids: [string, number | string][] = [];
   let skipped = 0;
   if (b.k) {
-    const g = b.k;
-    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
-    let off = 0;
-    for (let r = 0; r < g.n; r++) {
-      creds.add(String(dv.getFloat64(off + 16, true)));
-      const reader = g.r[g.b[off + 25]!];
-      if (indexable(reader)) readers.add(reader); else skipped++;
-      ids.push([g.c, dv.getFloat64(off + 8, true)]);
-      off += recordLength(g, off);
+    for (const g of groupsOf(b.k)) {
+      const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+      const named = indexable(g.c);
+      let off = 0;
+      for (let r = 0; r < g.n; r++) {
+        creds.add(String(dv.getFloat64(off + 16, true)));
+        const reader = g.r[g.b[off + 25]!];
+        if (indexable(reader)) readers.add(reader); else skipped++;
+        if (named) ids.push([g.c, dv.getFloat64(off + 8, true)]); else skipped++;
+        off += recordLength(g, off);
+      }
     }
-    if (!indexable(g.c)) { skipped += ids.length; ids.length = 0; }
   } else {
     for (const e of Array.isArray(b.e) ? b.e : []) {
       if (!e || typeof e !== 'object') continue;

@@ -47,7 +47,8 @@ import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, typ
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
-import { RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
+import { RECORD_BYTES, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { CompactPacker, type CompactBatch } from './compact-pack.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
@@ -168,7 +169,7 @@ export class LmdbStore implements Store {
   private retentionTimer: NodeJS.Timeout | undefined;
   private compacting: Promise<number> | undefined;
   private closed = false;
-  /** the general batch collecting this event-loop turn's appends */
+  /** the batch collecting this event-loop turn's appends: general (append) or compact (appendCompact) */
   private turn: Pending | undefined;
   private inflightCount = 0;
   private lastWrite: Promise<unknown> = Promise.resolve();
@@ -544,11 +545,8 @@ export class LmdbStore implements Store {
     try { validateAppend(events, idem); } catch (e) { return Promise.reject(e); }
     if (events.length === 0 && idem.length === 0) return Promise.resolve();
     let t = this.turn;
-    if (!t) {
-      const key = this.seq + 1;
-      t = this.turn = this.pending({ s: key, n: 0, a0: 0, a1: 0, e: [] });
-      setImmediate(() => { this.flushTurn(); this.wal?.flush(); });
-    }
+    if (t?.batch.k) { this.flushTurn(); t = undefined; } // this turn's compact groups come first
+    if (!t) t = this.turn = this.openTurn({ s: this.seq + 1, n: 0, a0: 0, a1: 0, e: [] });
     const b = t.batch;
     const list = b.e!;
     for (const e of events) {
@@ -576,9 +574,11 @@ export class LmdbStore implements Store {
   }
 
   /**
-   * One compact group (compact-journal.ts) as its own log value, put at once: its records take the
-   * next seqs, in order, after everything appended before (this turn's general batch is put first,
-   * so the journal keeps the order of the calls).
+   * One compact group (compact-journal.ts): its records take the next seqs, in order, after
+   * everything appended before. Every group of the turn goes into ONE log value (`k`, in call order;
+   * a general batch of the turn is put first, so the journal keeps the order of the calls), written
+   * to the WAL at the end of the turn like a general one: with one message per frame, a value per
+   * group cost a WAL record, a put, a promise and an encode per message.
    */
   appendCompact(g: CompactGroup): Promise<void> {
     const no = this.refusal();
@@ -586,22 +586,36 @@ export class LmdbStore implements Store {
     const bad = checkGroup(g);
     if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
     if (g.n === 0) return Promise.resolve();
-    this.flushTurn();
-    const key = this.seq + 1;
+    let t = this.turn;
+    if (t && !t.batch.k) { this.flushTurn(); t = undefined; }
+    if (!t) t = this.turn = this.openTurn({ s: this.seq + 1, n: 0, a0: 0, a1: 0, k: [] });
+    const b = t.batch;
     const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
     const w = this.window(g.c);
-    let a1 = 0, off = 0;
+    let a1 = b.a1, off = 0;
     for (let k = 0; k < g.n; k++) {
       const at = dv.getFloat64(off, true);
       if (at > a1) a1 = at;
-      w.note(dv.getFloat64(off + 8, true), key);
+      w.note(dv.getFloat64(off + 8, true), b.s);
       off += recordLength(g, off);
     }
+    if (b.n === 0) b.a0 = dv.getFloat64(0, true);
+    b.a1 = a1;
+    b.n += g.n;
     this.seq += g.n;
-    const p = this.pending({ s: key, n: g.n, a0: dv.getFloat64(0, true), a1, k: g });
-    this.write(p);
-    return p.promise;
+    (b.k as CompactGroup[]).push(g);
+    const p = t.promise;
+    if (b.n >= BATCH_EVENTS) this.flushTurn(); // as append(): log values stay small
+    return p;
   }
+
+  /** A new turn batch, written to the WAL at the end of this event-loop turn (or when full). */
+  private openTurn(batch: Batch): Pending {
+    setImmediate(this.endTurn);
+    return this.pending(batch);
+  }
+
+  private readonly endTurn = (): void => { this.flushTurn(); this.wal?.flush(); };
 
   maxId(controller: string): number { return this.windows.get(controller)?.max ?? -1; }
 
@@ -610,8 +624,10 @@ export class LmdbStore implements Store {
     if (!t) return;
     this.turn = undefined;
     const b = t.batch;
-    if (this.seq < b.s) this.seq = b.s; // a batch of replies only still takes a seq (keys stay unique)
-    b.z = this.seq;
+    if (!b.k) {
+      if (this.seq < b.s) this.seq = b.s; // a batch of replies only still takes a seq (keys stay unique)
+      b.z = this.seq;
+    }
     this.write(t);
   }
 
@@ -627,7 +643,7 @@ export class LmdbStore implements Store {
       return;
     }
     let payload: Uint8Array;
-    try { payload = walPackr.pack(b); } catch (err) {
+    try { payload = b.k ? this.packer.pack(b as CompactBatch) : walPackr.pack(b); } catch (err) {
       this.inflight.delete(b.s);
       t.reject(this.fail(err));
       return;
@@ -639,6 +655,9 @@ export class LmdbStore implements Store {
     }
     this.wal!.append(b.s, batchEnd(b), payload, t);
   }
+
+  /** compact turn batches' WAL record and journal value (compact-pack.ts) */
+  private readonly packer = new CompactPacker();
 
   /** WAL-durable batches waiting for their LMDB put (storeSoon), and the timer that puts them */
   private toStore: Pending[] = [];
@@ -894,7 +913,11 @@ export class LmdbStore implements Store {
     for (const { key } of this.batches(afterSeq + 1, 0, true)) { start = key; break; }
     for (const { value } of this.batches(start, MAX_KEY)) {
       if (batchEnd(value) <= afterSeq) continue;
-      if (value.k && value.s > afterSeq) { yield { seq: value.s, group: value.k }; continue; }
+      if (value.k && value.s > afterSeq) {
+        let seq = value.s;
+        for (const group of groupsOf(value.k)) { yield { seq, group }; seq += group.n; }
+        continue;
+      }
       for (const e of batchEvents(value)) if (e.seq! > afterSeq) yield e;
     }
   }

@@ -229,6 +229,43 @@ describe('journal and D/index', () => {
     } finally { await s.close(); }
   });
 
+  it('compact groups of one turn are one journal value in call order; values holding one group (older) still read', async () => {
+    const dir = tmp(), mem = await openStore(':memory:', OPTS);
+    const s = await openStore(dir, OPTS);
+    const calls = (t: Store): Promise<void>[] => [
+      t.appendCompact(group('c0', 1, 3)), t.appendCompact(group('c1', 1, 2)), t.appendCompact(group('c0', 4, 1)),
+      t.append(general('g', 1, 2).events, general('g', 1, 2).idem), t.appendCompact(group('c2', 1, 4)),
+    ];
+    const ids: [string, number][] = [['c0', 1], ['c0', 2], ['c0', 3], ['c0', 4], ['c1', 1], ['c1', 2], ['g', 1], ['g', 2], ['c2', 1], ['c2', 4]];
+    try {
+      await Promise.all(calls(s)); await Promise.all(calls(mem));
+      await settle(s);
+      assert.equal(s.lastSeq, 12);
+      assert.equal(picture(s, ids), picture(mem, ids), 'the same answers as a store that keeps every group apart');
+      await s.close();
+      // the raw journal: three values (the groups before the general append, the general one, the last group)
+      const env = open({ path: dir, noSubdir: false, maxDbs: 16 } as never);
+      const log = env.openDB('log', { keyEncoding: 'ordered-binary', encoding: 'msgpack', encoder: { int64AsType: 'auto', useRecords: false } } as never);
+      const values = [...log.getRange({ start: 0 })].map(({ key, value }) => ({ key, value: value as { n: number; k?: { c: string; n: number }[]; e?: unknown[] } }));
+      assert.deepEqual(values.map((v) => [v.key, v.value.n, v.value.k?.map((g) => `${g.c}:${g.n}`) ?? 'general']),
+        [[1, 6, ['c0:3', 'c1:2', 'c0:1']], [7, 2, 'general'], [9, 4, ['c2:4']]]);
+      // a value written before groups were gathered per turn: `k` holds one group, not an array
+      const old = group('c3', 1, 5);
+      await log.put(13, { s: 13, n: 5, a0: T0 + 1, a1: T0 + 5, k: old });
+      await env.close();
+      const t = await openStore(dir, OPTS);
+      try {
+        await mem.appendCompact(old);
+        const all: [string, number][] = [...ids, ['c3', 1], ['c3', 5]];
+        assert.equal(t.lastSeq, 17);
+        await settle(t);
+        assert.equal(picture(t, all), picture(mem, all), 'an older value reads as the same records');
+        assert.equal(t.maxId('c3'), 5, 'its ids are loaded into the window at open');
+        assert.deepEqual(Buffer.from(t.getIdem('c3', 5)!), Buffer.from(compactReply([...compactRecords(old)][4]!)), 'the older value answers a resend from D/index');
+      } finally { await t.close(); }
+    } finally { await s.close(); await mem.close(); }
+  });
+
   it('appends of one turn are one write-ahead log write and one sync (syncs counts them)', async () => {
     const s = await openStore(tmp(), OPTS) as LmdbStore;
     try {
