@@ -1,6 +1,7 @@
 // The exported ABI of the anti-passback core, and nothing else: the logic
 // lives in the modules beside this one (see their layout comments):
-//   mem.ts region allocator · records.ts 24-byte records · table.ts index ·
+//   mem.ts region allocator · table.ts credential table (64-byte buckets) ·
+//   records.ts state words, creation order ·
 //   arena.ts string/binary keys · site.ts site tables · occupancy.ts counts,
 //   timeouts, clock · rules.ts SPEC 4-7 · batch.ts batch I/O ·
 //   remap.ts reconfigure · snapshot.ts snapshot/restore.
@@ -31,6 +32,7 @@ export function init(capacity: u32): void {
   recordsInit();
   arenaInit();
   tableInit(capacity);
+  scanInit();
   stateOut = alloc(9 * 8);
   scratchPtr = 0;
   scratchLen = 0;
@@ -47,7 +49,7 @@ export function siteInstallFirst(): void {
   batchInit();
 }
 /** installs the staged site in place of the current one; maps are i32 arrays in scratch */
-export function reconfigure(areaMap: usize, readerMap: usize): void { remapSite(areaMap, readerMap); violEnsure(); }
+export function reconfigure(areaMap: usize, readerMap: usize): void { scanStale(); remapSite(areaMap, readerMap); violEnsure(); }
 
 /** a reusable host-writable region of at least n bytes */
 export function scratch(n: u32): usize {
@@ -63,8 +65,9 @@ export function batchCap(): i32 { return BATCH_CAP; }
 export function statePtr(): usize { return stateOut; }
 
 /** decides ops 0..n-1 of the input region at clock `now`; returns how many were done */
-export function applyBatch(n: i32, now: f64): i32 { return runBatch(n, <i64>now); }
-export function advance(now: f64): void { advanceTo(<i64>now); }
+// every state change makes the cached muster listing stale (scan.ts)
+export function applyBatch(n: i32, now: f64): i32 { scanStale(); return runBatch(n, <i64>now); }
+export function advance(now: f64): void { scanStale(); advanceTo(<i64>now); }
 export function clockNow(): f64 { return <f64>clock; }
 export function setScheduleActive(area: i32, active: i32): void { setActive(area, active != 0); }
 export function occupancy(area: i32): i32 { return area >= 0 && area < nAreas ? countOf(<u32>area) : 0; }
@@ -76,6 +79,7 @@ export function indexCapacity(): u32 { return tableCapacity(); }
 
 /** state of the key in input slot 0, into statePtr() (rules.ts stateInto) */
 export function lookupState(): void {
+  scanStale(); // settling a forgotten credential rewrites its slot
   keyFromSlot(0, slotHash(0));
   stateInto(stateOut);
 }
@@ -85,5 +89,6 @@ export function snapHeaderBuf(): usize { return hdrPtr(); }
 export function snapSegmentCount(): i32 { return snapSegments(); }
 export function snapSegmentTable(): usize { return segTable(); }
 export function restoreBegin(): i32 { return rBegin(); }
-export function restoreEnd(): void { rEnd(); }
+export function restoreEnd(): void { scanStale(); rEnd(); }
+import { scanStale, scanInit } from './scan';
 export { scanInside } from './scan'; // the muster list: who an area counts, resumable by record (scan.ts)

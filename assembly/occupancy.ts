@@ -2,48 +2,41 @@
 // changes by itself as the clock advances (presenceTimeout, forgetAfter).
 //
 // count[a] (site.ts aCount) = credentials whose location is inside area a
-// and whose presence there has not timed out by a's own presenceTimeout at
-// the clock. Every location write goes through moveRec/resetRec, which move
-// the credential's contribution (countMove) between its old and new areas.
+// and whose lastMoveAt + expire(a) > clock (expire: the smaller of a's
+// presenceTimeout and forgetAfter, 0 = never). Every location write goes
+// through moveRec/resetRec, which move the credential's contribution
+// (countMove) between its old and new areas and its calendar entries
+// (calendar.ts), which take it off the counts at its instants. So counts
+// are exact at every instant, advancing the clock touches no credential,
+// and a read is one load.
 // sup[a] (site.ts aSup) counts the supervisors among them (SPEC 13.2) by the
-// same rule: the record's supervisor bit rides along in every countMove and
-// expiry, and toggling the bit moves only that credential's sup share.
+// same rule: the supervisor bit rides along in every countMove and calendar
+// entry (supervisors have entries of their own), and toggling the bit moves
+// only that credential's sup share (countSup).
 //
-// Timeouts without scanning: while any timeout exists (forgetAfter or some
-// presenceTimeout), records with a known location are kept in one doubly
-// linked list ordered by lastMoveAt (records.ts link chunks):
+// forgetAfter is applied to a credential's own state lazily: settle(slot),
+// called before anything reads a credential, turns a known location whose
+// lastMoveAt + forgetAfter <= clock into the reset that happened at that
+// instant (SPEC 12 "Resets"); its counts already fell then, by the calendar.
+// presenceTimeout needs nothing of the kind: the rules judge it from
+// lastMoveAt (rules.ts knownFor).
 //
-//   head ─▶ oldest ─▶ ... ─▶ newest ◀─ tail
-//                ▲cursor[k]: first record with lastMoveAt + classMs[k] > clock
-//
-// A timeout class k is one distinct presenceTimeout value. Advancing the
-// clock walks each cursor forward over the records whose presence just
-// timed out, taking them off the counts of the areas with that timeout;
-// forgetAfter pops expired records off the head (a reset at its instant,
-// SPEC 12 "Resets"). Invariant between calls: a listed record is counted in
-// area a iff timeout(a) == 0 or lastMoveAt + timeout(a) > clock, which is
-// exactly what countMove computes, so removal/insertion stays consistent
-// with the cursors. Moves are appended at the tail (lastMoveAt = clock);
-// only offline uploads and clock-earlier times walk back to their place.
-//
-// Pending overrides (ovTab, 16 bytes each: rec u32, to u32, deadline i64):
-// the few pending moves whose target/deadline no longer follow from their
-// reader after a reconfigure (records.ts reader word bit 61).
+// Pending overrides (ovTab, 24 bytes each: key word u64, key kind u32,
+// to u32, deadline i64): the few pending moves whose target/deadline no
+// longer follow from their reader after a reconfigure (records.ts reader
+// word bit 61). They are found by key, which stays put when the table grows.
 import { alloc, release } from './mem';
 import {
-  recPtr, linkPtr, recCount, NIL, TIME_MASK, AREA_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
-  mwLoc, mwTime, mwWith, rwReader, rwTime, enableLinks, disableLinks,
+  AREA_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
+  mwLoc, mwTime, mwWith, rwReader, rwTime,
 } from './records';
+import { slotPtr as recPtr, nBuckets } from './table';
 import {
-  nAreas, aCount, aSup, nClasses, classMs, forgetMs, parentOf, timeoutOf, addCount, addSup, readerTo, readerPassage,
+  nAreas, aCount, aSup, nClasses, forgetMs, parentOf, expireOf, addCount, addSup, readerTo, readerPassage,
 } from './site';
+import { calMove, calExpire, calReset } from './calendar';
 
 export let clock: i64 = 0;
-export let listOn: bool = false;
-export let head: u32 = NIL;
-export let tail: u32 = NIL;
-/** u32 × nClasses */
-export let cursors: usize = 0;
 
 export let ovTab: usize = 0;
 export let ovCount: u32 = 0;
@@ -51,90 +44,62 @@ let ovCap: u32 = 0;
 
 export function setClock(t: i64): void { clock = t; }
 export function setOvCount(n: u32): void { ovCount = n; }
-export function setListEnds(h: u32, t: u32): void { head = h; tail = t; }
-
-// @ts-ignore: decorator
-@inline function tOf(rec: u32): i64 { return <i64>(load<u64>(recPtr(rec), 8) & TIME_MASK); }
-// @ts-ignore: decorator
-@inline function prevOf(rec: u32): u32 { return load<u32>(linkPtr(rec)); }
-// @ts-ignore: decorator
-@inline function nextOf(rec: u32): u32 { return load<u32>(linkPtr(rec), 4); }
-// @ts-ignore: decorator
-@inline function setPrev(rec: u32, v: u32): void { store<u32>(linkPtr(rec), v); }
-// @ts-ignore: decorator
-@inline function setNext(rec: u32, v: u32): void { store<u32>(linkPtr(rec), v, 4); }
-// @ts-ignore: decorator
-@inline function cursorAt(k: i32): usize { return cursors + (<usize>k << 2); }
-// @ts-ignore: decorator
-@inline function classAt(k: i32): i64 { return load<i64>(classMs + (<usize>k << 3)); }
 
 /** ± one credential at `loc` with lastMoveAt t, in every area it is counted in at the clock (and in sup when a supervisor) */
 export function countMove(loc: u32, t: i64, d: i32, sup: bool): void {
   let a = <i32>loc;
   while (a >= 0) {
-    const to = timeoutOf(<u32>a);
-    if (to == 0 || t + to > clock) {
+    const e = expireOf(<u32>a);
+    if (e == 0 || t + e > clock) {
       addCount(<u32>a, d);
       if (sup) addSup(<u32>a, d);
     }
     a = parentOf(<u32>a);
   }
+  calMove(loc, t, d, clock, sup);
 }
 
-/** ± one supervisor at `loc` with lastMoveAt t in the sup counts only (the flag changed, the person did not move) */
+/** a present credential's supervisor flag turned on (d = 1) or off (-1): its sup share and calendar entries move, its count does not */
 export function countSup(loc: u32, t: i64, d: i32): void {
   let a = <i32>loc;
   while (a >= 0) {
-    const to = timeoutOf(<u32>a);
-    if (to == 0 || t + to > clock) addSup(<u32>a, d);
+    const e = expireOf(<u32>a);
+    if (e == 0 || t + e > clock) addSup(<u32>a, d);
     a = parentOf(<u32>a);
   }
+  calMove(loc, t, -1, clock, d < 0);
+  calMove(loc, t, 1, clock, d > 0);
 }
 
 // @ts-ignore: decorator
-@inline export function isSup(rec: u32): bool { return (load<u64>(recPtr(rec), 16) & SUPERVISOR) != 0; }
-
-function listInsert(rec: u32, t: i64): void {
-  let p = tail;
-  while (p != NIL && tOf(p) > t) p = prevOf(p);
-  const n = p == NIL ? head : nextOf(p);
-  setPrev(rec, p);
-  setNext(rec, n);
-  if (p == NIL) head = rec; else setNext(p, rec);
-  if (n == NIL) tail = rec; else setPrev(n, rec);
-  for (let k = 0; k < nClasses; k++) {
-    if (t + classAt(k) > clock && load<u32>(cursorAt(k)) == n) store<u32>(cursorAt(k), rec);
-  }
-}
-
-function unlinkRaw(rec: u32): void {
-  const p = prevOf(rec), n = nextOf(rec);
-  if (p == NIL) head = n; else setNext(p, n);
-  if (n == NIL) tail = p; else setPrev(n, p);
-}
-
-function listRemove(rec: u32): void {
-  const n = nextOf(rec);
-  for (let k = 0; k < nClasses; k++) if (load<u32>(cursorAt(k)) == rec) store<u32>(cursorAt(k), n);
-  unlinkRaw(rec);
-}
+@inline export function isSupRw(rw: u64): bool { return (rw & SUPERVISOR) != 0; }
 
 // --- pending overrides ---------------------------------------------------
 
-export function ovFind(rec: u32): usize {
+export const OV_SIZE: usize = 24;
+
+// @ts-ignore: decorator
+@inline function ovAt(i: u32): usize { return ovTab + <usize>i * OV_SIZE; }
+
+/** the override entry of the credential with key word k and kind bits kb (move word bits 60-61) */
+export function ovFindKey(k: u64, kb: u32): usize {
   for (let i: u32 = 0; i < ovCount; i++) {
-    const e = ovTab + (<usize>i << 4);
-    if (load<u32>(e) == rec) return e;
+    const e = ovAt(i);
+    if (load<u64>(e) == k && load<u32>(e, 8) == kb) return e;
   }
   unreachable();
   return 0;
 }
 
+export function ovFind(rec: u32): usize {
+  const p = recPtr(rec);
+  return ovFindKey(load<u64>(p), <u32>(load<u64>(p, 8) >> 60) & 3);
+}
+
 export function ovRemove(rec: u32): void {
   const e = ovFind(rec);
   ovCount--;
-  const last = ovTab + (<usize>ovCount << 4);
-  memory.copy(e, last, 16);
+  memory.copy(e, ovAt(ovCount), OV_SIZE);
 }
 
 /** sets or adds the override of rec (the caller sets the OVERRIDE bit) */
@@ -143,21 +108,23 @@ export function ovSet(rec: u32, to: u32, deadline: i64, exists: bool): void {
   if (exists) e = ovFind(rec);
   else {
     ovReserve(ovCount + 1);
-    e = ovTab + (<usize>ovCount << 4);
+    e = ovAt(ovCount);
     ovCount++;
   }
-  store<u32>(e, rec);
-  store<u32>(e, to, 4);
-  store<i64>(e, deadline, 8);
+  const p = recPtr(rec);
+  store<u64>(e, load<u64>(p));
+  store<u32>(e, <u32>(load<u64>(p, 8) >> 60) & 3, 8);
+  store<u32>(e, to, 12);
+  store<i64>(e, deadline, 16);
 }
 
 export function ovReserve(n: u32): void {
   if (n <= ovCap) return;
   let cap = ovCap < 16 ? <u32>16 : ovCap;
   while (cap < n) cap <<= 1;
-  const t = alloc(<usize>cap << 4);
-  if (ovCount > 0) memory.copy(t, ovTab, <usize>ovCount << 4);
-  if (ovCap > 0) release(ovTab, <usize>ovCap << 4);
+  const t = alloc(<usize>cap * OV_SIZE);
+  if (ovCount > 0) memory.copy(t, ovTab, <usize>ovCount * OV_SIZE);
+  if (ovCap > 0) release(ovTab, <usize>ovCap * OV_SIZE);
   ovTab = t;
   ovCap = cap;
 }
@@ -179,8 +146,8 @@ export function pendingOf(rec: u32, rw: u64): bool {
   if ((rw & PENDING) == 0) return false;
   if ((rw & OVERRIDE) != 0) {
     const e = ovFind(rec);
-    pTo = load<u32>(e, 4);
-    pDeadline = load<i64>(e, 8);
+    pTo = load<u32>(e, 12);
+    pDeadline = load<i64>(e, 16);
   } else {
     const reader = rwReader(rw);
     pTo = readerTo(reader);
@@ -191,151 +158,81 @@ export function pendingOf(rec: u32, rw: u64): bool {
 
 // --- state changes that touch location -----------------------------------
 
-/** takes rec out of its location's counts and the timeout list; returns its moveWord */
+/** takes rec out of its location's counts and calendar entries; returns its moveWord */
 // @ts-ignore: decorator
-@inline function leaveLocation(rec: u32, r: usize): u64 {
+@inline function leaveLocation(r: usize): u64 {
   const mw = load<u64>(r, 8);
   const old = mwLoc(mw);
-  if (old != AREA_NONE) {
-    countMove(old, <i64>mwTime(mw), -1, (load<u64>(r, 16) & SUPERVISOR) != 0);
-    if (listOn) listRemove(rec);
-  }
+  if (old != AREA_NONE) countMove(old, <i64>mwTime(mw), -1, isSupRw(load<u64>(r, 16)));
   return mw;
 }
 
 /** applies a move: location = loc, lastMoveAt = t, pending dropped */
 export function moveRec(rec: u32, loc: u32, t: i64): void {
   const r = recPtr(rec);
-  const mw = leaveLocation(rec, r);
+  const mw = leaveLocation(r);
   store<u64>(r, mwWith(mw, loc, <u64>t), 8);
-  countMove(loc, t, 1, (load<u64>(r, 16) & SUPERVISOR) != 0);
-  if (listOn) listInsert(rec, t);
   const rw = load<u64>(r, 16);
+  countMove(loc, t, 1, isSupRw(rw));
   if ((rw & PENDING) != 0) setRw(rec, rw & ~(PENDING | OVERRIDE));
 }
 
 /** a reset at instant `at`: location unknown, lastMoveAt = at, pending and reuse memory dropped, flags kept */
 export function resetRec(rec: u32, at: i64): void {
   const r = recPtr(rec);
-  const mw = leaveLocation(rec, r);
+  const mw = leaveLocation(r);
   store<u64>(r, mwWith(mw, AREA_NONE, <u64>at), 8);
   setRw(rec, RW_EMPTY);
 }
 
+/**
+ * Brings rec's own state to the clock: a known location past forgetAfter
+ * becomes the reset that happened at lastMoveAt + forgetAfter (the counts
+ * fell at that instant already, by the calendar).
+ */
+export function settle(rec: u32): void {
+  if (forgetMs <= 0) return;
+  const r = recPtr(rec);
+  const mw = load<u64>(r, 8);
+  if (mwLoc(mw) == AREA_NONE) return;
+  const at = <i64>mwTime(mw) + forgetMs;
+  if (at > clock) return;
+  store<u64>(r, mwWith(mw, AREA_NONE, <u64>at), 8);
+  setRw(rec, RW_EMPTY);
+}
+
+/** settles every credential (before a reconfigure changes forgetAfter) */
+export function settleAll(): void {
+  if (forgetMs <= 0) return;
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) if (load<u64>(recPtr(rec), 8) != 0) settle(rec);
+}
+
 // --- the clock -----------------------------------------------------------
-
-function expireFor(rec: u32, d: i64): void {
-  const sup = isSup(rec);
-  let a = <i32>mwLoc(load<u64>(recPtr(rec), 8));
-  while (a >= 0) {
-    if (timeoutOf(<u32>a) == d) { addCount(<u32>a, -1); if (sup) addSup(<u32>a, -1); }
-    a = parentOf(<u32>a);
-  }
-}
-
-/** forgets every listed record whose lastMoveAt + forgetAfter <= clock (each at its own instant) */
-export function forgetDue(): void {
-  if (forgetMs <= 0 || !listOn) return;
-  while (head != NIL) {
-    const t = tOf(head);
-    if (t + forgetMs > clock) break;
-    resetRec(head, t + forgetMs);
-  }
-}
 
 /** moves the clock forward; timeouts and forgetAfter take effect at their instants */
 export function advanceTo(now: i64): void {
   if (now <= clock) return;
   clock = now;
-  if (!listOn) return;
-  for (let k = 0; k < nClasses; k++) {
-    const d = classAt(k);
-    let c = load<u32>(cursorAt(k));
-    while (c != NIL && tOf(c) + d <= clock) { expireFor(c, d); c = nextOf(c); }
-    store<u32>(cursorAt(k), c);
-  }
-  forgetDue();
+  calExpire(clock);
 }
 
 // --- (re)building --------------------------------------------------------
 
-/** allocates the per-site occupancy state after siteInstall (counts are zero) */
+/** per-site occupancy state after siteInstall: counts are zero, the calendar empty */
 export function occupancyInstall(): void {
-  const nc: i32 = nClasses > 0 ? nClasses : 1;
-  cursors = alloc(<usize>nc << 2);
-  for (let k = 0; k < nClasses; k++) store<u32>(cursorAt(k), NIL);
-  listOn = forgetMs > 0 || nClasses > 0;
-  if (listOn) enableLinks(); else disableLinks();
+  calReset(0, 0);
 }
 
-/** takes rec off the list without touching counts or cursors (rebuilds only) */
-export function listDrop(rec: u32): void { unlinkRaw(rec); }
-
-/** links every record with a known location, in lastMoveAt order */
-export function listBuildSorted(): void {
-  head = NIL; tail = NIL;
-  for (let rec: u32 = 0; rec < recCount; rec++) {
-    if (mwLoc(load<u64>(recPtr(rec), 8)) == AREA_NONE) continue;
-    setPrev(rec, tail);
-    setNext(rec, NIL);
-    if (tail == NIL) head = rec; else setNext(tail, rec);
-    tail = rec;
-  }
-  sortList();
-}
-
-/** stable bottom-up merge sort of the list by lastMoveAt (S. Tatham's list mergesort) */
-function sortList(): void {
-  if (head == NIL) return;
-  let list = head;
-  let insize: u32 = 1;
-  while (true) {
-    let p = list;
-    list = NIL;
-    let tl = NIL;
-    let merges = 0;
-    while (p != NIL) {
-      merges++;
-      let q = p;
-      let psize: u32 = 0;
-      for (let i: u32 = 0; i < insize; i++) { psize++; q = nextOf(q); if (q == NIL) break; }
-      let qsize = insize;
-      while (psize > 0 || (qsize > 0 && q != NIL)) {
-        let e: u32;
-        if (psize == 0) { e = q; q = nextOf(q); qsize--; }
-        else if (qsize == 0 || q == NIL) { e = p; p = nextOf(p); psize--; }
-        else if (tOf(p) <= tOf(q)) { e = p; p = nextOf(p); psize--; }
-        else { e = q; q = nextOf(q); qsize--; }
-        if (tl != NIL) setNext(tl, e); else list = e;
-        tl = e;
-      }
-      p = q;
-    }
-    setNext(tl, NIL);
-    if (merges <= 1) break;
-    insize <<= 1;
-  }
-  head = list;
-  let prev = NIL;
-  for (let e = list; e != NIL; e = nextOf(e)) { setPrev(e, prev); prev = e; }
-  tail = prev;
-}
-
-/** recomputes counts and cursors from the records (the list must be built), then runs due forgets */
+/** recomputes counts and the calendar from the credentials */
 export function recount(): void {
   memory.fill(aCount, 0, <usize>nAreas << 2);
   memory.fill(aSup, 0, <usize>nAreas << 2);
-  for (let k = 0; k < nClasses; k++) {
-    const d = classAt(k);
-    let c = head;
-    while (c != NIL && tOf(c) + d <= clock) c = nextOf(c);
-    store<u32>(cursorAt(k), c);
-  }
-  for (let rec: u32 = 0; rec < recCount; rec++) {
+  calReset(0, 0);
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) {
     const mw = load<u64>(recPtr(rec), 8);
     const loc = mwLoc(mw);
-    if (loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1, (load<u64>(recPtr(rec), 16) & SUPERVISOR) != 0);
+    if (mw != 0 && loc != AREA_NONE) countMove(loc, <i64>mwTime(mw), 1, isSupRw(load<u64>(recPtr(rec), 16)));
   }
-  if (listOn) forgetDue();
 }
-

@@ -5,22 +5,22 @@
 // survive, with its deadline unchanged (an override entry holds target and
 // deadline when the new reader's `to` or passage time no longer give them).
 // Schedule and lockdown flags of kept areas are kept (a removed area's
-// lockdown goes with it). Counts (supervisors' included) and the timeout
-// list are rebuilt, and a new forgetAfter takes effect at once.
+// lockdown goes with it). Counts (supervisors' included) and the expiry
+// calendar are rebuilt, and a new forgetAfter takes effect at once (lazily, occupancy.ts
+// settle, after the old one has been applied to everyone).
 import {
-  recPtr, recCount, NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
+  NIL, AREA_NONE, READER_NONE, PENDING, OVERRIDE, RW_EMPTY, SUPERVISOR,
   mwLoc, mwTime, mwWith, rwReader, rwTime, rwMake,
 } from './records';
+import { slotPtr as recPtr, nBuckets } from './table';
 import { nAreas, aActive, aLocked, rTo, rPassage, siteInstall, readerTo, readerPassage, lockedRecount } from './site';
-import {
-  clock, listOn, occupancyInstall, listDrop, listBuildSorted, recount, ovFind, ovRemove, ovSet, setListEnds,
-} from './occupancy';
+import { clock, occupancyInstall, recount, ovFind, ovRemove, ovSet, settleAll } from './occupancy';
 import { violEnsure } from './batch';
 
 export function reconfigure(areaMap: usize, readerMap: usize): void {
   const oldA = nAreas;
   const oldActive = aActive, oldLocked = aLocked, oldTo = rTo, oldPassage = rPassage;
-  const wasListed = listOn;
+  settleAll(); // forgets due under the old forgetAfter happened before the swap
   siteInstall();
   for (let a = 0; a < oldA; a++) {
     const m = load<i32>(areaMap + (<usize>a << 2));
@@ -32,14 +32,15 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
   lockedRecount();
   occupancyInstall();
   violEnsure();
-  for (let rec: u32 = 0; rec < recCount; rec++) {
+  const slots = nBuckets << 1;
+  for (let rec: u32 = 0; rec < slots; rec++) {
     const p = recPtr(rec);
     const mw = load<u64>(p, 8);
+    if (mw == 0) continue; // empty slot
     const loc = mwLoc(mw);
     if (loc != AREA_NONE) {
       const m = load<i32>(areaMap + (<usize>loc << 2));
       if (m < 0) {
-        if (wasListed) listDrop(rec);
         store<u64>(p, mwWith(mw, AREA_NONE, mwTime(mw)), 8);
       } else store<u64>(p, mwWith(mw, <u32>m, mwTime(mw)), 8);
     }
@@ -53,7 +54,7 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     let deadline: i64 = 0;
     if ((rw & PENDING) != 0) {
       let oldTarget: u32, dl: i64;
-      if (hadOv) { const e = ovFind(rec); oldTarget = load<u32>(e, 4); dl = load<i64>(e, 8); }
+      if (hadOv) { const e = ovFind(rec); oldTarget = load<u32>(e, 12); dl = load<i64>(e, 16); }
       else { oldTarget = load<u32>(oldTo + (<usize>lr << 2)); dl = <i64>rwTime(rw) + load<i64>(oldPassage + (<usize>lr << 3)); }
       if (clock < dl) { pendTo = load<i32>(areaMap + (<usize>oldTarget << 2)); deadline = dl; }
     }
@@ -76,8 +77,5 @@ export function reconfigure(areaMap: usize, readerMap: usize): void {
     } else if (hadOv) ovRemove(rec);
     store<u64>(p, nrw, 16);
   }
-  if (listOn) {
-    if (!wasListed) listBuildSorted();
-  } else setListEnds(NIL, NIL);
   recount();
 }

@@ -1,7 +1,8 @@
 // SPEC 4-7 and 12: deciding badges, passages and offline uploads, and the
 // operator actions. Each op reads the credential key from the "current key"
-// (set by batch.ts from the input slot), looks its record up, and only
-// creates a record when it changes state (a deny stores nothing).
+// (set by batch.ts from the input slot), looks its table slot up, and only
+// stores the credential when it changes state (a deny stores nothing).
+// `rec` below is a table slot number (table.ts), not a record number.
 //
 // Violations are written as u32 words: code | mode << 8 | area << 16
 // (code = index in VIOLATION_CODES, mode 1 soft / 2 hard, area 0xFFFF for
@@ -12,17 +13,17 @@
 // region (batch.ts), a u32 fact the host cannot derive from the state it
 // sees: occupancy's count, last_supervisor's others; 0 for the rest.
 import {
-  recPtr, recNew, NIL, AREA_NONE, READER_NONE, FREEPASS, EXEMPT, PENDING, OVERRIDE, SUPERVISOR, RW_EMPTY, KIND_SHIFT,
-  mwLoc, mwTime, rwReader, rwTime, rwMake, recCount,
+  recAppend, NIL, AREA_NONE, READER_NONE, FREEPASS, EXEMPT, PENDING, OVERRIDE, SUPERVISOR, RW_EMPTY,
+  mwLoc, mwTime, rwReader, rwTime, rwMake, kindBits,
 } from './records';
-import { findInt, findBytes, tableInsert } from './table';
+import { findInt, findBytes, tableInsert, tableFull, tableGrow, tableGen, slotPtr as recPtr, nBuckets, setSlotRec } from './table';
 import { arenaPut } from './arena';
 import {
   nAreas, nReaders, aEntry, aExit, aStrict, aActive, aMax, rLockout, rHard, rExitAt, rExitLen, rEntryAt, rEntryLen,
   moves, forgetMs, timeoutOf, countOf, readerTo, readerFrom, readerPassage, isInside,
   nLocked, lockedOuter, setLocked, supOf, supervOf, anySuperv,
 } from './site';
-import { clock, moveRec, resetRec, setRw, pendingOf, pTo, pDeadline, forgetDue, countSup } from './occupancy';
+import { clock, moveRec, resetRec, setRw, pendingOf, pTo, pDeadline, settle, countSup } from './occupancy';
 
 export const C_REUSE: u32 = 0;
 export const C_EXIT: u32 = 1;
@@ -49,37 +50,43 @@ export let kPtr: usize = 0;
 export let kLen: u32 = 0;
 export let kHash: u32 = 0;
 /**
- * The key's record when batch.ts already found it, else NIL (then keyFind
- * looks it up). Valid because records never move and are never deleted; a
+ * The key's slot when batch.ts already found it, else NIL (then keyFind
+ * looks it up). Valid while the table has not grown since (kHintGen:
+ * credentials are never deleted, and move only when the table grows); a
  * NIL hint is not trusted, since an earlier op of the batch may have created it.
  */
 let kHint: u32 = NIL;
+let kHintGen: u32 = 0;
 
 export function setKey(kind: u32, v: u64, p: usize, len: u32, h: u32): void {
   kKind = kind; kInt = v; kPtr = p; kLen = len; kHash = h; kHint = NIL;
 }
 
 /** the current key's record as found before the batch's decisions (see kHint) */
-export function setKeyHint(rec: u32): void { kHint = rec; }
+export function setKeyHint(rec: u32, gen: u32): void { kHint = rec; kHintGen = gen; }
 
+/** the current key's slot, its state brought to the clock (occupancy.ts settle), or NIL */
 export function keyFind(): u32 {
-  if (kHint != NIL) return kHint;
-  return kKind == 0 ? findInt(kHash, kInt) : findBytes(kHash, kKind, kPtr, kLen);
+  let rec = kHint;
+  if (rec == NIL || kHintGen != tableGen) rec = kKind == 0 ? findInt(kHash, kInt) : findBytes(kHash, kKind, kPtr, kLen);
+  if (rec != NIL) settle(rec);
+  return rec;
 }
 
 function keyCreate(): u32 {
-  const rec = recNew();
+  if (tableFull()) tableGrow();
+  const rec = tableInsert(kHash);
   const r = recPtr(rec);
   store<u64>(r, kKind == 0 ? kInt : arenaPut(kPtr, kLen));
-  store<u64>(r, (<u64>kKind << KIND_SHIFT) | (<u64>AREA_NONE << 44), 8);
+  store<u64>(r, mwAbsent(), 8);
   store<u64>(r, RW_EMPTY, 16);
-  tableInsert(kHash, rec);
+  setSlotRec(rec, recAppend(kHash));
   return rec;
 }
 
 // the word of a credential that has no record
 // @ts-ignore: decorator
-@inline function mwAbsent(): u64 { return (<u64>kKind << KIND_SHIFT) | (<u64>AREA_NONE << 44); }
+@inline function mwAbsent(): u64 { return kindBits(kKind) | (<u64>AREA_NONE << 44); }
 
 // --- checks (SPEC 4 steps 2, 4-6) ----------------------------------------
 
@@ -282,7 +289,7 @@ export function offline(r: i32, ts: i64, granted: bool, o: usize, vOut: usize): 
   const p = recPtr(rec);
   const rw2 = load<u64>(p, 16);
   if (ts >= <i64>rwTime(rw2)) store<u64>(p, rwMake(ur, <u64>ts) | (rw2 & SUPERVISOR), 16); // no pending left after moveRec
-  forgetDue(); // an upload older than forgetAfter is forgotten at once (at its own instant)
+  settle(rec); // an upload older than forgetAfter is forgotten at once (at its own instant)
   result(o, 1, 0, 0, 0);
   return n;
 }
@@ -346,9 +353,13 @@ export function resetArea(area: i32, o: usize): void {
   let changed = 0;
   if (area >= 0 && area < nAreas) {
     const x = <u32>area;
-    for (let rec: u32 = 0; rec < recCount; rec++) {
-      const loc = mwLoc(load<u64>(recPtr(rec), 8));
-      if (loc != AREA_NONE && (x == 0 || isInside(loc, x))) { resetRec(rec, clock); changed++; }
+    const slots = nBuckets << 1;
+    for (let rec: u32 = 0; rec < slots; rec++) {
+      if (load<u64>(recPtr(rec), 8) == 0) continue;
+      settle(rec);
+      const mw = load<u64>(recPtr(rec), 8);
+      const loc = mwLoc(mw);
+      if (mw != 0 && loc != AREA_NONE && (x == 0 || isInside(loc, x))) { resetRec(rec, clock); changed++; }
     }
   }
   result(o, 0, 0, 0, changed);

@@ -18,7 +18,11 @@
 // Per-site state the core keeps beside them (allocated by siteInstall):
 //   active u8 × A (schedule flags, 1 = active), count i32 × A (occupancy),
 //   sup i32 × A (supervisors among count), locked u8 × A (lockdown, SPEC 13.1),
-//   cls i32 × A (timeout class of the area's presenceTimeout, -1 none).
+//   expire i64 × A: how long after lastMoveAt the area stops counting a
+//     credential: the smaller of its presenceTimeout and forgetAfter (0 =
+//     never; forgetAfter resets the credential, so it leaves every area),
+//   cls i32 × A: the area's expiry class (index of its expire value among
+//     the site's distinct non-zero ones, -1 none; calendar.ts).
 import { alloc } from './mem';
 
 export const DESC_FIELDS: i32 = 18;
@@ -43,6 +47,7 @@ export let nLocked: i32 = 0;
 /** does any area have supervision: false keeps the SPEC 13.2 loops off the decision path */
 export let anySuperv: bool = false;
 export let aClass: usize = 0;
+export let aExpire: usize = 0;
 export let rFrom: usize = 0;
 export let rTo: usize = 0;
 export let rLockout: usize = 0;
@@ -54,9 +59,11 @@ export let rEntryAt: usize = 0;
 export let rEntryLen: usize = 0;
 export let moves: usize = 0;
 export let forgetMs: i64 = 0;
-/** timeout classes: distinct non-zero presenceTimeouts, i64 × nClasses */
+/** expiry classes: distinct non-zero expire values, i64 × nClasses */
 export let nClasses: i32 = 0;
 export let classMs: usize = 0;
+/** distinct non-zero presenceTimeouts (what the layout-1 snapshot header recorded as classes) */
+export let nPresenceClasses: i32 = 0;
 /** most violations one decision can raise */
 export let maxViolPerOp: i32 = 1;
 
@@ -130,10 +137,20 @@ export function siteInstall(): void {
   anySuperv = false;
   for (let a = 0; a < sA; a++) if (load<u8>(aSuperv + <usize>a) != 0) anySuperv = true;
   aClass = alloc(A * 4);
+  aExpire = alloc(A * 8);
   classMs = alloc(A * 8);
   nClasses = 0;
+  nPresenceClasses = 0;
   for (let a = 0; a < sA; a++) {
-    const t = load<i64>(aTimeout + (<usize>a << 3));
+    const to = load<i64>(aTimeout + (<usize>a << 3));
+    if (to > 0) {
+      let seen = false;
+      for (let b = 0; b < a; b++) if (load<i64>(aTimeout + (<usize>b << 3)) == to) { seen = true; break; }
+      if (!seen) nPresenceClasses++;
+    }
+    let t = to;
+    if (sForget > 0 && (t == 0 || sForget < t)) t = sForget;
+    store<i64>(aExpire + (<usize>a << 3), t);
     let c: i32 = -1;
     if (t > 0) {
       for (let k = 0; k < nClasses; k++) if (load<i64>(classMs + (<usize>k << 3)) == t) { c = k; break; }
@@ -158,6 +175,12 @@ export function siteInstall(): void {
 @inline export function depthOf(a: u32): i32 { return load<i32>(aDepth + (<usize>a << 2)); }
 // @ts-ignore: decorator
 @inline export function timeoutOf(a: u32): i64 { return load<i64>(aTimeout + (<usize>a << 3)); }
+// @ts-ignore: decorator
+@inline export function expireOf(a: u32): i64 { return load<i64>(aExpire + (<usize>a << 3)); }
+// @ts-ignore: decorator
+@inline export function classOf(a: u32): i32 { return load<i32>(aClass + (<usize>a << 2)); }
+// @ts-ignore: decorator
+@inline export function classDur(k: i32): i64 { return load<i64>(classMs + (<usize>k << 3)); }
 // @ts-ignore: decorator
 @inline export function countOf(a: u32): i32 { return load<i32>(aCount + (<usize>a << 2)); }
 // @ts-ignore: decorator

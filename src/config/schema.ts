@@ -116,6 +116,7 @@ export const siteSchema = obj({
   site: str({ desc: 'site name', maxBytes: 128 }),
   timezone: str({ desc: 'IANA time zone of schedules and resetAt, e.g. Europe/London', rules: [validZone] }),
   forgetAfter: def(seconds('a credential with no move for this long becomes unknown everywhere; 0 = never'), 0),
+  expectedCredentials: def(int({ desc: 'credentials the engine sizes its table for when it starts without a snapshot (0 = grows as they come); a hint, never a limit', min: 0, max: 80_000_000 }), 0),
   maxClockSkew: def(seconds('a controller timestamp (`ts`) further ahead of the server clock than this is refused with bad_message'), 300),
   areas: def(arr(area, { desc: 'areas (outside exists implicitly)' }), []),
   readers: def(arr(reader, { desc: 'readers; a controller\'s readers are those naming it' }), []),

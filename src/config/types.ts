@@ -57,6 +57,8 @@ export interface SiteConfig {
   site: string;
   timezone: string;
   forgetAfter: number;        // seconds, 0 = never
+  /** credentials the WASM core's table is sized for at creation (0 = grows from empty); a hint, not a limit */
+  expectedCredentials?: number;
   maxClockSkew: number;       // seconds a message ts may be ahead of the server clock (default 300)
   areas: AreaConfig[];        // without the implicit "outside"
   readers: ReaderConfig[];

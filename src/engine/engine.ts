@@ -24,7 +24,8 @@ import { WasmCore, createWasmCore } from './wasm-core.js';
 export type CoreKind = 'wasm' | 'reference';
 
 export function createCore(site: CompiledSite, kind: CoreKind = 'wasm'): EngineCore {
-  return kind === 'reference' ? createReferenceCore(site) : createWasmCore(site);
+  // the table sized up front: no growth pauses on the way to the expected count (a restore replaces it by the snapshot's)
+  return kind === 'reference' ? createReferenceCore(site) : createWasmCore(site, { capacity: site.config?.expectedCredentials ?? 0 });
 }
 
 /** An engine whose core is the WASM core: it also takes the hub's wire fast path (decideWire). */

@@ -22,8 +22,17 @@ import { ApbError } from '../errors.js';
 
 /** The ABI this host speaks; assembly/index.ts ABI_VERSION must equal it. */
 export const HOST_ABI_VERSION = 2;
-/** snapshots written by this ABI version (before SPEC 13) still restore: layout 1 (assembly/snapshot.ts) */
-const LEGACY_SNAPSHOT_ABI = 1;
+/**
+ * The snapshot format version in a snapshot's head: the core's layout
+ * (assembly/snapshot.ts header field 14). Version 3 is the 64-byte buckets;
+ * 1 (the ABI 1 host's snapshots, 14-field header, before SPEC 13) and 2 (the
+ * ABI 2 host's, 24-byte records) are migrated by the core on restore. The
+ * exported functions and batch slots did not change with the layout, so the
+ * module ABI stays 2 while the snapshot version moved on; anything else is
+ * refused naming both versions.
+ */
+export const SNAPSHOT_VERSION = 3;
+const OLDEST_SNAPSHOT = 1;
 const LEGACY_HDR_FIELDS = 14;
 
 interface CoreExports {
@@ -312,6 +321,8 @@ export class WasmCore implements EngineCore {
 
   /** bytes of linear memory the core holds (all of it is this core's state) */
   memoryBytes(): number { return this.ex.memory.buffer.byteLength; }
+  /** credential slots of the table now (2 per 64-byte bucket; grows past 7/8 full) */
+  indexCapacity(): number { return this.ex.indexCapacity(); }
 
   /**
    * Snapshot bytes (little-endian):
@@ -333,7 +344,8 @@ export class WasmCore implements EngineCore {
     const out = new Uint8Array(h + total);
     const dv = new DataView(out.buffer);
     dv.setUint32(h, SNAP_MAGIC, true);
-    dv.setUint32(h + 4, HOST_ABI_VERSION, true);
+    // the layout the core wrote (header field 14): a core of an older layout (tests, benches) writes its own version
+    dv.setUint32(h + 4, Number(new DataView(this.u8.buffer).getBigInt64(hdr + 14 * 8, true)), true);
     dv.setUint32(h + 8, HDR_FIELDS, true);
     dv.setUint32(h + 12, n, true);
     out.set(this.u8.subarray(hdr, hdr + HDR_FIELDS * 8), h + 16);
@@ -358,6 +370,7 @@ export class WasmCore implements EngineCore {
     let u8 = new Uint8Array(ex.memory.buffer);
     u8.set(bytes.subarray(16, segAt), ex.snapHeaderBuf());
     if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
+    else checkLayout(ex, dv.getUint32(4, true));
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -401,6 +414,7 @@ export class WasmCore implements EngineCore {
     const ex = this.fresh(this.site, 0); // the index comes with the snapshot
     new Uint8Array(ex.memory.buffer).set(meta.subarray(0, fields * 8), ex.snapHeaderBuf());
     if (fields === LEGACY_HDR_FIELDS) markLegacy(ex);
+    else checkLayout(ex, new DataView(head.buffer).getUint32(4, true));
     let rc: number;
     try { rc = ex.restoreBegin(); } catch (e) { trap(e); }  // grows memory once, for every segment
     if (rc !== 0) bad(RESTORE_ERRORS[rc] ?? `code ${rc}`);
@@ -656,10 +670,18 @@ const RESTORE_ERRORS = ['', 'bad magic', 'made for a site with other areas or re
 function checkSnapHead(dv: DataView): { n: number; fields: number } {
   if (dv.getUint32(0, true) !== SNAP_MAGIC) badSnap('not a wasm core snapshot');
   const abi = dv.getUint32(4, true);
-  if (abi !== HOST_ABI_VERSION && abi !== LEGACY_SNAPSHOT_ABI) badSnap(`made by ABI version ${abi}, this core reads ${LEGACY_SNAPSHOT_ABI} and ${HOST_ABI_VERSION}`);
-  const fields = abi === HOST_ABI_VERSION ? HDR_FIELDS : LEGACY_HDR_FIELDS;
+  if (!(abi >= OLDEST_SNAPSHOT && abi <= SNAPSHOT_VERSION)) {
+    badSnap(`made by ABI version ${abi}, this core reads snapshot versions ${OLDEST_SNAPSHOT} to ${SNAPSHOT_VERSION}`);
+  }
+  const fields = abi === OLDEST_SNAPSHOT ? LEGACY_HDR_FIELDS : HDR_FIELDS;
   if (dv.getUint32(8, true) !== fields) badSnap('header size differs');
   return { n: dv.getUint32(12, true), fields };
+}
+
+/** a 15-field header's layout (field 14) must be the version its head names: the core reads the body by it */
+function checkLayout(ex: CoreExports, version: number): void {
+  const layout = new DataView(ex.memory.buffer).getBigInt64(ex.snapHeaderBuf() + 14 * 8, true);
+  if (layout !== BigInt(version)) badSnap(`version ${version} in its head, layout ${layout} in its header`);
 }
 
 /** header field 14 (layout) = 1: the header just copied in came from an ABI 1 snapshot, which has no such field */

@@ -25,7 +25,7 @@ test('apb validate: good file -> ok, exit 0; bad file -> every error, exit 1; mi
     assert.deepEqual(r.stdout.trimEnd().split('\n').sort(), [
       'areas[0].entry: must be one of off | soft | hard, got "maybe"',
       'areas[0].parent: unknown area "lobby"',
-      'colour: unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)',
+      'colour: unknown key (allowed: site, timezone, forgetAfter, expectedCredentials, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)',
       'readers[0].controller: unknown controller "c"',
     ]);
     assert.match(r.stderr, /4 errors/);

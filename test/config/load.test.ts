@@ -35,7 +35,7 @@ const cases: Case[] = [
   ['missing site', (d) => { delete d.site; }, 'site', 'is required'],
   ['missing timezone', (d) => { delete d.timezone; }, 'timezone', 'is required'],
   ['unknown time zone', (d) => { d.timezone = 'Mars/Olympus'; }, 'timezone', 'unknown IANA time zone "Mars/Olympus"'],
-  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)'],
+  ['unknown top-level key', (d) => { d.area = []; }, 'area', 'unknown key (allowed: site, timezone, forgetAfter, expectedCredentials, maxClockSkew, areas, readers, controllers, credentials, users, wiegandFormats, uhppote, cluster, webhooks)'],
   ['negative forgetAfter', (d) => { d.forgetAfter = -1; }, 'forgetAfter', 'must be between 0 and 2147483647, got -1'],
   ['fractional forgetAfter', (d) => { d.forgetAfter = 1.5; }, 'forgetAfter', 'must be an integer, got 1.5'],
   ['string forgetAfter', (d) => { d.forgetAfter = '10'; }, 'forgetAfter', 'must be an integer, got "10"'],

@@ -8,7 +8,7 @@ type J = Record<string, any>;
 /** A site using every key the file format has, at least once. */
 function maximal(): J {
   return {
-    site: 'max', timezone: 'Europe/Paris', forgetAfter: 86400, maxClockSkew: 600,
+    site: 'max', timezone: 'Europe/Paris', forgetAfter: 86400, expectedCredentials: 2000000, maxClockSkew: 600,
     areas: [
       { id: 'hall', parent: 'outside', entry: 'hard', exit: 'soft', strict: true, presenceTimeout: 60,
         schedule: [{ days: ['mon', 'sun'], from: '22:00', to: '06:00' }], resetAt: ['03:00'], maxOccupancy: 5, commitOn: 'passage', passageTimeout: 7, supervision: 'soft' },
@@ -96,7 +96,7 @@ test('JSON Schema defaults equal the defaults the loader fills in', () => {
     }
     return n;
   };
-  assert.equal(check(schema.properties, input, config, ''), 6);
+  assert.equal(check(schema.properties, input, config, ''), 7);
   assert.equal(check(schema.properties.areas.items.properties, input.areas[0], config.areas[0]!, 'areas[]'), 11);
   assert.equal(check(schema.properties.readers.items.properties, input.readers[0], config.readers[0]!, 'readers[]'), 2);
   assert.equal(check(schema.properties.controllers.items.properties, input.controllers[0], config.controllers[0]!, 'controllers[]'), 2);

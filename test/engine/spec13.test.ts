@@ -10,6 +10,12 @@ import { createEngine } from '../../src/engine/engine.js';
 import { decodeMessage } from '../../src/engine/messages.js';
 import { ApbError } from '../../src/errors.js';
 import { createWasmCore } from '../../src/engine/wasm-core.js';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** the ABI 2 core of 24-byte records (layout 2), whose snapshots the 64-byte-bucket core migrates (test/engine/wasm-layout.test.ts) */
+const LAYOUT2 = readFileSync(join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'test', 'fixtures', 'core-layout2.wasm'));
 
 /** outside > building > lab; R1 outside→building, R2 building→outside, R3 building→lab, R4 lab→building, P1 outside→building on passage */
 function lockSite(building = 'entry: hard', lab = 'entry: soft', extra = ''): CompiledSite {
@@ -260,9 +266,10 @@ test('lockdown of outside is bad_message; an unknown area is unknown_area', () =
 
 test('a WASM snapshot written by ABI 1 (layout 1) restores: nothing locked, no supervisors', () => {
   const s = wardSite('supervision: off');
-  const w = createWasmCore(s);
+  const w = createWasmCore(s, { wasm: LAYOUT2 }); // 24-byte records: ABI 1's layout plus two segments
   w.apply([{ op: 'badge', cred: int(1), reader: 0 }, { op: 'setLocation', cred: int(2), area: 2 }], T0);
   const v2 = w.snapshot();
+  assert.equal(new DataView(v2.buffer, v2.byteOffset).getUint32(4, true), 2, 'the old core wrote an ABI 2 snapshot');
   // rewrite as ABI 1: version 1, 14 header fields, without the supervisor-count and lockdown segments (2 and 3)
   const dv = new DataView(v2.buffer, v2.byteOffset);
   const fields = dv.getUint32(8, true), n = dv.getUint32(12, true);
