@@ -19,6 +19,14 @@ export const SKIP_NO_NATS = hasNats() ? false : 'nats-server is not installed (D
 
 const MAIN = join(ROOT, 'build', 'src', 'cli', 'main.js');
 const procs = new Set<ChildProcess>();
+/*
+ * The nats-servers and apb nodes must not outlive the test file: when the runner ends a file (a timeout
+ * sends SIGTERM) its after() hooks do not run, and a failed cluster run once left three nats-servers and
+ * four nodes running for an hour, skewing every later measurement on the machine.
+ */
+const killAllNow = (): void => { for (const p of procs) { try { p.kill('SIGCONT'); p.kill('SIGKILL'); } catch { /* gone */ } } };
+process.on('exit', killAllNow);
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => { killAllNow(); process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)); });
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -191,6 +199,6 @@ export function idsOf(batches: StreamBatch[]): Map<string, { n: number; reply: U
 }
 
 export async function stopAll(): Promise<void> {
-  for (const p of procs) { try { p.kill('SIGCONT'); p.kill('SIGKILL'); } catch { /* gone */ } }
+  killAllNow();
   await delay(50);
 }
