@@ -68,6 +68,22 @@ export function groupsOf(k: CompactGroup | readonly CompactGroup[] | undefined):
   return k === undefined ? NO_GROUPS : Array.isArray(k) ? k : [k as CompactGroup];
 }
 
+/**
+ * What is wrong with a compact group handed to a store's appendCompact (undefined: nothing), checked
+ * before anything of it is recorded: every record inside b, and b holding exactly its n records.
+ */
+export function groupProblem(g: CompactGroup): string | undefined {
+  if (!g || typeof g !== 'object' || typeof g.c !== 'string' || !Array.isArray(g.r) || !Array.isArray(g.a) || !(g.b instanceof Uint8Array)) return 'a group needs c, r, a and b';
+  if (!Number.isInteger(g.n) || g.n < 0) return 'n must be a record count';
+  let off = 0;
+  for (let k = 0; k < g.n; k++) {
+    if (off + RECORD_BYTES > g.b.length) return `record ${k} is past the end of b`;
+    off += recordLength(g, off);
+  }
+  if (off !== g.b.length) return `b holds ${g.b.length} bytes, its ${g.n} records ${off}`;
+  return undefined;
+}
+
 /** One decoded record; `seq` is assigned by position. */
 export interface CompactRecord {
   at: number; id: number; cred: number; kind: 0 | 1; reader: string; granted: boolean;

@@ -47,7 +47,7 @@ import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, typ
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
-import { RECORD_BYTES, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { groupProblem, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { CompactPacker, type CompactBatch } from './compact-pack.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
@@ -594,7 +594,7 @@ export class LmdbStore implements Store {
   appendCompact(g: CompactGroup): Promise<void> {
     const no = this.refusal();
     if (no) return Promise.reject(no);
-    const bad = checkGroup(g);
+    const bad = groupProblem(g);
     if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
     if (g.n === 0) return Promise.resolve();
     let t = this.turn;
@@ -1185,19 +1185,6 @@ export class LmdbStore implements Store {
 /** A journal batch as the event pager (event-cursor.ts) reads it. */
 function viewOf(b: Batch): BatchView {
   return { s: b.s, end: batchEnd(b), n: b.n, a0: b.a0, a1: b.a1, events: () => batchEvents(b) };
-}
-
-/** What is wrong with a compact group handed to appendCompact (undefined: nothing). */
-function checkGroup(g: CompactGroup): string | undefined {
-  if (!g || typeof g !== 'object' || typeof g.c !== 'string' || !Array.isArray(g.r) || !Array.isArray(g.a) || !(g.b instanceof Uint8Array)) return 'a group needs c, r, a and b';
-  if (!Number.isInteger(g.n) || g.n < 0) return 'n must be a record count';
-  let off = 0;
-  for (let k = 0; k < g.n; k++) {
-    if (off + RECORD_BYTES > g.b.length) return `record ${k} is past the end of b`;
-    off += recordLength(g, off);
-  }
-  if (off !== g.b.length) return `b holds ${g.b.length} bytes, its ${g.n} records ${off}`;
-  return undefined;
 }
 
 /** Reads a file into one uninitialised buffer in 64 MiB steps (faster than readFileSync for snapshots of hundreds of MB). */

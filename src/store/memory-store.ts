@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
-import { compactRecords, groupEvents, RECORD_BYTES, recordLength, type CompactGroup } from './compact-journal.js';
+import { compactRecords, groupEvents, groupProblem, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import { IdLog } from './id-log.js';
 
@@ -119,16 +119,11 @@ export class MemoryStore implements Store {
 
   appendCompact(g: CompactGroup): Promise<void> {
     if (this.closed) return Promise.reject(new ApbError('storage_unavailable', 'the store is closed'));
-    if (!g || typeof g.c !== 'string' || !(g.b instanceof Uint8Array) || !Number.isInteger(g.n) || g.n < 0) {
-      return Promise.reject(new ApbError('internal', 'store.appendCompact: a group needs c, n and b'));
-    }
+    const bad = groupProblem(g);
+    if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
     if (g.n === 0) return Promise.resolve();
     const s = this.seq + 1;
     const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
-    for (let k = 0, off = 0; k < g.n; k++) {
-      if (off + RECORD_BYTES > g.b.length) return Promise.reject(new ApbError('internal', 'store.appendCompact: records past the end of b'));
-      off += recordLength(g, off);
-    }
     let log = this.rising.get(g.c);
     if (!log) this.rising.set(g.c, (log = new IdLog()));
     const m = this.idem.get(g.c);
