@@ -47,7 +47,8 @@
 // CSV, a search), so that takes a few scans, not one per 4096 rows.
 //
 // Sliced: the scan and the heap sort after it stop when the budget is spent
-// (a bucket read is 1 unit, a heap extraction SORT_UNITS) and go on at the
+// (a bucket read is 1 unit, a heap extraction SORT_UNITS; a call with any
+// budget makes some progress, so slices always end) and go on at the
 // next call for the same area and `from`, the heap and the position kept
 // here. Batches may run between slices; the listing stays exact for every
 // record X counted throughout, because nothing moves a credential between
@@ -243,8 +244,8 @@ function buildStep(): bool {
   // heap sort: ascending record numbers
   let n = bSortN;
   for (; n > 1; n--) {
-    if (units < SORT_UNITS) { bSortN = n; return false; }
-    units -= SORT_UNITS;
+    if (units == 0) { bSortN = n; return false; }
+    units = units > SORT_UNITS ? units - SORT_UNITS : 0;
     const top = load<u64>(at(0));
     store<u64>(at(0), load<u64>(at(n - 1)));
     store<u64>(at(n - 1), top);
@@ -293,8 +294,8 @@ function walk(x: u32, from: u32, max: u32, out: usize): u32 {
   let rec = from;
   let touched = rec;
   for (; rec < recCount && k < max && left > 0; rec++, left--) {
-    if (units < WALK_UNITS) { walkCut = true; break; }
-    units -= WALK_UNITS;
+    if (units == 0) { walkCut = true; break; }
+    units = units > WALK_UNITS ? units - WALK_UNITS : 0;
     if (rec == touched) {
       const end = recCount - rec > AHEAD ? rec + AHEAD : recCount;
       let acc: u32 = 0;

@@ -91,7 +91,7 @@ const SCAN_ROW = 32;     // assembly/scan.ts
 const SCAN_CHUNK = 4096; // rows per scanInside call (a 128 KiB scratch region at most)
 /** credentialsInAsync: the work of one slice aimed at (ms), and its budget in scanSlice units (a bucket read is 1, ~7 ns at 10 M) */
 export const SLICE_MS = 1;
-const FIRST_UNITS = 1 << 17, MIN_UNITS = 1 << 12, MAX_UNITS = 1 << 23;
+const FIRST_RATE = 1 << 17, MIN_RATE = 1 << 10, MAX_RATE = 1 << 22; // units per ms
 /** the next turn of the event loop, after pending I/O (decisions) */
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -305,11 +305,11 @@ export class WasmCore implements EngineCore {
   /**
    * The same page in slices of bounded work (assembly/scan.ts scanSlice, SCAN_CHUNK rows per call,
    * decoded from the scratch region: layout there): yields after every slice that spent its budget
-   * (`budget()` units, 0 = no limit), and the caller may apply batches before going on. Every
+   * (`budget()` units, 0 = no limit) with the rows decoded so far, and the caller may apply batches before going on. Every
    * credential the area counted throughout is listed once, none the area does not count when its
    * slice ends; one that moved meanwhile may or may not be (the muster list's paging rule).
    */
-  *credentialsInSlices(area: number, from: number, max: number, budget: () => number): Generator<void, InsidePage, void> {
+  *credentialsInSlices(area: number, from: number, max: number, budget: () => number): Generator<number, InsidePage, void> {
     const rows: InsideRow[] = [];
     if (!Number.isInteger(area) || !Number.isInteger(from) || from < 0 || !(max >= 1)) return { rows, next: null };
     let rec = Math.min(from, 0xFFFFFFFF);
@@ -338,30 +338,43 @@ export class WasmCore implements EngineCore {
       }
       if (!more && rec >= end) return { rows, next: null };
       if (rows.length >= max) return { rows, next: rec };
-      if (more) yield;
+      if (more) yield rows.length;
     }
   }
 
-  /** scanSlice units per slice, adapted to SLICE_MS by the slices measured so far */
-  private sliceUnits = FIRST_UNITS;
+  /** scanSlice units per millisecond, as the slices measured so far went (down at once, up at most x2 a slice) */
+  private sliceRate = FIRST_RATE;
 
   /**
    * credentialsIn without holding the event loop: slices of about `sliceMs` (default SLICE_MS) with
    * a turn of the event loop between them (setImmediate: pending I/O, i.e. decisions, runs first).
-   * The budget of a slice follows the measured time of the slices before it. Run one at a time per
-   * core (src/server/muster.ts queues them): two under way at once would restart each other's scan.
+   * The budget of a slice follows the measured time of the slices before it. Calls run one at a
+   * time per core, in order: two scans under way at once would restart each other's.
    * `aborted()` true between slices: stops with ApbError not_ready (nobody is waiting for the answer).
    */
-  async credentialsInAsync(area: number, from: number, max: number, o: SliceOptions = {}): Promise<InsidePage> {
-    if (!this.ex.scanSlice) return this.credentialsIn(area, from, max);
+  credentialsInAsync(area: number, from: number, max: number, o: SliceOptions = {}): Promise<InsidePage> {
+    if (!this.ex.scanSlice) return Promise.resolve(this.credentialsIn(area, from, max));
+    // one at a time: a scan for another area or `from` abandons the one under way (assembly/scan.ts)
+    const run = this.scanning.then(() => this.sliced(area, from, max, o));
+    this.scanning = run.catch(() => undefined);
+    return run;
+  }
+
+  private scanning: Promise<unknown> = Promise.resolve();
+
+  private async sliced(area: number, from: number, max: number, o: SliceOptions): Promise<InsidePage> {
     const target = o.sliceMs ?? SLICE_MS;
-    const g = this.credentialsInSlices(area, from, max, () => this.sliceUnits);
+    let units = 0;
+    const g = this.credentialsInSlices(area, from, max, () => (units = Math.max(1, Math.round(this.sliceRate * target))));
     for (;;) {
       const t = performance.now();
       const r = g.next();
       const ms = performance.now() - t;
-      // a slice that spent its budget measures it; a last, shorter one only corrects an overrun
-      if (!r.done || ms > target) this.sliceUnits = Math.round(Math.min(MAX_UNITS, Math.max(MIN_UNITS, this.sliceUnits * Math.min(2, target / Math.max(ms, 0.01)))));
+      // a slice that spent its budget measures the rate; a last, shorter one only corrects an overrun
+      if (!r.done || ms > target) {
+        const rate = units / Math.max(ms, 0.001);
+        this.sliceRate = Math.min(MAX_RATE, Math.max(MIN_RATE, rate < this.sliceRate ? rate : Math.min(rate, 2 * this.sliceRate)));
+      }
       if (r.done) return r.value;
       await nextTurn();
       if (o.aborted?.()) throw new ApbError('not_ready', 'muster list: the request was aborted');
