@@ -41,7 +41,7 @@ const BODY = 13, MAC = 12;
 
 export interface MusterQuery { areaId: string; q?: string; limit: number; cursor?: string }
 /** where a page is read from: the engine now (a recovery may replace it), the clock brought to now (a leader; a follower's replica does not), the request still wanted */
-export interface MusterSource { engine(): Engine; tick(): void; aborted(): boolean }
+export interface MusterSource { engine(): Engine; tick(): void; aborted(): boolean; sliceMs?: number | undefined }
 export interface MusterRow { cred: string; area: string; since: number; reader: string | null }
 
 const hashOf = (areaId: string, q: string | undefined): Buffer =>
@@ -120,7 +120,7 @@ async function reading<T>(src: MusterSource, areaId: string, f: (r: Reading) => 
 
 /** engine.credentialsInAsync, stopped when the request went away; null when the engine or site changed (the caller starts again) */
 async function rowsIn(src: MusterSource, r: Reading, from: number, max: number): Promise<InsidePage | null> {
-  const p = await r.engine.credentialsInAsync(r.area, from, max, { aborted: src.aborted });
+  const p = await r.engine.credentialsInAsync(r.area, from, max, src.sliceMs === undefined ? { aborted: src.aborted } : { aborted: src.aborted, sliceMs: src.sliceMs });
   if (src.aborted()) throw gone();
   return r.changed() ? null : p;
 }

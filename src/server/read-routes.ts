@@ -35,6 +35,8 @@ export interface ReadDeps {
   tick: boolean;
   /** extra headers on every answer (a follower's replication lag) */
   headers?: () => Record<string, string>;
+  /** work per slice of a muster page's scan, ms (ServerOptions.musterSliceMs; default wasm-core.ts SLICE_MS) */
+  musterSliceMs?: number | undefined;
 }
 
 export function registerReads(app: TemplatedApp, d: ReadDeps): void {
@@ -109,7 +111,7 @@ export function registerReads(app: TemplatedApp, d: ReadDeps): void {
     if (format !== 'json' && format !== 'csv') throw new ApbError('bad_message', `format: must be json or csv, got "${clip(format, 20)}"`);
     const now = Date.now();
     // expiries and periodic resets up to now when its turn comes, as for GET /v1/areas
-    const src: MusterSource = { engine: d.engine, tick: () => { if (d.tick) d.engine().tick(Date.now()); }, aborted: () => req.aborted };
+    const src: MusterSource = { engine: d.engine, tick: () => { if (d.tick) d.engine().tick(Date.now()); }, aborted: () => req.aborted, sliceMs: d.musterSliceMs };
     if (format === 'json') return { body: await musterPage(src, m) };
     const csv = await musterCsv(src, m, now);
     return { body: null, raw: { data: csv.text, type: 'text/csv; charset=utf-8' }, headers: { 'content-disposition': `attachment; filename="${csv.filename}"`, 'cache-control': 'no-store' } };
