@@ -49,7 +49,7 @@ class Pair {
   /** change(): no more new credentials past this many (the table grows meanwhile), restores and reconfigures left */
   cap = 0;
   restarts = 0;
-  constructor(readonly site: CompiledSite) {
+  constructor(public site: CompiledSite) {
     this.w = createWasmCore(site);
     this.ref = createReferenceCore(site);
   }
@@ -70,6 +70,13 @@ class Pair {
     for (let i = 0; i < k; i++) ops.push({ op: 'setLocation', cred: this.cred(r() % this.n), area: r() % 5 });
     this.apply(ops);
   }
+  /** both cores onto `next` (the same area and reader ids, maybe renumbered; the renumbering restarts a scan under way) */
+  reconfigure(next: CompiledSite): void {
+    const areas = Int32Array.from(this.site.areaIds, (id) => next.areaIndex.get(id)!), readers = Int32Array.from(this.site.readerIds, (_, x) => x);
+    this.w.reconfigure(next, areas, readers);
+    this.ref.reconfigure(next, areas, readers);
+    this.site = next;
+  }
   /** the reference's rows of `area` now, by credential text */
   inside(area: number): Map<string, InsideRow> {
     return new Map(this.ref.credentialsIn(area, 0, 1 << 30).rows.map((x) => [x.cred, x]));
@@ -85,7 +92,7 @@ function change(p: Pair, r: () => number, rate: number): boolean {
   else if (k < 15) { p.now += (r() % 4) * 40 * SEC; p.w.advance(p.now); p.ref.advance(p.now); } // presenceTimeout 60 s, forgetAfter 300 s
   else if (k < 17) { for (let i = 0; i < 4 && p.n > 0; i++) { const c = p.cred(r() % p.n); assert.deepEqual(p.w.state(c), p.ref.state(c)); } } // settles forgotten credentials
   else if (k < 19 && p.restarts-- <= 0) return false; // a restore or reconfigure restarts the scan: a few per listing
-  else if (k < 18) { const id = Int32Array.from(p.site.areaIds, (_, a) => a), rd = Int32Array.from(p.site.readerIds, (_, x) => x); p.w.reconfigure(p.site, id, rd); p.ref.reconfigure(p.site, id, rd); }
+  else if (k < 18) p.reconfigure(p.site);
   else if (k < 19) p.w.restore(p.w.snapshot()); // the same state in a table restored anew
   else { p.now += 1; p.apply([{ op: 'badge', cred: p.cred(r() % Math.max(1, p.n)), reader: r() % 2 }]); }
   return true;
@@ -200,7 +207,7 @@ test('a growth, a restore or a reconfigure while a scan is under way restarts it
     const cap = p.w.indexCapacity();
     if (what === 'grow') { while (p.w.indexCapacity() === cap) p.add(500, () => (r() % 4) + 0); } // nobody new in the annex (area 4)
     else if (what === 'restore') p.w.restore(p.w.snapshot());
-    else { const id = Int32Array.from(site.areaIds, (_, a) => a), rd = Int32Array.from(site.readerIds, (_, x) => x); p.w.reconfigure(site, id, rd); p.ref.reconfigure(site, id, rd); }
+    else p.reconfigure(site);
     let step = g.next();
     while (!step.done) step = g.next();
     assert.deepEqual(step.value.rows.map((x) => x.cred).sort(), [...before.keys()].sort(), `${what}: the annex as it was (nobody entered or left)`);
@@ -212,8 +219,7 @@ test('a growth, a restore or a reconfigure while a scan is under way restarts it
   p.now += 1; p.w.advance(p.now); p.ref.advance(p.now);
   const g = p.w.credentialsInSlices(annex, 0, 100_000, () => 200);
   assert.equal(g.next().done, false);
-  const map = Int32Array.from(site.areaIds, (id) => next.areaIndex.get(id)!), rd = Int32Array.from(site.readerIds, (_, x) => x);
-  p.w.reconfigure(next, map, rd); p.ref.reconfigure(next, map, rd);
+  p.reconfigure(next);
   let step = g.next();
   while (!step.done) step = g.next();
   assert.deepEqual(step.value, p.ref.credentialsIn(annex, 0, 100_000), 'renumbered: the lab, as the reference lists it');
