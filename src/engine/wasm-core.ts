@@ -91,7 +91,7 @@ const SCAN_ROW = 32;     // assembly/scan.ts
 const SCAN_CHUNK = 4096; // rows per scanInside call (a 128 KiB scratch region at most)
 /** credentialsInAsync: the work of one slice aimed at (ms), and its budget in scanSlice units (a bucket read is 1, ~7 ns at 10 M) */
 export const SLICE_MS = 1;
-const FIRST_RATE = 1 << 17, MIN_RATE = 1 << 10, MAX_RATE = 1 << 22; // units per ms
+const FIRST_RATE = 1 << 16, MIN_RATE = 1 << 10, MAX_RATE = 1 << 22; // units per ms: a cautious start (about half what a warm scan does at 10 M here), then measured
 /** the next turn of the event loop, after pending I/O (decisions) */
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
