@@ -49,7 +49,7 @@ export function siteInstallFirst(): void {
   batchInit();
 }
 /** installs the staged site in place of the current one; maps are i32 arrays in scratch */
-export function reconfigure(areaMap: usize, readerMap: usize): void { scanStale(); remapSite(areaMap, readerMap); violEnsure(); }
+export function reconfigure(areaMap: usize, readerMap: usize): void { scanLayout(); remapSite(areaMap, readerMap); violEnsure(); }
 
 /** a reusable host-writable region of at least n bytes */
 export function scratch(n: u32): usize {
@@ -89,6 +89,7 @@ export function snapHeaderBuf(): usize { return hdrPtr(); }
 export function snapSegmentCount(): i32 { return snapSegments(); }
 export function snapSegmentTable(): usize { return segTable(); }
 export function restoreBegin(): i32 { return rBegin(); }
-export function restoreEnd(): void { scanStale(); rEnd(); }
-import { scanStale, scanInit } from './scan';
-export { scanInside } from './scan'; // the muster list: who an area counts, resumable by record (scan.ts)
+export function restoreEnd(): void { scanLayout(); rEnd(); }
+import { scanStale, scanLayout, scanInit } from './scan';
+// the muster list: who an area counts, resumable by record; scanSlice does it in slices of bounded work (scan.ts)
+export { scanInside, scanSlice } from './scan';

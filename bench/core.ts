@@ -278,6 +278,104 @@ function restartMs(core: WasmCore, into: () => WasmCore, times: number): { ms: n
 
 interface Variant { name: string; site: CompiledSite; wasm?: Uint8Array }
 
+const STALL_TITLE = 'Muster list at 10 M credentials against the event loop: the first page of 1,000 after a state change, read at once (credentialsIn: the route before issue 15) or in slices (credentialsInAsync: ~1 ms slices, a turn of the event loop between), with the loop otherwise idle or, for the sliced page, deciding a batch of 1,024 random badges at every turn (steady traffic: every slice sees a changed state)';
+const STALL_HEADERS = ['core', 'area', 'inside', 'how', 'longest event-loop stall ms (median of 3)', 'page ms (median of 3)', 'loop turns during the page', 'badges decided during the page', 'stall ratio vs one-shot'];
+
+/**
+ * One page of 1,000 of `area`, each of 3 times after a state change; the stall is the longest gap
+ * between turns of a setImmediate ticker running alongside (what any other callback, a decision,
+ * waited), which for a one-shot page is the page itself. With `traffic`, every turn of the loop also
+ * decides a batch of 1,024 random badges on the same core (its time is in the gaps too).
+ */
+async function musterStall(core: WasmCore, area: number, sliced: boolean, traffic: boolean, clock: { t: number }, n: number): Promise<{ stall: number; page: number; turns: number; badges: number }> {
+  const stalls: number[] = [], pages: number[] = [], turns: number[] = [], badges: number[] = [];
+  const r = rng(4242);
+  const k = 1024, lo = new Uint32Array(k), hi = new Uint32Array(k), rd = new Int32Array(k), g = new Uint8Array(k);
+  for (let rep = 0; rep < 3; rep++) {
+    core.advance(++clock.t); // a state change: nothing cached from the previous page
+    let running = true, last = performance.now(), worst = 0, ticks = 0, decided = 0;
+    const tick = (): void => {
+      if (!running) return;
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+      ticks++;
+      if (traffic) {
+        for (let i = 0; i < k; i++) { lo[i] = r() % n; rd[i] = r() % READERS; }
+        core.badgeInts(lo, hi, rd, ++clock.t, g);
+        decided += k;
+      }
+      setImmediate(tick);
+    };
+    await new Promise((res) => setImmediate(res));
+    last = performance.now();
+    setImmediate(tick);
+    const t = performance.now();
+    const page = sliced ? await core.credentialsInAsync(area, 0, 1000) : core.credentialsIn(area, 0, 1000);
+    const ms = performance.now() - t;
+    worst = Math.max(worst, performance.now() - last);
+    running = false;
+    await new Promise((res) => setImmediate(res));
+    if (page.rows.length !== Math.min(1000, core.occupancy(area)) && !traffic) throw new Error(`area ${area}: ${page.rows.length} rows`);
+    stalls.push(worst); pages.push(ms); turns.push(ticks); badges.push(decided);
+  }
+  return { stall: median(stalls), page: median(pages), turns: median(turns), badges: median(badges) };
+}
+
+/** the stall table's rows for the cores of the mix site at 10 M (layout 2 first when present: one-shot only, it has no slices) */
+async function musterStallRows(cores: { name: string; core: WasmCore; old: boolean }[], site: CompiledSite, clock: { t: number }, n: number, log: (l: string) => void): Promise<(string | number)[][]> {
+  const rows: (string | number)[][] = [];
+  // last: the annex topped up past 8 × the page (the walk's threshold): the longest walk, about recCount / 8 records
+  for (const area of ['annex', 'building', 'annex, walked']) {
+    const x = site.areaIds.indexOf(area.split(',')[0]!);
+    if (area === 'annex, walked') addAnnex(cores.map((c) => c.core), site, n, ++clock.t, 8200 - cores[cores.length - 1]!.core.occupancy(x), 100);
+    let base = NaN;
+    for (const c of cores) {
+      const ways: [string, boolean, boolean][] = c.old ? [['one-shot', false, false]]
+        : [['one-shot (baseline)', false, false], ['sliced', true, false], ['sliced, traffic', true, true]];
+      for (const [how, sliced, traffic] of ways) {
+        log(`core: muster stall, ${c.name}, ${area}, ${how}`);
+        const m = await musterStall(c.core, x, sliced, traffic, clock, n);
+        if (!c.old && how === 'one-shot (baseline)') base = m.stall;
+        rows.push([c.name, area, c.core.occupancy(x), how, fmt(m.stall, 1), fmt(m.page, 1), m.turns, m.badges, c.old || Number.isNaN(base) ? '-' : fmt(m.stall / base)]);
+      }
+    }
+  }
+  return rows;
+}
+
+/**
+ * `node --expose-gc build/bench/run.js core-muster`: only the muster stall table (a 10 M core of the
+ * rule-mix site, and layout 2's for its one-shot figure), without the rest of the core section.
+ */
+export async function benchMuster(opts: BenchOptions): Promise<BenchSection> {
+  const mix = site(MIX_SITE);
+  const n = opts.quick ? 1_000_000 : 10_000_000;
+  const old = existsSync(LAYOUT2) ? new Uint8Array(readFileSync(LAYOUT2)) : undefined;
+  const cores: { name: string; core: WasmCore; old: boolean }[] = [];
+  for (const v of [...(old ? [{ name: 'layout 2', wasm: old }] : []), { name: '64-byte buckets', wasm: undefined }]) {
+    opts.log(`core: ${v.name}, ${n} credentials: preloading`);
+    const core = createWasmCore(mix, { capacity: n, ...(v.wasm ? { wasm: v.wasm } : {}) });
+    preloadWasm(core, n);
+    cores.push({ name: v.name, core, old: v.wasm !== undefined });
+  }
+  // random badges first, as the full section's runs do, so the building fills (well-filled: walked)
+  const warm = makeStream(n, opts.quick ? 4 : 32, 3);
+  for (const c of cores) { opts.log(`core: ${c.name}: ${warm.lo.length * CHUNK} random badges`); timeBatch(c.core, warm, T0 + 1); }
+  const clock = { t: T0 + 60_000 };
+  addAnnex(cores.map((c) => c.core), mix, n, clock.t);
+  const table: BenchTable = { title: STALL_TITLE.replace('10 M', `${n / 1e6} M`), headers: STALL_HEADERS, rows: await musterStallRows(cores, mix, clock, n, opts.log) };
+  return { name: 'core-muster', tables: [table], notes: [`${n / 1e6} M credentials, all stored through the batch path at the campus gate, then ${opts.quick ? 4 : 32} × 64 k random badges (which fill the building: well filled, walked), then 5,000 random ones set into the annex (sparse; last, topped up to about 8,200: past 8 × the page, so walked, the longest walk). A stall is the longest gap between two turns of a setImmediate ticker running during the page: for a one-shot page, the page itself; with traffic, a slice plus one batch of 1,024 decisions.`] };
+}
+
+/** `k` (default 5,000) random credentials into the annex (a sparse area), on every core alike */
+function addAnnex(cores: EngineCore[], site: CompiledSite, n: number, at: number, k = 5000, seed = 99): void {
+  const ops: CoreOp[] = [];
+  const rr = rng(seed);
+  for (let i = 0; i < k; i++) ops.push({ op: 'setLocation', cred: { kind: 'int', value: BigInt(rr() % n) }, area: site.areaIds.indexOf('annex') });
+  for (const c of cores) c.apply(ops, at);
+}
+
 export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const mix = site(MIX_SITE), plain = site(PLAIN_SITE);
   const sizes = opts.quick ? [100_000, 1_000_000] : [100_000, 1_000_000, 10_000_000, 50_000_000];
@@ -314,6 +412,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     headers: ['core', 'area', 'inside', 'first page ms (median of 3)', 'ratio vs layout 2'],
     rows: [],
   };
+  const stall: BenchTable = { title: STALL_TITLE, headers: STALL_HEADERS, rows: [] };
   const growth: BenchTable = {
     title: 'Growing from empty to 10 M credentials (no capacity given: a server started without a snapshot or expectedCredentials): 1,024 new credentials per batch',
     headers: ['core', 'credentials', 'total s', 'longest batch ms (a growth)', 'WASM memory B/cred after', 'ratio vs layout 2 (longest batch)'],
@@ -395,10 +494,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       // filled, else read the table in memory order. 5,000 random credentials go to the annex first (a
       // sparse area); the lab stays empty (the stream has no passages).
       let clock = T0 + 60_000;
-      const annexOps: CoreOp[] = [];
-      const rr = rng(99);
-      for (let i = 0; i < 5000; i++) annexOps.push({ op: 'setLocation', cred: { kind: 'int', value: BigInt(rr() % n) }, area: mix.areaIds.indexOf('annex') });
-      for (const c of cores.filter((k) => k.v.site === mix)) c.core.apply(annexOps, clock);
+      addAnnex(cores.filter((k) => k.v.site === mix).map((k) => k.core), mix, n, clock);
       for (const area of ['lab', 'annex', 'building', 'campus']) {
         const x = mix.areaIds.indexOf(area);
         let base0 = NaN;
@@ -416,6 +512,9 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
           muster.rows.push([c.v.name, area, c.core.occupancy(x), fmt(m, 1), fmt(m / base0)]);
         }
       }
+      const ck = { t: clock };
+      stall.rows.push(...await musterStallRows(cores.filter((k) => k.v.site === mix).map((k) => ({ name: k.v.name, core: k.core, old: k.v.wasm !== undefined })), mix, ck, n, opts.log));
+      clock = ck.t;
       const nb = cores[cores.length - 2]!; // buckets, mix site
       let r0: { ms: number; bytes: number } | undefined;
       if (old) {
@@ -491,6 +590,6 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   notes.push('WASM memory B/cred = linear memory size / credentials (the whole core, growth slack included); RSS delta = resident set growth while the core is created and loaded. Run with node --expose-gc for steadier memory figures.');
   const heapLimit = getHeapStatistics().heap_size_limit;
   notes.push(`The reference model runs at 100 k and 1 M only (its 10 M needs a V8 heap of 8 GiB or more; this process has ${fmt(heapLimit / 2 ** 30, 1)} GiB).`);
-  return { name: 'core', tables: [speed, mem, growth, base, restart, muster, apiT], notes };
+  return { name: 'core', tables: [speed, mem, growth, base, restart, muster, stall, apiT], notes };
 }
 

@@ -1,5 +1,5 @@
 /**
- * `node build/bench/run.js <all|core|http|ws|store|adapters|scenarios|bridge|cluster> [--quick]` (cluster is not part of all)
+ * `node build/bench/run.js <all|core|core-muster|http|ws|store|adapters|scenarios|bridge|cluster> [--quick]` (cluster and core-muster are not part of all)
  *
  * Prints an environment header, runs the bench modules (each exports
  * `bench(opts): Promise<BenchSection>`, bench/types.ts) with progress on
@@ -22,6 +22,8 @@ export const ROOT = resolve(here, '..', '..');
 
 export const MODULES: Record<string, ModuleLoader> = {
   core: () => import('./core.js' as string) as Promise<BenchModule>,
+  /** only the core section's muster stall table (not part of all) */
+  'core-muster': async () => ({ bench: ((await import('./core.js' as string)) as { benchMuster: BenchModule['bench'] }).benchMuster }),
   store: () => import('./store.js' as string) as Promise<BenchModule>,
   snapshot: () => import('./snapshot-stall.js' as string) as Promise<BenchModule>,
   adapters: () => import('./adapters.js' as string) as Promise<BenchModule>,

@@ -18,7 +18,7 @@ import { ApbError } from '../errors.js';
 import { parseCred } from './cred.js';
 import type { Cred } from './cred.js';
 import { createReferenceCore } from './reference-core.js';
-import type { CoreOp, CoreResult, CredState, Engine, EngineCore, InsidePage, ReloadReport } from './types.js';
+import type { CoreOp, CoreResult, CredState, Engine, EngineCore, InsidePage, ReloadReport, SliceOptions } from './types.js';
 import { WasmCore, createWasmCore } from './wasm-core.js';
 
 export type CoreKind = 'wasm' | 'reference';
@@ -169,6 +169,7 @@ class Driver implements Engine {
   supervisors(area: number): number { return this.core.supervisors(area); }
   locked(area: number): boolean { return this.core.locked(area); }
   credentialsIn(area: number, from: number, max: number): InsidePage { return this.core.credentialsIn(area, from, max); }
+  credentialsInAsync(area: number, from: number, max: number, opts?: SliceOptions): Promise<InsidePage> { return this.core.credentialsInAsync(area, from, max, opts); }
   state(cred: Cred): CredState { return this.core.state(cred); }
 
   snapshot(): Uint8Array {

@@ -267,6 +267,9 @@ class ReferenceCore implements EngineCore {
     return { rows, next: null };
   }
 
+  /** the model has no event loop to spare: the same page at once */
+  credentialsInAsync(area: number, from: number, max: number): Promise<InsidePage> { return Promise.resolve(this.credentialsIn(area, from, max)); }
+
   apply(ops: CoreOp[], now: number): CoreResult[] {
     this.advance(now);
     return ops.map((op) => this.applyOne(op));

@@ -97,6 +97,9 @@ export interface InsideRow {
 /** A page of an area's credentials: `next` is the record to resume from, null when the scan reached the end. */
 export interface InsidePage { rows: InsideRow[]; next: number | null }
 
+/** EngineCore.credentialsInAsync: the work per slice aimed at, and whether to give up (the request went away) */
+export interface SliceOptions { sliceMs?: number; aborted?: () => boolean }
+
 export interface EngineCore {
   readonly kind: 'wasm' | 'reference';
   /** Moves the clock forward to `now` (a smaller `now` is ignored): presence timeouts and forgetAfter take effect at their exact instants. Periodic resets are the driver's job. */
@@ -118,6 +121,13 @@ export interface EngineCore {
    * Records are never deleted or renumbered, so `next` stays a valid resume point while state changes.
    */
   credentialsIn(area: number, from: number, max: number): InsidePage;
+  /**
+   * credentialsIn without holding the event loop for long: the WASM core scans in slices of about
+   * `sliceMs` with a turn of the event loop between them (batches may run meanwhile; the paging rule
+   * above holds across them: whoever the area counted throughout is listed once, nobody it does not
+   * count when the page is written). One at a time per core. The reference core answers at once.
+   */
+  credentialsInAsync(area: number, from: number, max: number, opts?: SliceOptions): Promise<InsidePage>;
   /** how many credentials are stored */
   size(): number;
   /**
@@ -170,6 +180,8 @@ export interface Engine {
   state(cred: Cred): CredState;
   /** core.credentialsIn (the muster list; call tick(now) first, as for occupancy) */
   credentialsIn(area: number, from: number, max: number): InsidePage;
+  /** core.credentialsInAsync (the muster route's path: sliced, see EngineCore) */
+  credentialsInAsync(area: number, from: number, max: number, opts?: SliceOptions): Promise<InsidePage>;
   snapshot(): Uint8Array;
   restore(bytes: Uint8Array): void;
   /** restore() of the `length` bytes at `position` in the open file `fd` (a snapshot file), without reading it into a buffer first when the core can. */

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Cred } from './cred.js';
 import { MAX_BIN_BYTES, MAX_STR_BYTES, MAX_U64, credToText } from './cred.js';
 import type { CompiledSite } from '../config/types.js';
-import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Seen, Violation } from './types.js';
+import type { CoreOp, CoreResult, CredState, EngineCore, InsidePage, InsideRow, Seen, SliceOptions, Violation } from './types.js';
 import { MAX_TIME, REASONS, VIOLATION_CODES } from './types.js';
 import { movePath } from '../config/tree.js';
 import { ApbError } from '../errors.js';
@@ -67,6 +67,8 @@ interface CoreExports {
   restoreBegin(): number;
   restoreEnd(): void;
   scanInside(area: number, from: number, max: number, out: number): void;
+  /** absent from cores built before the sliced muster scan (test/fixtures/core-layout2.wasm): credentialsInAsync is then one call */
+  scanSlice?(area: number, from: number, max: number, out: number, budget: number): void;
 }
 
 const REQUIRED_FUNCTIONS = [
@@ -87,6 +89,11 @@ const DESC_FIELDS = 18;  // assembly/site.ts
 const MAX_INDEX = 0xFFFE; // area/reader indexes are 16 bits, 0xFFFF = none
 const SCAN_ROW = 32;     // assembly/scan.ts
 const SCAN_CHUNK = 4096; // rows per scanInside call (a 128 KiB scratch region at most)
+/** credentialsInAsync: the work of one slice aimed at (ms), and its budget in scanSlice units (a bucket read is 1, ~7 ns at 10 M) */
+export const SLICE_MS = 1;
+const FIRST_RATE = 1 << 16, MIN_RATE = 1 << 10, MAX_RATE = 1 << 22; // units per ms: a cautious start (about half what a warm scan does at 10 M here), then measured
+/** the next turn of the event loop, after pending I/O (decisions) */
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 let defaultModule: WebAssembly.Module | undefined;
 
@@ -289,20 +296,35 @@ export class WasmCore implements EngineCore {
 
   size(): number { return this.ex.size(); }
 
-  /** assembly/scan.ts scanInside, SCAN_CHUNK rows per call, decoded from the scratch region (layout there) */
+  /** assembly/scan.ts scanInside: the whole page in one go (credentialsInSlices with no budget never yields) */
   credentialsIn(area: number, from: number, max: number): InsidePage {
+    const g = this.credentialsInSlices(area, from, max, () => 0);
+    for (;;) { const r = g.next(); if (r.done) return r.value; }
+  }
+
+  /**
+   * The same page in slices of bounded work (assembly/scan.ts scanSlice, SCAN_CHUNK rows per call,
+   * decoded from the scratch region: layout there): yields after every slice that spent its budget
+   * (`budget()` units, 0 = no limit) with the rows decoded so far, and the caller may apply batches before going on. Every
+   * credential the area counted throughout is listed once, none the area does not count when its
+   * slice ends; one that moved meanwhile may or may not be (the muster list's paging rule).
+   */
+  *credentialsInSlices(area: number, from: number, max: number, budget: () => number): Generator<number, InsidePage, void> {
     const rows: InsideRow[] = [];
     if (!Number.isInteger(area) || !Number.isInteger(from) || from < 0 || !(max >= 1)) return { rows, next: null };
     let rec = Math.min(from, 0xFFFFFFFF);
     for (;;) {
       const want = Math.min(SCAN_CHUNK, max - rows.length);
       const out = this.ex.scratch(16 + want * SCAN_ROW);
-      this.ex.scanInside(area, rec, want, out);
+      const units = budget();
+      if (units > 0 && this.ex.scanSlice) this.ex.scanSlice(area, rec, want, out, units);
+      else this.ex.scanInside(area, rec, want, out);
       this.refresh();
       const u8 = this.u8, u32 = this.u32, dv = new DataView(this.buf);
       const k = u32[out >> 2]!;
       rec = u32[(out >> 2) + 1]!;
       const end = u32[(out >> 2) + 2]!;
+      const more = u32[(out >> 2) + 3] === 1;
       for (let i = 0, r = out + 16; i < k; i++, r += SCAN_ROW) {
         const kind = u8[r + 6]!;
         let cred: Cred;
@@ -314,8 +336,48 @@ export class WasmCore implements EngineCore {
         }
         rows.push({ rec: u32[r >> 2]!, cred: credToText(cred), location: dv.getUint16(r + 4, true), lastMoveAt: dv.getFloat64(r + 16, true), lastReader: dv.getInt32(r + 24, true) });
       }
-      if (rec >= end) return { rows, next: null };
+      if (!more && rec >= end) return { rows, next: null };
       if (rows.length >= max) return { rows, next: rec };
+      if (more) yield rows.length;
+    }
+  }
+
+  /** scanSlice units per millisecond, as the slices measured so far went (down at once, up at most x2 a slice) */
+  private sliceRate = FIRST_RATE;
+
+  /**
+   * credentialsIn without holding the event loop: slices of about `sliceMs` (default SLICE_MS) with
+   * a turn of the event loop between them (setImmediate: pending I/O, i.e. decisions, runs first).
+   * The budget of a slice follows the measured time of the slices before it. Calls run one at a
+   * time per core, in order: two scans under way at once would restart each other's.
+   * `aborted()` true between slices: stops with ApbError not_ready (nobody is waiting for the answer).
+   */
+  credentialsInAsync(area: number, from: number, max: number, o: SliceOptions = {}): Promise<InsidePage> {
+    if (!this.ex.scanSlice) return Promise.resolve(this.credentialsIn(area, from, max));
+    // one at a time: a scan for another area or `from` abandons the one under way (assembly/scan.ts)
+    const run = this.scanning.then(() => this.sliced(area, from, max, o));
+    this.scanning = run.catch(() => undefined);
+    return run;
+  }
+
+  private scanning: Promise<unknown> = Promise.resolve();
+
+  private async sliced(area: number, from: number, max: number, o: SliceOptions): Promise<InsidePage> {
+    const target = o.sliceMs ?? SLICE_MS;
+    let units = 0;
+    const g = this.credentialsInSlices(area, from, max, () => (units = Math.max(1, Math.round(this.sliceRate * target))));
+    for (;;) {
+      const t = performance.now();
+      const r = g.next();
+      const ms = performance.now() - t;
+      // a slice that spent its budget measures the rate; a last, shorter one only corrects an overrun
+      if (!r.done || ms > target) {
+        const rate = units / Math.max(ms, 0.001);
+        this.sliceRate = Math.min(MAX_RATE, Math.max(MIN_RATE, rate < this.sliceRate ? rate : Math.min(rate, 2 * this.sliceRate)));
+      }
+      if (r.done) return r.value;
+      await nextTurn();
+      if (o.aborted?.()) throw new ApbError('not_ready', 'muster list: the request was aborted');
     }
   }
 

@@ -31,6 +31,8 @@ export interface ApiDeps {
   health: () => { ready: boolean; body: Record<string, unknown> };
   metricsText: () => string;
   connected: (controller: string) => boolean;
+  /** ServerOptions.musterSliceMs */
+  musterSliceMs?: number | undefined;
 }
 
 const ACTIONS: Record<string, 'forgive' | 'reset' | 'exempt' | 'setLocation' | 'supervisor'> = {
@@ -131,7 +133,7 @@ export function registerHttpApi(app: TemplatedApp, d: ApiDeps): void {
   // ── reads (viewer): read-routes.ts, also served by cluster followers from their replica ──
   registerReads(app, {
     site: () => hub.site, engine: () => hub.engine, store: () => hub.store, auth: d.auth, log, throttle: d.throttle,
-    connected: d.connected, tick: true,
+    connected: d.connected, tick: true, musterSliceMs: d.musterSliceMs,
   });
 
   // ── operator actions ──

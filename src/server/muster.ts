@@ -13,12 +13,23 @@
  *
  * Cursor (base64url of 25 bytes): u8 version 1 | u32 record to resume from |
  * 8 bytes hash of (area id, q) | 12 bytes HMAC-SHA256 of the 13 bytes before.
+ *
+ * Never long in the event loop: the rows come from engine.credentialsInAsync,
+ * which scans the table in slices of about a millisecond with a turn of the
+ * event loop between them (decisions go on meanwhile; the paging rule above
+ * holds across slices as it does across pages). Pages and CSV exports run one
+ * at a time per engine, in the order they came (`serial`): two scans under
+ * way at once would restart each other, and a burst of muster requests then
+ * waits its turn instead of adding its slices to every turn of the loop. A
+ * request whose client went away is dropped when its turn comes or between
+ * slices. If the site (area numbering) or the engine changes while a page is
+ * being read, the page is read again from its start under the new one.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ApbError } from '../errors.js';
 import { MAX_MUSTER_CURSOR_CHARS } from '../limits.js';
 import type { CompiledSite } from '../config/types.js';
-import type { Engine, InsideRow } from '../engine/types.js';
+import type { Engine, InsidePage, InsideRow } from '../engine/types.js';
 
 export const MUSTER_DEFAULT_LIMIT = 100;
 export const MUSTER_MAX_LIMIT = 1000;
@@ -28,7 +39,9 @@ const CHUNK = 4096;
 const SECRET = randomBytes(32);
 const BODY = 13, MAC = 12;
 
-export interface MusterQuery { area: number; q?: string; limit: number; cursor?: string }
+export interface MusterQuery { areaId: string; q?: string; limit: number; cursor?: string }
+/** where a page is read from: the engine now (a recovery may replace it), the clock brought to now (a leader; a follower's replica does not), the request still wanted */
+export interface MusterSource { engine(): Engine; tick(): void; aborted(): boolean; sliceMs?: number | undefined }
 export interface MusterRow { cred: string; area: string; since: number; reader: string | null }
 
 const hashOf = (areaId: string, q: string | undefined): Buffer =>
@@ -70,17 +83,60 @@ function rowOf(site: CompiledSite, r: InsideRow): MusterRow {
   return { cred: r.cred, area: site.areaIds[r.location]!, since: r.lastMoveAt, reader: r.lastReader >= 0 ? site.readerIds[r.lastReader] ?? null : null };
 }
 
+/** one page or export at a time per engine, in arrival order (see the top) */
+const queues = new WeakMap<Engine, Promise<unknown>>();
+function serial<T>(engine: Engine, f: () => Promise<T>): Promise<T> {
+  const run = (queues.get(engine) ?? Promise.resolve()).then(f);
+  queues.set(engine, run.catch(() => undefined));
+  return run;
+}
+
+const gone = (): ApbError => new ApbError('not_ready', 'muster list: the request was aborted');
+
+/** The engine, site and area index a page is read under; `changed()` once any of them moved on. */
+interface Reading { engine: Engine; site: CompiledSite; area: number; changed(): boolean }
+
+/**
+ * Runs `f` under the current engine and site, its turn in the queue come; again from its start (at most
+ * 3 times) when the engine or the site changed while it ran (the area's index may mean another area).
+ */
+async function reading<T>(src: MusterSource, areaId: string, f: (r: Reading) => Promise<T | null>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const engine = src.engine();
+    const out = await serial(engine, async () => {
+      if (src.aborted()) throw gone();
+      src.tick();
+      const site = engine.site;
+      const area = site.areaIndex.get(areaId);
+      if (area === undefined) throw new ApbError('unknown_area', `area: unknown area "${areaId}"`);
+      const r: Reading = { engine, site, area, changed: () => src.engine() !== engine || engine.site !== site };
+      const v = await f(r); // null: it saw the change
+      return v === null || r.changed() ? undefined : { v };
+    });
+    if (out) return out.v;
+    if (attempt === 2) throw new ApbError('not_ready', 'muster list: the site changed three times while it was read; ask again');
+  }
+}
+
+/** engine.credentialsInAsync, stopped when the request went away; null when the engine or site changed (the caller starts again) */
+async function rowsIn(src: MusterSource, r: Reading, from: number, max: number): Promise<InsidePage | null> {
+  const p = await r.engine.credentialsInAsync(r.area, from, max, src.sliceMs === undefined ? { aborted: src.aborted } : { aborted: src.aborted, sliceMs: src.sliceMs });
+  if (src.aborted()) throw gone();
+  return r.changed() ? null : p;
+}
+
 /** Every matching row from record `from` on, `limit` at most; `next` = the record after the last row when more match. */
-function collect(engine: Engine, m: MusterQuery, from: number, limit: number): { rows: InsideRow[]; next: number | null } {
+async function collect(src: MusterSource, r: Reading, m: MusterQuery, from: number, limit: number): Promise<{ rows: InsideRow[]; next: number | null } | null> {
   const match = matcher(m.q);
   const rows: InsideRow[] = [];
   let at: number | null = from;
   while (at !== null) {
-    const p = engine.credentialsIn(m.area, at, m.q === undefined ? Math.min(CHUNK, limit + 1) : CHUNK);
-    for (const r of p.rows) {
-      if (!match(r.cred)) continue;
+    const p = await rowsIn(src, r, at, m.q === undefined ? Math.min(CHUNK, limit + 1) : CHUNK);
+    if (p === null) return null;
+    for (const row of p.rows) {
+      if (!match(row.cred)) continue;
       if (rows.length === limit) return { rows, next: rows[rows.length - 1]!.rec + 1 };
-      rows.push(r);
+      rows.push(row);
     }
     at = p.next;
   }
@@ -88,44 +144,48 @@ function collect(engine: Engine, m: MusterQuery, from: number, limit: number): {
 }
 
 /** How many credentials match: the area's occupancy without q (the same definition), else counted by a scan. */
-function countOf(engine: Engine, m: MusterQuery): number {
-  if (m.q === undefined) return engine.occupancy(m.area);
+async function countOf(src: MusterSource, r: Reading, m: MusterQuery): Promise<number | null> {
+  if (m.q === undefined) return r.engine.occupancy(r.area);
   const match = matcher(m.q);
   let n = 0;
   for (let at: number | null = 0; at !== null;) {
-    const p = engine.credentialsIn(m.area, at, CHUNK);
-    for (const r of p.rows) if (match(r.cred)) n++;
+    const p = await rowsIn(src, r, at, CHUNK);
+    if (p === null) return null;
+    for (const row of p.rows) if (match(row.cred)) n++;
     at = p.next;
   }
   return n;
 }
 
-/** One page (JSON/MessagePack body). Call engine.tick(now) first. */
-export function musterPage(engine: Engine, m: MusterQuery): { area: string; count: number; credentials: MusterRow[]; next: string | null } {
-  const site = engine.site;
-  const areaId = site.areaIds[m.area]!;
-  const from = m.cursor !== undefined ? decodeCursor(areaId, m.q, m.cursor) : 0;
-  const page = collect(engine, m, from, m.limit);
-  return {
-    area: areaId,
-    count: countOf(engine, m),
-    credentials: page.rows.map((r) => rowOf(site, r)),
-    next: page.next === null ? null : encodeCursor(areaId, m.q, page.next),
-  };
+/** One page (JSON/MessagePack body). */
+export function musterPage(src: MusterSource, m: MusterQuery): Promise<{ area: string; count: number; credentials: MusterRow[]; next: string | null }> {
+  const from = m.cursor !== undefined ? decodeCursor(m.areaId, m.q, m.cursor) : 0;
+  return reading(src, m.areaId, async (r) => {
+    const page = await collect(src, r, m, from, m.limit);
+    const count = page && await countOf(src, r, m);
+    if (page === null || count === null) return null;
+    return {
+      area: m.areaId,
+      count,
+      credentials: page.rows.map((row) => rowOf(r.site, row)),
+      next: page.next === null ? null : encodeCursor(m.areaId, m.q, page.next),
+    };
+  });
 }
 
 /** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled */
 const csvField = (s: string): string => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 /** Every matching row as CSV (`cred,area,since_iso,reader`) and a file name for Content-Disposition. */
-export function musterCsv(engine: Engine, m: MusterQuery, now: number): { text: string; filename: string } {
-  const site = engine.site;
-  const areaId = site.areaIds[m.area]!;
-  const lines = ['cred,area,since_iso,reader'];
-  for (const r of collect(engine, m, 0, Number.MAX_SAFE_INTEGER).rows) {
-    const row = rowOf(site, r);
-    lines.push([row.cred, row.area, new Date(row.since).toISOString(), row.reader ?? ''].map(csvField).join(','));
-  }
-  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return { text: lines.join('\r\n') + '\r\n', filename: `muster-${areaId.replace(/[^A-Za-z0-9._-]/g, '_')}-${stamp}.csv` };
+export function musterCsv(src: MusterSource, m: MusterQuery, now: number): Promise<{ text: string; filename: string }> {
+  return reading(src, m.areaId, async (r) => {
+    const all = await collect(src, r, m, 0, Number.MAX_SAFE_INTEGER);
+    if (all === null) return null;
+    const lines = ['cred,area,since_iso,reader'];
+    for (const row of all.rows.map((x) => rowOf(r.site, x))) {
+      lines.push([row.cred, row.area, new Date(row.since).toISOString(), row.reader ?? ''].map(csvField).join(','));
+    }
+    const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    return { text: lines.join('\r\n') + '\r\n', filename: `muster-${m.areaId.replace(/[^A-Za-z0-9._-]/g, '_')}-${stamp}.csv` };
+  });
 }

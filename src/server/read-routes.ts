@@ -14,12 +14,12 @@ import { QUERY_DEFAULT_LIMIT, QUERY_MAX_LIMIT } from '../store/common.js';
 import type { EventPageQuery, Store } from '../store/types.js';
 import { parseInstant } from './instant.js';
 import { areaRows } from './areas.js';
-import { MUSTER_DEFAULT_LIMIT, MUSTER_MAX_LIMIT, musterCsv, musterPage, type MusterQuery } from './muster.js';
+import { MUSTER_DEFAULT_LIMIT, MUSTER_MAX_LIMIT, musterCsv, musterPage, type MusterQuery, type MusterSource } from './muster.js';
 import type { Auth } from './auth.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { Logger } from './log.js';
 import { boundedId, clip } from './http-api.js';
-import { route, type Req } from './http-util.js';
+import { route, type Out, type Req } from './http-util.js';
 
 export interface ReadDeps {
   site(): CompiledSite;
@@ -35,6 +35,8 @@ export interface ReadDeps {
   tick: boolean;
   /** extra headers on every answer (a follower's replication lag) */
   headers?: () => Record<string, string>;
+  /** work per slice of a muster page's scan, ms (ServerOptions.musterSliceMs; default wasm-core.ts SLICE_MS) */
+  musterSliceMs?: number | undefined;
 }
 
 export function registerReads(app: TemplatedApp, d: ReadDeps): void {
@@ -93,14 +95,14 @@ export function registerReads(app: TemplatedApp, d: ReadDeps): void {
     return { body: d.store().page(eventsQuery(req.query)) };
   });
 
-  route(app, 'get', '/v1/areas/:area/credentials', { params: 1, log, auth: viewer, headers: d.headers }, (req) => {
+  // the muster list: read in slices between decisions, one page at a time per engine (muster.ts)
+  route(app, 'get', '/v1/areas/:area/credentials', { params: 1, log, auth: viewer, headers: d.headers }, async (req): Promise<Out> => {
     d.auth().requireUser(req.token, 'viewer');
     let id: string;
     try { id = decodeURIComponent(req.params[0]!); } catch { throw new ApbError('bad_message', 'area: bad URL encoding'); }
     boundedId(id, 'area');
-    const area = d.site().areaIndex.get(id);
-    if (area === undefined) throw new ApbError('unknown_area', `area: unknown area "${id}"`);
-    const m: MusterQuery = { area, limit: intParam(req.query, 'limit', 1, MUSTER_MAX_LIMIT, MUSTER_DEFAULT_LIMIT) };
+    if (!d.site().areaIndex.has(id)) throw new ApbError('unknown_area', `area: unknown area "${id}"`);
+    const m: MusterQuery = { areaId: id, limit: intParam(req.query, 'limit', 1, MUSTER_MAX_LIMIT, MUSTER_DEFAULT_LIMIT) };
     const q = req.query.get('q');
     if (q) m.q = boundedId(q, 'q', MAX_MUSTER_Q_CHARS);
     const cursor = req.query.get('cursor');
@@ -108,9 +110,10 @@ export function registerReads(app: TemplatedApp, d: ReadDeps): void {
     const format = req.query.get('format') ?? 'json';
     if (format !== 'json' && format !== 'csv') throw new ApbError('bad_message', `format: must be json or csv, got "${clip(format, 20)}"`);
     const now = Date.now();
-    if (d.tick) d.engine().tick(now); // expiries and periodic resets up to now, as for GET /v1/areas
-    if (format === 'json') return { body: musterPage(d.engine(), m) };
-    const csv = musterCsv(d.engine(), m, now);
+    // expiries and periodic resets up to now when its turn comes, as for GET /v1/areas
+    const src: MusterSource = { engine: d.engine, tick: () => { if (d.tick) d.engine().tick(Date.now()); }, aborted: () => req.aborted, sliceMs: d.musterSliceMs };
+    if (format === 'json') return { body: await musterPage(src, m) };
+    const csv = await musterCsv(src, m, now);
     return { body: null, raw: { data: csv.text, type: 'text/csv; charset=utf-8' }, headers: { 'content-disposition': `attachment; filename="${csv.filename}"`, 'cache-control': 'no-store' } };
   });
 }

@@ -48,6 +48,8 @@ export interface ServerOptions {
   durability?: 'commit' | 'flush';
   /** test knobs */
   webhooks?: WebhookOptions;
+  /** work per slice of a muster page's scan, ms (default 1: wasm-core.ts SLICE_MS; tests make it smaller to slice small tables) */
+  musterSliceMs?: number;
   dashboardDir?: string;
   /** failed-token throttling (defaults in auth-throttle.ts) */
   authThrottle?: AuthThrottleOptions;
@@ -164,7 +166,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     streamClients: stream.clients, engineKind: hub.engine.core.kind, credentials: safeSize(hub.engine), webhookQueue: webhooks.size,
     indexSkipped: store.indexSkipped ?? 0, indexLag: store.indexLag ?? 0, syncs: store.syncs ?? 0,
   }) + (opts.cluster?.metrics() ?? '');
-  registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id) });
+  registerHttpApi(app, { hub, auth: () => auth, metrics, log, statics, throttle, health, metricsText, connected: (id) => controllers.connected(id), musterSliceMs: opts.musterSliceMs });
 
   // ── occupancy (coalesced, ≤ 4/s, on change) and stats (1/s) for the stream ──
   let lastOcc = '';
