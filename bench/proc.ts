@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BUILD = resolve(here, '..');            // build/
@@ -64,7 +65,8 @@ export async function startServerChild(configText: string, data: 'durable' | ':m
   const dir = mkdtempSync(join(tmpdir(), 'apb-bench-'));
   const cfg = join(dir, 'site.yaml');
   writeFileSync(cfg, configText);
-  const args = [MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? dataDir ?? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...extra];
+  // the server runs with the flags users' `apb serve` and `npm start` give it (src/cli/node-flags.ts)
+  const args = [...NODE_FLAGS, MAIN_JS, 'serve', '--config', cfg, '--data', data === 'durable' ? dataDir ?? join(dir, 'data') : ':memory:', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...extra];
   return spawnChild(args, () => rmSync(dir, { recursive: true, force: true }));
 }
 

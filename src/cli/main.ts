@@ -1,9 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 /**
  * `apb <command>`: one module per command under src/cli/, each exporting
  * `run(argv): Promise<number>` (the exit code). Commands and flags are
  * listed in usage.ts. Exit codes: 0 done, 1 failed, 2 wrong command line
  * (ApbError 'usage', printed as `apb <command>: <message>`, one line).
+ *
+ * The first line passes node-flags.ts NODE_FLAGS (`env -S` splits it into words).
  */
 import { readFileSync } from 'node:fs';
 import { ApbError } from '../errors.js';
