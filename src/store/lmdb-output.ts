@@ -19,8 +19,13 @@ export type LibraryOutput = (level: 'error' | 'warn', text: string, err?: Error)
 const sinks: LibraryOutput[] = [];
 let installed = false;
 const LMDB_FRAME = /[\\/]node_modules[\\/]lmdb[\\/]/;
-/** lmdb-js' text for a failed page write, the case where the C code printed its raw line */
-const NATIVE_WRITE_ERROR = /Attempting to write page/;
+/**
+ * lmdb-js' texts for a failed page write, the case where the C code may have printed its raw line.
+ * The error it reports need not name the write: after an ENOSPC page write the commit has been
+ * seen to fail with "Input/output error" (code 5), the raw line ("Write error: No space left on
+ * device ...") still on stderr without its newline.
+ */
+const NATIVE_WRITE_ERROR = /Attempting to write page|Input\/output error|No space left on device/;
 const COMMIT_FAILED = /^Commit failed/;
 
 /** Routes lmdb-js console output to `sink` (the newest one wins) until the returned function is called. */
@@ -69,7 +74,9 @@ function deliver(sink: LibraryOutput, level: 'error' | 'warn', args: unknown[]):
   const err = args.find((a): a is Error => a instanceof Error);
   const rest = args.filter((a) => a !== err);
   const text = [rest.length ? format(...rest) : '', err ? err.message : ''].filter(Boolean).join(': ');
-  if (err && NATIVE_WRITE_ERROR.test(err.message)) {
+  // any error lmdb-js prints may follow a raw line of the C code (see NATIVE_WRITE_ERROR): an empty
+  // line in the log costs nothing, a JSON line glued to that raw line breaks it
+  if (err || NATIVE_WRITE_ERROR.test(text)) {
     try { writeSync(2, '\n'); } catch { /* stderr closed */ }
   }
   sink(level, text, err);

@@ -1,0 +1,53 @@
+/**
+ * src/store/lmdb-output.ts: LMDB's C code prints a raw "Write error: ..." on
+ * stderr with no newline when a page write fails; whatever lmdb-js then
+ * reports through the console (routed to the server's JSON log) must start on
+ * a line of its own, whichever error it names. In the full-disk test the
+ * commit after an ENOSPC page write was reported as "Input/output error"
+ * (code 5), and the JSON line was glued to the raw one.
+ *
+ * A child process plays both parts: it writes the raw line to fd 2, then a
+ * module under a `node_modules/lmdb/` path (where routeLibraryOutput looks for
+ * its caller) calls console.error, and the sink writes a JSON line to fd 2.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const OUTPUT_JS = fileURLToPath(new URL('../../src/store/lmdb-output.js', import.meta.url));
+
+function run(errorText: string, code?: number): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'apb-lmdb-output-'));
+  try {
+    mkdirSync(join(dir, 'node_modules', 'lmdb'), { recursive: true });
+    writeFileSync(join(dir, 'node_modules', 'lmdb', 'fake.mjs'),
+      `export function fail(message, code) { const e = new Error(message); if (code !== undefined) e.code = code; console.error(e); }\n`);
+    writeFileSync(join(dir, 'child.mjs'), [
+      `import { writeSync } from 'node:fs';`,
+      `import { routeLibraryOutput } from ${JSON.stringify(OUTPUT_JS)};`,
+      `import { fail } from './node_modules/lmdb/fake.mjs';`,
+      `routeLibraryOutput((level, text, err) => writeSync(2, JSON.stringify({ level, msg: 'lmdb: ' + text, code: err?.code }) + '\\n'));`,
+      `writeSync(2, 'Write error: No space left on device position 49152, size 12288');`,
+      `fail(${JSON.stringify(errorText)}, ${code ?? 'undefined'});`,
+      `console.error('not from lmdb');`,
+    ].join('\n'));
+    const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stderr.split('\n').filter((l) => l.trim() !== '');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+}
+
+for (const [text, code] of [['Input/output error', 5], ['No space left on device: Attempting to write page at position 49152', 28], ['MDB_MAP_FULL: Environment mapsize limit reached', undefined]] as const) {
+  test(`a routed lmdb-js error after LMDB's raw line starts a line of its own: "${text}"`, () => {
+    const lines = run(text, code);
+    assert.deepEqual(lines, [
+      'Write error: No space left on device position 49152, size 12288',
+      JSON.stringify({ level: 'error', msg: `lmdb: ${text}`, code }),
+      'not from lmdb',
+    ]);
+  });
+}
