@@ -157,8 +157,19 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         indexLagAtStart = await lag();
         await new Promise((r) => setTimeout(r, 2000));
         const rate = Math.max(100, Math.round(peak1 * 0.5));
+        const url = `${child.wsUrl}/v1/controller`;
+        // a process that has just started answers its first seconds slowly whatever its store holds (its
+        // code is not optimised yet and its heap not grown: the empty-store rows are measured after the
+        // closed-loop runs): measured once as it is, then again after the same kind of warm-up, and the
+        // target is judged on the second, so the row shows what the store's size costs
+        opts.log(`apb durable on ${events.toLocaleString('en-US')} events: open loop at ${rate} msg/s, just started`);
+        const cold = await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300 });
+        open.push({ target: `apb durable, store holding ${events / 1e6} M events, first seconds after start`, r: cold });
+        opts.log(`apb durable on ${events.toLocaleString('en-US')} events: warming up (closed loop ${q ? 1 : 3} s, then open loop at ${rate} msg/s for ${q ? 1 : 3} s)`);
+        await runSwarmChild({ url, conns, batch: 1, mode: 'closed', inflight: 8, durationMs: q ? 1000 : 3000 });
+        await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: q ? 1000 : 3000, warmupMs: 0 });
         opts.log(`apb durable on ${events.toLocaleString('en-US')} events: open loop at ${rate} msg/s`);
-        const r = await runSwarmChild({ url: `${child.wsUrl}/v1/controller`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300 });
+        const r = await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300 });
         open.push({ target: `apb durable, store holding ${events / 1e6} M events`, r });
       } finally { await child.stop(); }
     } finally { cleanup(); }
@@ -215,11 +226,13 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   }
   if (noRedis) notes.push(`Redis rows skipped: ${noRedis}.`);
   const burstRow = open.find((o) => o.target === 'apb durable (LMDB) (burst)');
-  const full = open.find((o) => o.target.startsWith('apb durable, store holding'));
+  const full = open.find((o) => o.target.startsWith('apb durable, store holding') && !o.target.endsWith('after start'));
+  const coldRow = open.find((o) => o.target.startsWith('apb durable, store holding') && o.target.endsWith('after start'));
   if (full) {
     const ok = full.r.latencyUs.p50 <= 1000 && full.r.latencyUs.p99 <= 3000 && full.r.latencyUs.p999 <= 5000;
     notes.push(`${full.target}, half the peak: p50 ${ms(full.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(full.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(full.r.latencyUs.p999).toFixed(2)} ms (same targets): ${ok ? 'MET' : 'NOT MET'}; measured once its snapshot was written and D/index was ${Number.isFinite(indexLagAtStart) ? `${indexLagAtStart.toLocaleString('en-US')} records behind` : 'of unknown lag'}.`);
   }
+  if (coldRow) notes.push(`${coldRow.target} (measured from 2 s after it was ready, before any warm-up): p50 ${ms(coldRow.r.latencyUs.p50).toFixed(2)} ms, p99 ${ms(coldRow.r.latencyUs.p99).toFixed(2)} ms, p99.9 ${ms(coldRow.r.latencyUs.p999).toFixed(2)} ms.`);
   if (burstRow) notes.push(`Burst (10x a sustained 10 % of the durable peak, ${Math.round(burstRow.r.offeredPerSec ?? 0).toLocaleString('en-US')} msg/s offered for ${q ? 0.5 : 1} s), durable: p99 ${ms(burstRow.r.latencyUs.p99).toFixed(2)} ms (target ≤ 50 ms): ${burstRow.r.latencyUs.p99 <= 50_000 ? 'MET' : 'NOT MET'}.`);
   notes.push('Client and server share the 2 cores: the swarm process and the server (or echo) process compete for CPU, in the baseline rows too.');
   notes.push(...problems.map((p) => `PROBLEM: ${p}`));
