@@ -44,6 +44,8 @@ export interface ReplicaSnapshotterOptions extends SnapshotterOptions {
   restartMs?: number;
   /** while no worker is ready, an engine with fewer credentials than this is snapshotted inline; default 20 000 (0: never) */
   inlineBelow?: number;
+  /** records behind an existing snapshot past which the worker restores it instead of replaying; default snapshot-worker.ts JUMP_GAP (tests lower it) */
+  jumpGap?: number;
 }
 
 export interface ReplicaSnapshotter extends Snapshotter {
@@ -98,6 +100,7 @@ export function startReplicaSnapshotter(store: FileStore, current: () => Engine,
     ready = false;
     posted = 0;
     const data: SnapshotWorkerData = { dir: store.dir, core: core(), configText: store.configText() ?? '' };
+    if (opts.jumpGap !== undefined) data.jumpGap = opts.jumpGap;
     const w = new Worker(WORKER_URL, { workerData: data });
     worker = w;
     w.unref(); // never keeps the process alive; stop() ends it

@@ -185,6 +185,41 @@ describe('snapshot worker failures', () => {
     await store.close();
   });
 
+  it('a worker far behind a snapshot that already exists restores it instead of replaying, and its snapshot is still exact', async () => {
+    for (const [jumpGap, jumps] of [[50, true], [undefined, false]] as const) {
+      const dir = tmp();
+      const store = await openStore(dir, { retention: { intervalMs: 0 } });
+      const { engine } = await openDurableEngine({ store, configText: STADIUM, core: 'wasm' });
+      const clock = { now: T0, id: 0 };
+      const infos: { obj: object; msg?: string | undefined }[] = [];
+      const log = { info: (obj: object, msg?: string) => { infos.push({ obj, msg }); }, warn: (obj: object, msg?: string) => { infos.push({ obj, msg }); } };
+      // fed once when ready (the journal is short then), never again (checkMs); no inline snapshots
+      const start = store.lastSeq;
+      const snap = startSnapshotter(store, engine, { everyEvents: 1e9, intervalMs: 1e9, checkMs: 2 ** 30, onStop: false, inlineBelow: 0, log, ...(jumpGap === undefined ? {} : { jumpGap }) }) as ReplicaSnapshotter;
+      await snap.whenReady();
+      // the journal grows and a snapshot appears (as the main thread's inline one of a server started on a long journal)
+      await traffic(engine, store, rng(61), 20, clock);
+      const mid = store.lastSeq;
+      assert.ok(mid - start > 50, `${mid - start} records`);
+      await store.saveSnapshot(mid, engine.snapshot(), store.configText(), engine.clock);
+      await traffic(engine, store, rng(62), 10, clock);
+      assert.equal(await snap.snapshotNow(), store.lastSeq);
+      const jumped = infos.filter((i) => i.msg === 'snapshot worker: restored a newer snapshot instead of replaying to it');
+      if (jumps) {
+        assert.equal(jumped.length, 1, JSON.stringify(infos));
+        const o = jumped[0]!.obj as { from: number; to: number };
+        assert.ok(o.from <= start, `from ${o.from}`);
+        assert.equal(o.to, mid);
+      } else assert.equal(jumped.length, 0, 'the default gap (1 M records) is not reached by a few hundred');
+      // either way the worker's snapshot is the live engine
+      const newest = fromNewestSnapshot(store, 'wasm');
+      assert.equal(newest.seq, store.lastSeq);
+      assert.deepEqual(engineState(newest.engine, N_CREDS), engineState(engine, N_CREDS));
+      await snap.stop();
+      await store.close();
+    }
+  });
+
   it('memory stores keep snapshotting inline, as before', async () => {
     const store = await openStore(':memory:', { retention: { intervalMs: 0 } });
     const { engine } = await openDurableEngine({ store, configText: STADIUM, core: 'wasm' });
