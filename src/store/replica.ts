@@ -66,8 +66,9 @@ export class JournalReplica {
     const snap = this.newestSnapshot();
     this.timings.read = performance.now() - t0;
     if (!snap) return;
+    const engine = this.engineFor(snap); // a configuration that does not load is an error, as it always was
     try {
-      this.restoreFrom(snap);
+      this.restoreInto(engine, snap);
     } catch (e) {
       const first = this.store.stats().firstSeq;
       if (first > 1) throw new ApbError('internal', `cannot restore the snapshot at seq ${snap.seq} (${(e as Error).message}) and the journal before it was deleted by retention`);
@@ -87,7 +88,7 @@ export class JournalReplica {
     const snap = this.newestSnapshot();
     if (!snap || snap.seq > upTo || snap.seq - this.position <= minGap) return false;
     try {
-      this.restoreFrom(snap);
+      this.restoreInto(this.engineFor(snap), snap);
       return true;
     } catch (e) {
       this.log?.warn({ seq: snap.seq, err: (e as Error).message }, 'newer snapshot not restorable: replaying the journal up to it');
@@ -99,10 +100,14 @@ export class JournalReplica {
     return this.store.latestSnapshotFile?.() ?? this.store.latestSnapshot();
   }
 
-  /** the engine restored from `snap`, in force from its seq (throws, changing nothing, if it cannot be restored) */
-  private restoreFrom(snap: SnapshotFileInfo | SnapshotInfo): void {
+  /** a fresh engine under the configuration in force at `snap` */
+  private engineFor(snap: SnapshotFileInfo | SnapshotInfo): { engine: Engine; text: string } {
     const text = snap.configText ?? this.store.configText() ?? this.fallbackText;
-    const engine = createEngine(loadJournaledSite(text, 'configuration in force at the snapshot').site, { core: this.core });
+    return { engine: createEngine(loadJournaledSite(text, 'configuration in force at the snapshot').site, { core: this.core }), text };
+  }
+
+  /** `snap` restored into `engine`, which is then in force from its seq (throws, changing nothing, if it cannot be restored) */
+  private restoreInto({ engine, text }: { engine: Engine; text: string }, snap: SnapshotFileInfo | SnapshotInfo): void {
     const tr = performance.now();
     if ('bytes' in snap) engine.restore(snap.bytes);
     else restoreFromFile(engine, snap);
