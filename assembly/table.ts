@@ -251,10 +251,19 @@ export function findRec(h: u32, rec: u32): u32 {
   return NIL;
 }
 
-/** the first empty slot from h's home bucket on */
-function freeSlot(h: u32): u32 {
+/**
+ * The first empty slot from h's home bucket on. `grow` (a constant at each call: inlined, the test
+ * folds away): the table is being rebuilt, so create each segment the probe reaches that does not
+ * exist yet.
+ */
+// @ts-ignore: decorator
+@inline function emptySlot(h: u32, grow: bool): u32 {
   let b = homeBucket(h);
   while (true) {
+    if (grow) {
+      const d = dir + (<usize>(b >> SEG_BITS) << 2);
+      if (load<u32>(d) == 0) store<u32>(d, <u32>newSegment());
+    }
     const p = bucketPtr(b);
     if (load<u64>(p, 8) == 0) return b << 1;
     if (load<u64>(p, 32) == 0) return (b << 1) | 1;
@@ -263,6 +272,9 @@ function freeSlot(h: u32): u32 {
   }
   return NIL;
 }
+
+/** the first empty slot from h's home bucket on */
+function freeSlot(h: u32): u32 { return emptySlot(h, false); }
 
 /** would one more credential push the load past 7/8 */
 export function tableFull(): bool { return <u64>(used + 1) * 8 > <u64>nBuckets * 14; }
@@ -292,19 +304,7 @@ function grownBuckets(n: u32): u32 {
 }
 
 /** growth: the first empty slot from h's home bucket on, creating the new table's segments as they are reached */
-function growSlot(h: u32): u32 {
-  let b = homeBucket(h);
-  while (true) {
-    const d = dir + (<usize>(b >> SEG_BITS) << 2);
-    if (load<u32>(d) == 0) store<u32>(d, <u32>newSegment());
-    const p = bucketPtr(b);
-    if (load<u64>(p, 8) == 0) return b << 1;
-    if (load<u64>(p, 32) == 0) return (b << 1) | 1;
-    b++;
-    if (b == nBuckets) b = 0;
-  }
-  return NIL;
-}
+function growSlot(h: u32): u32 { return emptySlot(h, true); }
 
 /**
  * Grows the table (grownBuckets) without a second

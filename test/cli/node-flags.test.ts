@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { startServerChild } from '../../bench/proc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MAIN = join(ROOT, 'build', 'src', 'cli', 'main.js');
@@ -23,9 +24,12 @@ test('main.ts, its build and npm start carry NODE_FLAGS', () => {
   assert.ok(pkg.scripts.start!.startsWith(`node ${NODE_FLAGS.join(' ')} build/src/cli/main.js serve `), pkg.scripts.start);
 });
 
-test('the benchmarks start the server with NODE_FLAGS', () => {
-  const src = readFileSync(join(ROOT, 'bench', 'proc.ts'), 'utf8');
-  assert.match(src, /const args = \[\.\.\.NODE_FLAGS, MAIN_JS, 'serve'/);
+test('the benchmarks start the server with NODE_FLAGS', { skip: existsSync('/proc/self/cmdline') ? false : 'needs /proc (Linux) to read the command line' }, async () => {
+  const child = await startServerChild(readFileSync(join(ROOT, 'src', 'demo', 'stadium.yaml'), 'utf8'), ':memory:');
+  try {
+    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    for (const f of NODE_FLAGS) assert.ok(argv.includes(f), `${f} in ${JSON.stringify(argv)}`);
+  } finally { await child.stop(); }
 });
 
 test('apb run as an executable gets the flags on node\'s command line', { skip: existsSync('/proc/self/cmdline') ? false : 'needs /proc (Linux) to read the command line' }, async () => {
