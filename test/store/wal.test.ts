@@ -140,6 +140,29 @@ describe('write-ahead log', () => {
     } finally { await s.close(); }
   });
 
+  it("under durability 'commit' background syncs are paced (one per syncGapMs at most), and the last write is still synced without another write", async () => {
+    const writeTurns = async (w: Wal<number>, ms: number): Promise<number> => {
+      const payload = Buffer.alloc(100, 1);
+      const t0 = performance.now();
+      let k = 0;
+      while (performance.now() - t0 < ms) { w.append(k + 1, k + 1, payload, k++); w.flush(); await new Promise((r) => setImmediate(r)); }
+      return k;
+    };
+    const paced = new Wal<number>(join(temp(), 'wal'), { flush: false, syncGapMs: 50, onDurable: () => {}, onFailed: (_t, e) => { throw e; }, onSyncError: (e) => { throw e; } }, 0, 0);
+    const eager = new Wal<number>(join(temp(), 'wal'), { flush: false, syncGapMs: 0, onDurable: () => {}, onFailed: (_t, e) => { throw e; }, onSyncError: (e) => { throw e; } }, 0, 0);
+    try {
+      const n = await writeTurns(paced, 300);
+      assert.ok(n > 100, `${n} writes`);
+      // 300 ms at one sync per 50 ms: 7 at most (the first starts at once)
+      assert.ok(paced.syncs >= 2 && paced.syncs <= 7, `paced: ${paced.syncs} syncs for ${n} writes`);
+      // no further write: the timer set by the last one syncs it
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(paced.allSynced, 'the last write was synced without another write coming');
+      const m = await writeTurns(eager, 300);
+      assert.ok(eager.syncs > 20, `unpaced (syncGapMs 0): ${eager.syncs} syncs for ${m} writes`);
+    } finally { await paced.close(); await eager.close(); }
+  });
+
   it('the next segment is created ahead, off the event loop, once the current one is half full; a roll then takes it', async () => {
     const dir = join(temp(), 'wal');
     const seg = 64 * 1024;
