@@ -10,20 +10,20 @@
  * runs side merges for up to 25 ms after each transaction, as the indexer
  * does. Reported: CPU µs per event (process CPU, the indexing thread is
  * this one) over the last half million events before each size, bytes
- * written per event (/proc/self/io), and a query's time (one credential's
+ * written per event (what reached the disk: disk-writes.ts), and a query's time (one credential's
  * batch keys, newest first).
  * `node build/bench/index-cost.js [--quick]` runs it alone.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { DerivedIndex, type BatchEntries } from '../src/store/derived-index.js';
+import { deviceWrittenBytes } from './disk-writes.js';
 import type { BenchOptions, BenchTable } from './types.js';
 
 const CHUNK = 2700, WINDOW = 500_000, QUERIES = 1000, MAINTAIN_MS = 25;
 
-function writeBytes(): number { return Number(/write_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0); }
 
 interface Side {
   add(batches: BatchEntries[], end: number): void;
@@ -85,7 +85,7 @@ async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, 
   let x = 0x2545f491;
   const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
   const out: Point[] = [];
-  let seq = 0, at = 1.7e12, cpu0 = process.cpuUsage(), w0 = writeBytes(), since = 0;
+  let seq = 0, at = 1.7e12, cpu0 = process.cpuUsage(), w0 = deviceWrittenBytes(dir), since = 0;
   try {
     for (const size of sizes) {
       while (seq < size) {
@@ -96,13 +96,13 @@ async function measure(kind: 'btree' | 'runs', sizes: number[], nCreds: number, 
           batches.push({ key: seq + 1, creds: [...creds], readers: perBatch === 1 ? [`r-${e % 32}`] : ['r-in', 'r-out'], a0: at++, ids });
           seq += perBatch;
         }
-        if (size - seq < WINDOW && since === 0) { since = seq; cpu0 = process.cpuUsage(); w0 = writeBytes(); }
+        if (size - seq < WINDOW && since === 0) { since = seq; cpu0 = process.cpuUsage(); w0 = deviceWrittenBytes(dir); }
         side.add(batches, seq);
       }
       const c = process.cpuUsage(cpu0), events = seq - since;
       const q0 = performance.now();
       for (let q = 0; q < QUERIES; q++) side.keys(String(1_000_000 + (rand() % nCreds)), seq);
-      const p: Point = { events: seq, usPerEvent: (c.user + c.system) / events, bytesPerEvent: (writeBytes() - w0) / events, queryUs: (performance.now() - q0) * 1000 / QUERIES };
+      const p: Point = { events: seq, usPerEvent: (c.user + c.system) / events, bytesPerEvent: (deviceWrittenBytes(dir) - w0) / events, queryUs: (performance.now() - q0) * 1000 / QUERIES };
       log(`  store: D/index ${kind}, ${perBatch}/batch, at ${seq.toLocaleString('en-US')} events: ${p.usPerEvent.toFixed(2)} us/event, ${Math.round(p.bytesPerEvent)} B/event, query ${Math.round(p.queryUs)} us`);
       out.push(p);
       since = 0;
@@ -133,7 +133,7 @@ export async function indexCostTable(opts: BenchOptions): Promise<{ tables: Benc
     const last = sizes.length - 1;
     notes.push(`D/index at ${perBatch} event(s) per batch: ${now[last]!.usPerEvent.toFixed(2)} µs of CPU per event at ${old[last]!.events.toLocaleString('en-US')} indexed events against ${old[last]!.usPerEvent.toFixed(2)} µs for the previous format (${(now[last]!.usPerEvent / old[last]!.usPerEvent).toFixed(2)}x); a query (one credential's batch keys) ${Math.round(now[last]!.queryUs)} µs against ${Math.round(old[last]!.queryUs)} µs (one block read per run instead of one B-tree range).`);
   }
-  notes.push(`D/index method: the same chunks of ${CHUNK} events on both sides (what the indexer gathers in 100 ms at 27 k events/s), random credentials over ${nCreds / 1e6} M, 16 controllers' ids; CPU per event over the last ${WINDOW.toLocaleString('en-US')} events before each size, bytes from /proc/self/io; the runs side merges up to ${MAINTAIN_MS} ms after each chunk, as the indexer does.`);
+  notes.push(`D/index method: the same chunks of ${CHUNK} events on both sides (what the indexer gathers in 100 ms at 27 k events/s), random credentials over ${nCreds / 1e6} M, 16 controllers' ids; CPU per event over the last ${WINDOW.toLocaleString('en-US')} events before each size, bytes as received by the disk (device counter after a sync of the file system: /proc/self/io write_bytes counts whole 2 MiB page-cache folios on this kernel); the runs side merges up to ${MAINTAIN_MS} ms after each chunk, as the indexer does.`);
   return { tables: [table], notes };
 }
 

@@ -8,12 +8,12 @@
  *  2. time from start to serving with 1 M and 10 M credentials: open the
  *     store + newest snapshot + journal tail replay (openDurableEngine).
  *  3. the journal alone: appends/s vs records per append, journal
- *     syncs/s vs offered rate, bytes written per record (/proc/self/io),
+ *     syncs/s vs offered rate, bytes written per record (what reached the disk: disk-writes.ts),
  *     against the previous layout's figures.
  *  4. D/index's cost per event as the store grows (bench/index-cost.ts).
  *  `node build/bench/store.js --journal [--quick]` runs only 3.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -26,6 +26,7 @@ import type { EventRecord, IdemRecord, Store } from '../src/store/types.js';
 import type { LmdbStore } from '../src/store/lmdb-store.js';
 import type { BenchOptions, BenchSection, BenchTable } from './types.js';
 import { indexCostTable } from './index-cost.js';
+import { deviceWrittenBytes } from './disk-writes.js';
 
 export const CONTROLLERS = 8;
 /** a flat site: 8 controllers with an in and an out reader each, no rate limit in the way */
@@ -151,11 +152,6 @@ async function restart(n: number, tail: number, log: (l: string) => void): Promi
 
 // ---- the journal alone: group commit, syncs, bytes written ------------------------------
 
-/** bytes this process has caused to be written to storage (all threads: the index worker included) */
-function writeBytes(): number {
-  try { return Number(/write_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? NaN); } catch { return NaN; }
-}
-
 /** `per` general-path records (with their 40-byte replies) for one append, random credentials over 1 M */
 function records(per: number, next: () => number): { events: EventRecord[]; idem: IdemRecord[] } {
   const events: EventRecord[] = [], idem: IdemRecord[] = [];
@@ -172,8 +168,8 @@ interface JournalRun { appendsPerS: number; eventsPerS: number; syncsPerS: numbe
 
 /**
  * Appends `per` records per append.store.append for `ms`: closed loop with `window` appends in flight
- * (offered = 0), or open loop at `offered` appends per second. Bytes: /proc/self/io write_bytes over
- * the run plus the indexer catching up afterwards (D/index writes count too).
+ * (offered = 0), or open loop at `offered` appends per second. Bytes: what reached the disk
+ * (disk-writes.ts) over the run plus the indexer catching up afterwards (D/index writes count too).
  */
 async function journalRun(per: number, ms: number, window: number, offered = 0): Promise<JournalRun> {
   const dir = mkdtempSync(join(tmpdir(), 'apb-bench-journal-'));
@@ -183,7 +179,7 @@ async function journalRun(per: number, ms: number, window: number, offered = 0):
   try {
     for (let i = 0; i < 20_000 / per; i++) { const r = records(per, next); await store.append(r.events, r.idem); } // warm, and a store that is not empty
     await store.settle();
-    const b0 = writeBytes(), s0 = store.syncs, t0 = performance.now();
+    const b0 = deviceWrittenBytes(dir), s0 = store.syncs, t0 = performance.now();
     let inflight = 0, appends = 0;
     const lat: number[] = [];
     const one = (): void => {
@@ -211,7 +207,7 @@ async function journalRun(per: number, ms: number, window: number, offered = 0):
     const seconds = (performance.now() - t0) / 1000;
     const syncs = store.syncs - s0;
     await store.settle();
-    const bytes = writeBytes() - b0;
+    const bytes = deviceWrittenBytes(dir) - b0;
     lat.sort((a, b) => a - b);
     const events = appends * per;
     return {
@@ -259,8 +255,8 @@ export async function journalTables(opts: BenchOptions): Promise<{ tables: Bench
     rates.rows.push([offered, Math.round(r.appendsPerS), Math.round(r.syncsPerS), r.eventsPerSync.toFixed(1), Math.round(r.bytesPerEvent), r.p50ms.toFixed(2), r.p99ms.toFixed(2)]);
   }
   const notes = [
-    'Journal: one LMDB transaction at a time; every append issued while one commits goes into the next (lmdb-js eventTurnBatching, overlappingSync: one fsync per transaction, counted as apb_storage_syncs_total). So the sync rate is bounded by 1 / (commit + fsync time): at low load each append is its own sync, and as the offered rate passes that bound the groups grow instead (records per sync = offered rate / sync rate); the group size is bounded only by what arrives during one commit.',
-    `Bytes written per record: /proc/self/io write_bytes of the process (main thread and the D/index worker) over the run plus the indexer catching up. The previous layout's figures (indexes inside the journal's transactions) were measured with the same method at commit 7fbbc67.`,
+    'Syncs: fdatasyncs of the write-ahead log (apb_storage_syncs_total), the only write on the reply path; the LMDB journal is put behind it in gathered transactions. Under the default durability (commit) a sync starts at most every 5 ms (SYNC_GAP_MS, src/store/wal.ts) and covers every write since the previous one, so the rate stays under 200/s and records per sync = offered rate / sync rate; under flush each sync starts when the previous ends (bounded by 1 / fdatasync time).',
+    `Bytes written per record: what the disk holding the store received (its device counter, after a sync of the file system) over the run plus the indexer catching up. Until 2026-12-07 this was /proc/self/io write_bytes, which on this kernel counts a whole page-cache folio (up to 2 MiB) each time a page of it is dirtied again after a sync; the previous layout's figures (indexes inside the journal's transactions, commit 7fbbc67) were measured that way.`,
   ];
   return { tables: [groups, rates], notes };
 }

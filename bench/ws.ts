@@ -12,12 +12,14 @@
  *    one-message-per-frame peak): p50/p99/p99.9 from intended send times.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { siteYaml, benchSite, simToken } from '../src/sim/sites.js';
 import type { SwarmOptions, SwarmResult } from '../src/sim/swarm.js';
 import { BUILD, benchDataDir, startBareChild, startServerChild, type Child } from './proc.js';
 import { prefill } from './prefill.js';
+import { deviceWrittenBytes } from './disk-writes.js';
 import { BenchFailure } from './report.js';
 import { redisMissing, redisRows, type RedisRow } from './redis.js';
 import { barChart, lineChart } from './svg.js';
@@ -41,10 +43,9 @@ export function runSwarmChild(o: SwarmOptions, timeoutMs = 120_000): Promise<Swa
 
 const ms = (us: number) => us / 1000;
 
-/** What a server child has written to disk (/proc/PID/io write_bytes) and how many journal syncs it made (/metrics). */
+/** What has reached the disk holding the server's data directory (disk-writes.ts) and how many journal syncs it made (/metrics). */
 async function diskCounters(child: Child): Promise<{ bytes: number; syncs: number | null }> {
-  let bytes = NaN;
-  try { bytes = Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${child.pid}/io`, 'utf8'))?.[1] ?? NaN); } catch { /* not Linux */ }
+  const bytes = deviceWrittenBytes(tmpdir()); // startServerChild's data directories are under tmpdir()
   let syncs: number | null = null;
   try {
     const m = /^apb_storage_syncs_total (\d+)$/m.exec(await (await fetch(`${child.url}/metrics`)).text());
@@ -196,7 +197,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   };
 
   const diskTable: BenchTable = {
-    title: 'Disk writes per decided message (server process /proc/PID/io write_bytes: the write-ahead log, the LMDB journal and D/index; syncs = write-ahead log fdatasyncs, the reply path\'s)',
+    title: 'Disk writes per decided message (what the disk holding the data directory received, device counter after a sync of the file system: the write-ahead log, the LMDB journal, D/index and the file system\'s own journal; syncs = write-ahead log fdatasyncs, the reply path\'s)',
     headers: ['target', 'msgs/frame', 'bytes written per message', 'syncs/s', 'messages per sync'],
     rows: disk,
   };
