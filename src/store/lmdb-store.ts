@@ -285,18 +285,27 @@ export class LmdbStore implements Store {
     const last = this.lastBatch();
     // a journal seeded from a cluster snapshot (seedFromSnapshot) starts after its base seq
     let end = last ? batchEnd(last) : this.baseSeq();
-    const { tail, gap, maxSeg } = walTail(dir, end);
-    if (tail.length > 0) {
+    const { tail, gap, maxSeg, before } = walTail(dir, end);
+    // Holes: batches the log holds inside the journal's range that the journal lacks. An LMDB put that
+    // failed (a full disk) while a later batch's put committed, then a crash before the storage probe
+    // put it again (putUnstored): it was acknowledged from the log, so it goes back. Retention deletes
+    // a prefix of the journal and records how far (meta 'trimmed'): records up to there are not holes.
+    const trimmed = Math.max(this.baseSeq(), (this.meta.get('trimmed') as number | undefined) ?? 0);
+    const seen = new Set<number>();
+    const holes = before.filter((r) => r.s > trimmed && !seen.has(r.s) && (seen.add(r.s), !this.log.doesExist(r.s)));
+    if (tail.length > 0 || holes.length > 0) {
       this.root.transactionSync(() => {
-        for (const r of tail) {
+        for (const r of [...holes, ...tail]) {
           const b = walPackr.unpack(r.payload) as Batch;
           this.log.put(r.s, asBinary(r.payload) as never);
           let cfg: string | undefined;
           for (const e of b.e ?? []) cfg = configOf(e) ?? cfg;
-          if (cfg !== undefined) this.meta.put('config', cfg);
+          // a hole's configuration is the one in force only if no later batch changed it
+          if (cfg !== undefined && (tail.includes(r) || !this.configAfter(r.e))) this.meta.put('config', cfg);
         }
       });
-      end = tail.at(-1)!.e;
+      if (tail.length > 0) end = tail.at(-1)!.e;
+      if (holes.length > 0) this.onOutput?.('warn', `the journal lacked ${holes.length} batch(es) the write-ahead log holds (seqs ${holes.map((r) => `${r.s}-${r.e}`).join(', ')}: a put that failed before a later one committed): put back`);
     }
     if (gap > 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${gap} later batches (never acknowledged under durability 'flush') are discarded`);
     if (id === undefined) {
@@ -325,6 +334,14 @@ export class LmdbStore implements Store {
     if (walId !== this.meta.get('journalId')) return;
     const last = this.lastBatch();
     for (const r of walTail(join(this.dir, 'wal'), last ? batchEnd(last) : 0).tail) this.walOnly.set(r.s, walPackr.unpack(r.payload) as Batch);
+  }
+
+  /** whether a journal batch after seq `after` carries a configuration change (a hole's repair, rare) */
+  private configAfter(after: number): boolean {
+    for (const { value } of this.log.getRange({ start: after + 1, end: MAX_KEY })) {
+      for (const e of (value as Batch).e ?? []) if (configOf(e) !== undefined) return true;
+    }
+    return false;
   }
 
   /** the seq a seeded journal starts after (meta 'base'; 0: a journal that starts at 1) */
@@ -1119,6 +1136,9 @@ export class LmdbStore implements Store {
         if (!(b.a1 < ageCutoff || overBytes > 0)) break;
         if (ops >= this.retention.chunk) { more = true; break; }
         try { gone.push(entriesOf(key, b).entries); } catch { /* a malformed value: it has no entries */ }
+        // first (same transaction, or an earlier one): how far the journal was trimmed, so the next open
+        // does not take the write-ahead log's old copy of a deleted batch for a hole (openWal)
+        this.meta.put('trimmed', batchEnd(b));
         last = this.log.remove(key);
         ops += 2 + Math.max(b.n, 1) * 2;
         deleted += b.n;

@@ -137,10 +137,12 @@ export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
 
 /**
  * The WAL's batches past seq `end`, in seq order, as long as they continue it (s = previous e + 1);
- * `gap`: how many later ones were left out because one was missing.
+ * `gap`: how many later ones were left out because one was missing. `before`: the records up to
+ * `end`, in seq order (the journal should hold them all: see LmdbStore.openWal).
  */
-export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number } {
+export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number; before: WalRecord[] } {
   const { records, maxSeg } = readWal(dir);
+  const before = records.filter((r) => r.e <= end).sort((a, b) => a.s - b.s);
   const after = records.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
   const tail: WalRecord[] = [];
   for (const r of after) {
@@ -148,7 +150,7 @@ export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: num
     tail.push(r);
     end = r.e;
   }
-  return { tail, gap: after.length - tail.length, maxSeg };
+  return { tail, gap: after.length - tail.length, maxSeg, before };
 }
 
 /** A new segment file of `size` zero bytes, synced with its directory entry; its fd, open for writing. */

@@ -104,6 +104,59 @@ describe('write-ahead log', () => {
     } finally { await s.close(); }
   });
 
+  it('a batch whose LMDB put failed while a later one committed is put back from the log on the next open (a crash before the retry)', async () => {
+    const base = temp();
+    const d = join(base, 'd'), image = join(base, 'image');
+    const s = new LmdbStore(d, OPTS);
+    try {
+      for (let i = 1; i <= 5; i++) await s.append([ev(i)], [reply(i)]);
+      await s.whenCommitted();
+      // the put of seq 6 fails as one on a full disk does; the put of 7, in the same gathering, commits
+      const log = (s as unknown as { log: { put(k: number, v: unknown): Promise<boolean> } }).log;
+      const put = log.put.bind(log);
+      log.put = (k, v) => (k === 6 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : put(k, v));
+      const six = s.append([ev(6)], [reply(6)]);
+      await new Promise((r) => setImmediate(r));
+      const seven = s.append([ev(7)], [reply(7)]);
+      await Promise.all([six, seven]); // both acknowledged: the log has them
+      await s.whenCommitted();
+      assert.equal(s.healthy, false, 'the failed put made the store unhealthy');
+      // a crash now (before the probe puts 6 again): the directory as it is on disk
+      cpSync(d, image, { recursive: true });
+      const lmdb = open({ path: image, readOnly: true, maxDbs: 16 } as never) as unknown as { openDB(n: string, o: object): { doesExist(k: number): boolean }; close(): Promise<void> };
+      const journal = lmdb.openDB('log', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+      assert.deepEqual([5, 6, 7].map((k) => journal.doesExist(k)), [true, false, true], 'the image has the hole: 7 without 6');
+      await lmdb.close();
+    } finally { await s.close(); }
+    const again = new LmdbStore(image, OPTS);
+    try {
+      assert.deepEqual([...again.since(0)].map((e) => e.cred), ['1', '2', '3', '4', '5', '6', '7'], 'every acknowledged batch, in order');
+      assert.deepEqual([...again.getIdem('c', 6)!], [...reply(6).reply]);
+      assert.equal(again.lastSeq, 7);
+    } finally { await again.close(); }
+  });
+
+  it('batches retention deleted are not taken for holes: the log still holds their records, the journal stays trimmed', async () => {
+    const dir = join(temp(), 'd');
+    let now = 1_000;
+    const s = new LmdbStore(dir, { now: () => now, retention: { intervalMs: 0, maxAgeMs: 60_000 } });
+    try {
+      for (let i = 1; i <= 30; i++) { await s.append([ev(i)], [reply(i)]); }
+      await s.settle();
+      now = 10_000_000;
+      await s.saveSnapshot(20, Uint8Array.from([1]), 'cfg');
+      await s.saveSnapshot(25, Uint8Array.from([2]), 'cfg');
+      assert.equal(await s.compact(), 20);
+    } finally { await s.close(); }
+    assert.ok(readWal(join(dir, 'wal')).records.some((r) => r.s <= 20), 'the log still holds records of deleted batches');
+    const again = new LmdbStore(dir, OPTS);
+    try {
+      const left = [...again.since(0)];
+      assert.equal(left[0]!.seq, 21, 'nothing deleted came back');
+      assert.equal(left.length, 10);
+    } finally { await again.close(); }
+  });
+
   it('segments are reused once LMDB has flushed them: the log does not grow with the journal', async () => {
     const dir = join(temp(), 'd');
     const seg = 64 * 1024;
