@@ -24,7 +24,6 @@ import type { BenchOptions, BenchTable } from './types.js';
 
 const CHUNK = 2700, WINDOW = 500_000, QUERIES = 1000, MAINTAIN_MS = 25;
 
-
 interface Side {
   add(batches: BatchEntries[], end: number): void;
   keys(cred: string, top: number): number;
