@@ -39,7 +39,7 @@ const ix = DerivedIndex.attach(indexDir, true);
 const loop = new IndexLoop(log, ix, knobs, send);
 
 port.on('message', (c: IndexerCommand) => {
-  if (c.t === 'wake') loop.wake(c.urgent);
+  if (c.t === 'wake') loop.wake(c.urgent, c.upTo);
   else if (c.t === 'remove') loop.remove(c.batches);
   else if (c.t === 'stop') {
     void loop.stop().then(async () => {

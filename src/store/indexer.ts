@@ -25,7 +25,6 @@ export const CHUNK_EVENTS = 65_536;
 export const INTERVAL_MS = 100;
 /** background merging at a time, between index transactions */
 export const MAINTAIN_MS = 25;
-const MAX_KEY = Number.MAX_SAFE_INTEGER;
 /** lets the worker's messages (wake, stop) in between background steps */
 const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -46,11 +45,18 @@ export type IndexerReport =
   | { t: 'output'; level: 'error' | 'warn'; text: string }
   | { t: 'stopped' };
 /** main → worker */
-export type IndexerCommand = { t: 'wake'; urgent?: boolean } | { t: 'remove'; batches: BatchEntries[] } | { t: 'stop' };
+/**
+ * main → worker. `upTo` (wake): index journal batches up to this seq only: the main thread's committed
+ * end, held below a batch whose LMDB put failed while later ones committed (LmdbStore.indexLimit), so
+ * the index never passes a hole that will be filled (runs cover disjoint, ascending seq ranges).
+ */
+export type IndexerCommand = { t: 'wake'; urgent?: boolean; upTo?: number } | { t: 'remove'; batches: BatchEntries[] } | { t: 'stop' };
 
 
 export class IndexLoop {
   private indexed: number;
+  /** batches up to this seq may be indexed (IndexerCommand upTo) */
+  private limit: number;
   private running = false;
   private again = false;
   private urgent = false;
@@ -73,6 +79,7 @@ export class IndexLoop {
     private readonly report: (r: IndexerReport) => void,
   ) {
     this.indexed = ix.indexedSeq;
+    this.limit = ix.indexedSeq;
     this.chunk = knobs.chunkEvents ?? CHUNK_EVENTS;
   }
 
@@ -88,7 +95,8 @@ export class IndexLoop {
     return worked;
   }
 
-  wake(urgent = false): void {
+  wake(urgent = false, upTo?: number): void {
+    if (upTo !== undefined && upTo > this.limit) this.limit = upTo;
     if (urgent) { this.urgent = true; if (this.pausing) this.wakeSleep?.(); }
     if (this.running) { this.again = true; return; }
     this.idleDone = this.run();
@@ -126,7 +134,7 @@ export class IndexLoop {
           this.urgent = false;
           const batches: BatchEntries[] = [];
           let events = 0, end = this.indexed, skipped = 0;
-          for (const { key, value } of this.log.getRange({ start: this.indexed + 1, end: MAX_KEY })) {
+          for (const { key, value } of this.log.getRange({ start: this.indexed + 1, end: this.limit + 1 })) {
             let r: ReturnType<typeof entriesOf>;
             try { r = entriesOf(key, value); } catch { r = { entries: { key, creds: [], readers: [], a0: null, ids: [] }, skipped: 1 }; } // a malformed value: skip it
             batches.push(r.entries);
@@ -137,7 +145,9 @@ export class IndexLoop {
           }
           if (batches.length === 0) {
             if (this.maintain(MAINTAIN_MS)) { await yieldTurn(); continue; }
-            this.report({ t: 'idle', seq: this.indexed });
+            // nothing in the journal up to the limit is left (a seq range no batch holds, e.g. a batch whose
+            // write-ahead log write failed): say so, or the handle would wake the loop again and again
+            this.report({ t: 'idle', seq: Math.max(this.indexed, this.limit) });
             break;
           }
           await this.ix.add(batches, end);
@@ -217,12 +227,12 @@ export class Indexer {
       this.restartTimer = setTimeout(() => { this.restartTimer = undefined; if (!this.closed) { this.start(); this.wake(); } }, 1000);
       this.restartTimer.unref();
     });
-    this.post({ t: 'wake' });
+    this.post({ t: 'wake', upTo: this.committed });
   }
 
   private post(c: IndexerCommand): void {
     if (this.loop) {
-      if (c.t === 'wake') this.loop.wake(c.urgent);
+      if (c.t === 'wake') this.loop.wake(c.urgent, c.upTo);
       else if (c.t === 'remove') this.loop.remove(c.batches);
       return;
     }
@@ -252,7 +262,7 @@ export class Indexer {
     }
   }
 
-  /** The journal has committed up to `seq`: index it (soon). */
+  /** The journal has committed up to `seq` with no hole below it: index it (soon). */
   committedUpTo(seq: number): void {
     if (seq > this.committed) this.committed = seq;
     this.wake();
@@ -261,7 +271,7 @@ export class Indexer {
   private wake(urgent = false): void {
     if (this.backoff || (this.wakePosted && !urgent)) return;
     this.wakePosted = true;
-    this.post({ t: 'wake', urgent });
+    this.post({ t: 'wake', urgent, upTo: this.committed });
   }
 
   /** Entries of batches retention deleted from the journal. */

@@ -172,6 +172,10 @@ export class LmdbStore implements Store {
   private readonly walOnly = new Map<number, Batch>();
   /** batches durable in the WAL whose LMDB put failed: put again by the probe before the store is healthy */
   private unstored: Pending[] = [];
+  /** unstored batches being put again (putUnstored), until that commits */
+  private retrying: Pending[] = [];
+  /** openWal put batches back into holes of the journal: D/index is rebuilt (openIndex) */
+  private holesRepaired = false;
 
   private isHealthy = true;
   private failureCount = 0;
@@ -305,6 +309,7 @@ export class LmdbStore implements Store {
         }
       });
       if (tail.length > 0) end = tail.at(-1)!.e;
+      if (holes.length > 0) this.holesRepaired = true;
       if (holes.length > 0) this.onOutput?.('warn', `the journal lacked ${holes.length} batch(es) the write-ahead log holds (seqs ${holes.map((r) => `${r.s}-${r.e}`).join(', ')}: a put that failed before a later one committed): put back`);
     }
     if (gap > 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${gap} later batches (never acknowledged under durability 'flush') are discarded`);
@@ -397,7 +402,8 @@ export class LmdbStore implements Store {
     // meta 'indexed' in the journal is the previous layout's high-water mark of its in-journal indexes:
     // present (a directory of that layout, or someone asking for a re-index by rewinding it), D/index is
     // rebuilt from the start of the journal, and the key removed
-    const reindex = this.meta.get('indexed') !== undefined;
+    // holes put back at open (openWal): an index written before this version may have passed them
+    const reindex = this.meta.get('indexed') !== undefined || this.holesRepaired;
     try {
       const last = this.lastBatch();
       this.ix = DerivedIndex.open(this.indexDir, this.journalId, false, reindex, last ? batchEnd(last) : 0)!.ix;
@@ -406,7 +412,7 @@ export class LmdbStore implements Store {
         dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix,
         onError: (m) => { if (this.onOutput) this.onOutput('warn', m); else process.emitWarning(m, 'ApbIndexer'); },
       });
-      this.indexer.committedUpTo(this.committedSeq);
+      this.indexer.committedUpTo(this.indexLimit());
     } catch (err) {
       // no index: queries and idempotency read the journal (exact, slower); the journal is unaffected
       this.ix = null;
@@ -500,14 +506,16 @@ export class LmdbStore implements Store {
   private putUnstored(): void {
     const retry = this.unstored.sort((a, b) => a.batch.s - b.batch.s);
     this.unstored = [];
+    this.retrying = retry; // still holes until they commit (indexLimit)
     let last: Promise<boolean> | undefined;
     try {
       for (const t of retry) {
         last = this.log.put(t.batch.s, journalValue(t));
         if (t.cfg !== undefined) this.meta.put('config', t.cfg).catch(noop);
       }
-    } catch (err) { this.unstored = retry.concat(this.unstored); absorb(err); return; }
+    } catch (err) { this.retrying = []; this.unstored = retry.concat(this.unstored); absorb(err); return; }
     this.track(last!).then(() => {
+      this.retrying = [];
       for (const t of retry) {
         this.inflight.delete(t.batch.s);
         this.walOnly.delete(t.batch.s);
@@ -515,7 +523,7 @@ export class LmdbStore implements Store {
         if (end > this.committedSeq) this.committedSeq = end;
       }
       this.recovered();
-    }, (err: unknown) => { this.unstored = retry.concat(this.unstored); absorb(err); });
+    }, (err: unknown) => { this.retrying = []; this.unstored = retry.concat(this.unstored); absorb(err); });
   }
 
   private recovered(): void {
@@ -529,7 +537,18 @@ export class LmdbStore implements Store {
     this.lastError = undefined;
     this.wal?.reset();
     this.listeners.emit(true);
-    this.indexer?.committedUpTo(this.committedSeq);
+    this.indexer?.committedUpTo(this.indexLimit());
+  }
+
+  /**
+   * How far the indexer may go: the committed end, but never past a batch whose LMDB put failed while
+   * later ones committed (it waits in `unstored` for the probe). Indexed past such a hole, the batch
+   * would never be indexed once put back: D/index's runs cover disjoint, ascending seq ranges.
+   */
+  private indexLimit(): number {
+    let lim = this.committedSeq;
+    for (const list of [this.unstored, this.retrying]) for (const t of list) if (t.batch.s - 1 < lim) lim = t.batch.s - 1;
+    return lim;
   }
 
   /** recycleAfterFlush: the newest batch end committed, and whether a flush wait is out */
@@ -760,7 +779,7 @@ export class LmdbStore implements Store {
         this.inflight.delete(b.s);
         this.walOnly.delete(b.s);
         if (end > this.committedSeq) this.committedSeq = end;
-        this.indexer?.committedUpTo(end);
+        this.indexer?.committedUpTo(this.indexLimit());
         this.recycleAfterFlush(end);
       },
       (err: unknown) => { this.unstored.push(t); this.fail(err); },
