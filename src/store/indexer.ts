@@ -44,7 +44,6 @@ export type IndexerReport =
   | { t: 'error'; message: string }
   | { t: 'output'; level: 'error' | 'warn'; text: string }
   | { t: 'stopped' };
-/** main → worker */
 /**
  * main → worker. `upTo` (wake): index journal batches up to this seq only: the main thread's committed
  * end, held below a batch whose LMDB put failed while later ones committed (LmdbStore.indexLimit), so
