@@ -532,10 +532,11 @@ export class LmdbStore implements Store {
     // from the journal once the store is healthy (the server does) must find them there
     if (this.unstored.length > 0) { this.putUnstored(); return; }
     if (!hasHeadroom(this.dir, this.headroom)) return; // a small write got through, but the disk is still (nearly) full
+    // the log first writes the void marks of batches it refused (wal.ts): if it cannot, not healthy yet
+    if (this.wal && !this.wal.reset()) return;
     clearInterval(this.probeTimer); this.probeTimer = undefined;
     this.isHealthy = true;
     this.lastError = undefined;
-    this.wal?.reset();
     this.listeners.emit(true);
     this.indexer?.committedUpTo(this.indexLimit());
   }

@@ -28,6 +28,11 @@
  *       40  L     payload: the journal batch (journal-batch.ts), msgpack
  *   40+L    pad   zeros to the next multiple of 8
  *
+ * A record with L = 0 is a VOID: batches s..e were refused (their write, or under 'flush' the sync
+ * covering them, failed: storage_unavailable), yet their bytes may be readable. It is written when the
+ * log is usable again (reset), before any later batch, so an open never puts them into the journal
+ * (walTail). A batch's payload is never empty.
+ *
  * Durability ('commit'): the write() reaches the OS before the replies go (survives a process
  * kill); every write is also fdatasync-ed in the background, one sync at a time. ('flush'): the
  * replies wait for the fdatasync that covers their write (survives power loss). Either way a sync
@@ -75,6 +80,21 @@ export interface WalOptions<T> {
   onFailed: (tag: T, err: Error) => void;
   /** a background sync failed ('commit' mode: nobody waits for it, so the store must learn of it) */
   onSyncError: (err: Error) => void;
+}
+
+/** Writes one record (header, payload, padding) at `o` of `b`; its length. */
+function encodeRecord(b: Buffer, o: number, segNo: number, s: number, e: number, payload: Uint8Array): number {
+  const len = pad8(HEADER_BYTES + payload.length);
+  b.writeUInt32LE(WAL_MAGIC, o);
+  b.writeUInt32LE(payload.length, o + 4);
+  b.writeDoubleLE(segNo, o + 8);
+  b.writeDoubleLE(s, o + 16);
+  b.writeDoubleLE(e, o + 24);
+  b.set(payload, o + HEADER_BYTES);
+  b.writeUInt32LE(crc32(payload, crc32(b.subarray(o + 4, o + 32))), o + 32);
+  b.writeUInt32LE(0, o + 36);
+  b.fill(0, o + HEADER_BYTES + payload.length, o + len);
+  return len;
 }
 
 /** Reads one record at `off` of `buf` (a whole segment); undefined where the valid chain ends. */
@@ -142,13 +162,19 @@ export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
  */
 export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number; before: WalRecord[] } {
   const { records, maxSeg } = readWal(dir);
-  const before = records.filter((r) => r.e <= end).sort((a, b) => a.s - b.s);
-  const after = records.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
+  // void marks (L = 0): the batches they cover were refused; their seqs count as present for the order
+  const voids = records.filter((r) => r.payload.length === 0).sort((a, b) => a.s - b.s);
+  const isVoid = (r: WalRecord): boolean => voids.some((v) => v.s <= r.s && r.e <= v.e);
+  const real = records.filter((r) => r.payload.length > 0 && !isVoid(r));
+  const before = real.filter((r) => r.e <= end).sort((a, b) => a.s - b.s);
+  const after = real.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
   const tail: WalRecord[] = [];
-  for (const r of after) {
-    if (r.s !== end + 1) break;
-    tail.push(r);
-    end = r.e;
+  for (let i = 0; ;) {
+    const r = after[i];
+    if (r && r.s === end + 1) { tail.push(r); end = r.e; i++; continue; }
+    const v = voids.find((x) => x.s <= end + 1 && x.e > end);
+    if (v) { end = v.e; continue; }
+    break;
   }
   return { tail, gap: after.length - tail.length, maxSeg, before };
 }
@@ -188,6 +214,13 @@ export class Wal<T> {
   private stage: Buffer = Buffer.allocUnsafe(64 * 1024);
   private staged = 0;
   private stagedWaiting: T[] = [];
+  /** the seqs of what is staged, and of what is written and waiting for a sync ('flush') */
+  private stagedLo = Infinity;
+  private stagedHi = -Infinity;
+  private unsyncedLo = Infinity;
+  private unsyncedHi = -Infinity;
+  /** seq ranges of refused batches whose void mark is not written yet (see the file comment) */
+  private voids: [number, number][] = [];
   private scheduled = false;
   /** written, waiting for a sync ('flush' mode) */
   private unsynced: T[] = [];
@@ -254,18 +287,10 @@ export class Wal<T> {
       this.stage.copy(bigger, 0, 0, this.staged);
       this.stage = bigger;
     }
-    const b = this.stage, o = this.staged;
-    b.writeUInt32LE(WAL_MAGIC, o);
-    b.writeUInt32LE(payload.length, o + 4);
-    b.writeDoubleLE(this.segNo, o + 8);
-    b.writeDoubleLE(s, o + 16);
-    b.writeDoubleLE(e, o + 24);
-    b.set(payload, o + HEADER_BYTES);
-    b.writeUInt32LE(crc32(payload, crc32(b.subarray(o + 4, o + 32))), o + 32);
-    b.writeUInt32LE(0, o + 36);
-    b.fill(0, o + HEADER_BYTES + payload.length, o + len);
-    this.staged += len;
+    this.staged += encodeRecord(this.stage, this.staged, this.segNo, s, e, payload);
     this.stagedWaiting.push(tag);
+    if (s < this.stagedLo) this.stagedLo = s;
+    if (e > this.stagedHi) this.stagedHi = e;
     if (e > this.cur.lastEnd) this.cur.lastEnd = e;
     if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
   }
@@ -276,17 +301,21 @@ export class Wal<T> {
     if (this.staged === 0) return;
     const waiting = this.stagedWaiting;
     this.stagedWaiting = [];
-    const n = this.staged;
+    const n = this.staged, lo = this.stagedLo, hi = this.stagedHi;
     this.staged = 0;
+    this.stagedLo = Infinity; this.stagedHi = -Infinity;
     try {
       for (let off = 0; off < n;) off += writeSync(this.cur.fd, this.stage, off, n - off, this.pos + off);
     } catch (err) {
-      // the position does not move: the next write after recovery overwrites what was torn
+      // the position does not move: the next write after recovery overwrites what was torn. Whole
+      // records of it may be on disk past what overwrites them: they are void (reset writes the mark)
       const e = err as Error;
       this.broken = e;
+      this.voids.push([lo, hi]);
       for (const w of waiting) this.opts.onFailed(w, e);
       return;
     }
+    if (this.flushMode) { if (lo < this.unsyncedLo) this.unsyncedLo = lo; if (hi > this.unsyncedHi) this.unsyncedHi = hi; }
     this.pos += n;
     this.writtenGen++;
     this.dirtyFds.add(this.cur.fd);
@@ -335,6 +364,8 @@ export class Wal<T> {
     this.dirtyFds.clear();
     const covered = this.unsynced;
     this.unsynced = [];
+    const covLo = this.unsyncedLo, covHi = this.unsyncedHi;
+    this.unsyncedLo = Infinity; this.unsyncedHi = -Infinity;
     const gen = this.writtenGen;
     const next = (k: number): void => {
       if (k === fds.length) {
@@ -349,6 +380,8 @@ export class Wal<T> {
         if (err) {
           this.syncing = false;
           this.broken = err;
+          // 'flush': these batches are refused, but their bytes may be readable: void (reset writes the mark)
+          if (covered.length > 0) this.voids.push([covLo, covHi]);
           for (const w of covered) this.opts.onFailed(w, err);
           this.opts.onSyncError(err);
           return;
@@ -370,8 +403,31 @@ export class Wal<T> {
   /** resolves when no spare segment is being created (tests) */
   async prepared(): Promise<void> { if (this.preparing) await this.preparing; }
 
-  /** After a storage failure: writes may be tried again (the probe found the disk usable). */
-  reset(): void { this.broken = undefined; }
+  /** After a storage failure: writes may be tried again (the probe found the disk usable); false if the void marks could not be written. */
+  reset(): boolean {
+    this.broken = undefined;
+    if (this.voids.length > 0) this.writeVoids();
+    return this.broken === undefined;
+  }
+
+  /**
+   * The void marks of refused batches (see the file comment), written and synced before anything
+   * else; on failure the log stays broken and keeps them for the next reset.
+   */
+  private writeVoids(): void {
+    const len = this.voids.length * pad8(HEADER_BYTES);
+    if (this.pos + this.staged + len > this.cur.size) { this.flush(); if (this.broken) return; this.roll(len); }
+    this.flush(); // nothing is staged while broken; for the order's sake
+    const buf = Buffer.alloc(len);
+    let o = 0;
+    for (const [s, e] of this.voids) o += encodeRecord(buf, o, this.segNo, s, e, new Uint8Array(0));
+    try {
+      for (let off = 0; off < len;) off += writeSync(this.cur.fd, buf, off, len - off, this.pos + off);
+      fdatasyncSync(this.cur.fd);
+    } catch (err) { this.broken = err as Error; return; }
+    this.pos += len;
+    this.voids = [];
+  }
 
   /** The next segment: a spare when one is free, else a new zero-filled file (big enough for `need`). */
   private roll(need = 0): void {

@@ -9,12 +9,15 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { LmdbStore } from '../../src/store/lmdb-store.js';
 import { HEADER_BYTES, readWal, Wal } from '../../src/store/wal.js';
 import type { EventRecord } from '../../src/store/types.js';
+import { ApbError } from '../../src/errors.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
@@ -145,6 +148,44 @@ describe('write-ahead log', () => {
       assert.equal(again.lastSeq, 7);
       await again.settle();
       for (const c of ['5', '6', '7']) assert.deepEqual(again.query({ cred: c, limit: 10 }).map((e) => e.seq), [Number(c)], `credential ${c} found after the repair`);
+    } finally { await again.close(); }
+  });
+
+  it("a batch refused because its sync failed (durability 'flush') is marked void: not taken for a hole after later batches were acknowledged", async () => {
+    const base = temp();
+    const d = join(base, 'd'), image = join(base, 'image');
+    const s = new LmdbStore(d, { ...OPTS, durability: 'flush', probeIntervalMs: 50 });
+    const real = fs.fdatasync;
+    try {
+      for (let i = 1; i <= 3; i++) await s.append([ev(i)], [reply(i)]);
+      // the next fdatasync fails (an I/O error): the batch written before it is refused
+      let failed = false;
+      (fs as { fdatasync: typeof fs.fdatasync }).fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+        if (failed) return real(fd, cb);
+        failed = true;
+        setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+      }) as typeof fs.fdatasync;
+      syncBuiltinESMExports();
+      await assert.rejects(s.append([ev(4)], [reply(4)]), (e: unknown) => e instanceof ApbError && e.code === 'storage_unavailable');
+      (fs as { fdatasync: typeof fs.fdatasync }).fdatasync = real;
+      syncBuiltinESMExports();
+      for (const until = Date.now() + 10_000; !s.healthy && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(s.healthy, true, 'recovered');
+      await s.append([ev(5)], [reply(5)]);
+      await s.whenCommitted();
+      assert.ok(readWal(join(d, 'wal')).records.some((r) => r.payload.length === 0 && r.s <= 4 && r.e >= 4), 'the log holds a void mark for seq 4');
+      assert.ok(readWal(join(d, 'wal')).records.some((r) => r.s === 4 && r.payload.length > 0), "and still the refused batch's bytes");
+      cpSync(d, image, { recursive: true });
+      assert.deepEqual([...s.since(0)].map((e) => e.cred), ['1', '2', '3', '5']);
+    } finally {
+      (fs as { fdatasync: typeof fs.fdatasync }).fdatasync = real;
+      syncBuiltinESMExports();
+      await s.close();
+    }
+    const again = new LmdbStore(image, OPTS);
+    try {
+      assert.deepEqual([...again.since(0)].map((e) => e.cred), ['1', '2', '3', '5'], 'the refused batch stays out; the acknowledged one is there');
+      assert.equal(again.getIdem('c', 4), undefined);
     } finally { await again.close(); }
   });
 
