@@ -158,7 +158,8 @@ export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
 /**
  * The WAL's batches past seq `end`, in seq order, as long as they continue it (s = previous e + 1);
  * `gap`: how many later ones were left out because one was missing. `before`: the records up to
- * `end`, in seq order (the journal should hold them all: see LmdbStore.openWal).
+ * `end`, in seq order (the journal should hold them all: see LmdbStore.openWal). Void marks and the
+ * records they cover are in neither; the seqs they cover continue the tail.
  */
 export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number; before: WalRecord[] } {
   const { records, maxSeg } = readWal(dir);
