@@ -417,12 +417,12 @@ export class Wal<T> {
    */
   private writeVoids(): void {
     const len = this.voids.length * pad8(HEADER_BYTES);
-    if (this.pos + this.staged + len > this.cur.size) { this.flush(); if (this.broken) return; this.roll(len); }
-    this.flush(); // nothing is staged while broken; for the order's sake
-    const buf = Buffer.alloc(len);
-    let o = 0;
-    for (const [s, e] of this.voids) o += encodeRecord(buf, o, this.segNo, s, e, new Uint8Array(0));
+    if (this.staged > 0) { this.flush(); if (this.broken) return; } // appended before the failure was known
     try {
+      if (this.pos + len > this.cur.size) this.roll(len); // may create a segment: may fail on a full disk
+      const buf = Buffer.alloc(len);
+      let o = 0;
+      for (const [s, e] of this.voids) o += encodeRecord(buf, o, this.segNo, s, e, new Uint8Array(0));
       for (let off = 0; off < len;) off += writeSync(this.cur.fd, buf, off, len - off, this.pos + off);
       fdatasyncSync(this.cur.fd);
     } catch (err) { this.broken = err as Error; return; }
