@@ -15,16 +15,22 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const onDevice = Number.isFinite(deviceWrittenBytes(dir, false));
 
 describe('bench: bytes that reached the disk', () => {
+  // Another test file may run at the same time (npm test runs two) and write to the same disk: the device
+  // counter is machine-wide. So the upper bounds get three attempts; the lower bounds hold in every one.
   it('counts what a write and its sync send to the device', { skip: onDevice ? false : `${tmpdir()} has no block device (tmpfs?): nothing to count` }, () => {
     const fd = openSync(join(dir, 'f'), 'w+');
     try {
-      const before = deviceWrittenBytes(dir);
-      writeSync(fd, Buffer.alloc(8 * 2 ** 20, 1));
-      fdatasyncSync(fd);
-      const got = deviceWrittenBytes(dir) - before;
-      // the device may also get the file system's journal and other writers' blocks: at least, not wildly more
-      assert.ok(got >= 8 * 2 ** 20, `8 MiB written and synced, the device counted ${got} bytes`);
-      assert.ok(got < 64 * 2 ** 20, `8 MiB written and synced, the device counted ${got} bytes`);
+      const seen: number[] = [];
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const before = deviceWrittenBytes(dir);
+        writeSync(fd, Buffer.alloc(8 * 2 ** 20, 1 + attempt), 0, 8 * 2 ** 20, 0);
+        fdatasyncSync(fd);
+        const got = deviceWrittenBytes(dir) - before;
+        assert.ok(got >= 8 * 2 ** 20, `8 MiB written and synced, the device counted ${got} bytes`);
+        seen.push(got);
+        if (got < 64 * 2 ** 20) break;
+      }
+      assert.ok(seen.at(-1)! < 64 * 2 ** 20, `8 MiB written and synced: the device counted ${seen.join(', ')} bytes (other writers, or a counter that inflates)`);
     } finally { closeSync(fd); }
   });
 
@@ -34,14 +40,21 @@ describe('bench: bytes that reached the disk', () => {
     try {
       writeSync(fd, Buffer.alloc(4 * 2 ** 20));
       fdatasyncSync(fd);
-      const d0 = deviceWrittenBytes(dir), w0 = wb();
       const b = Buffer.alloc(100, 7);
-      for (let i = 0; i < 50; i++) { writeSync(fd, b, 0, 100, i * 104); fdatasyncSync(fd); }
-      const device = deviceWrittenBytes(dir) - d0, proc = wb() - w0;
-      // 50 synced writes of 100 bytes: a 4 KiB block each plus the file system's journal blocks, if any
-      assert.ok(device >= 50 * 100 && device < 50 * 64 * 1024, `device counted ${device} bytes for 50 synced 100-byte writes`);
-      // what the old figure used, for the record (not asserted: it depends on the kernel's folio sizes)
-      process.stdout.write(`# 50 synced 100-byte writes: device ${device} B, /proc/thread-self/io write_bytes ${proc} B\n`);
+      const seen: string[] = [];
+      let ok = false;
+      for (let attempt = 0; attempt < 3 && !ok; attempt++) {
+        const d0 = deviceWrittenBytes(dir), w0 = wb();
+        for (let i = 0; i < 50; i++) { writeSync(fd, b, 0, 100, i * 104); fdatasyncSync(fd); }
+        const device = deviceWrittenBytes(dir) - d0, proc = wb() - w0;
+        // 50 synced writes of 100 bytes: a 4 KiB block each plus the file system's journal blocks, if any
+        assert.ok(device >= 50 * 100, `device counted ${device} bytes for 50 synced 100-byte writes`);
+        ok = device < 50 * 64 * 1024;
+        // what the old figure used, for the record (not asserted: it depends on the kernel's folio sizes)
+        seen.push(`device ${device} B, /proc/thread-self/io write_bytes ${proc} B`);
+      }
+      process.stdout.write(`# 50 synced 100-byte writes: ${seen.join('; ')}\n`);
+      assert.ok(ok, `50 synced 100-byte writes: ${seen.join('; ')}`);
     } finally { closeSync(fd); }
   });
 });
