@@ -57,8 +57,11 @@ function install(): void {
  */
 export function endNativeWriteLine(err: unknown): void {
   // lmdb-js may also hand the failure over wrapped ("Commit failed (see commitError ...)", the cause a
-  // promise): then whether the C line was printed is unknown, and an empty line costs nothing
-  if (err instanceof Error && (NATIVE_WRITE_ERROR.test(err.message) || COMMIT_FAILED.test(err.message))) {
+  // promise): then whether the C line was printed is unknown, and an empty line costs nothing.
+  // A string: the message of such an error reported by another thread (the index worker), about to be
+  // logged here; that thread's own newline may have come before a later raw line of its C code.
+  const msg = err instanceof Error ? err.message : typeof err === 'string' ? err : '';
+  if (NATIVE_WRITE_ERROR.test(msg) || COMMIT_FAILED.test(msg)) {
     try { writeSync(2, '\n'); } catch { /* stderr closed */ }
   }
 }

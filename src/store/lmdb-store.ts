@@ -410,7 +410,10 @@ export class LmdbStore implements Store {
       if (reindex) for (const k of ['indexed', 'indexIssued']) this.meta.remove(k).catch(noop);
       this.indexer = new Indexer({
         dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix,
-        onError: (m) => { if (this.onOutput) this.onOutput('warn', m); else process.emitWarning(m, 'ApbIndexer'); },
+        onError: (m) => {
+          endNativeWriteLine(m); // a failed D/index write: never glued to a raw line of LMDB's C code
+          if (this.onOutput) this.onOutput('warn', m); else process.emitWarning(m, 'ApbIndexer');
+        },
       });
       this.indexer.committedUpTo(this.indexLimit());
     } catch (err) {

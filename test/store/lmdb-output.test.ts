@@ -51,3 +51,29 @@ for (const [text, code] of [['Input/output error', 5], ['No space left on device
     ]);
   });
 }
+
+// The index worker's failed D/index write: the worker ends LMDB's raw line itself, but its C code may print
+// another before the main thread logs the reported message; the main thread ends the line again first.
+test("a D/index write failure reported by the index worker is logged on a line of its own after LMDB's raw line", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'apb-lmdb-output-'));
+  try {
+    const msg = 'indexer: No space left on device: Attempting to write page at position 45056, size 16384';
+    writeFileSync(join(dir, 'child.mjs'), [
+      `import { writeSync } from 'node:fs';`,
+      `import { endNativeWriteLine } from ${JSON.stringify(OUTPUT_JS)};`,
+      `writeSync(2, 'Write error: No space left on device position 45056, size 16384');`,
+      `endNativeWriteLine(${JSON.stringify(msg)});`,
+      `writeSync(2, JSON.stringify({ msg: 'lmdb: ' + ${JSON.stringify(msg)} }) + '\\n');`,
+      `endNativeWriteLine('indexer: some other failure');`,
+      `writeSync(2, 'x');`,
+      `writeSync(2, 'y\\n');`,
+    ].join('\n'));
+    const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stderr.split('\n').filter((l) => l.trim() !== ''), [
+      'Write error: No space left on device position 45056, size 16384',
+      JSON.stringify({ msg: `lmdb: ${msg}` }),
+      'xy', // a message that names no storage failure adds no line
+    ]);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
