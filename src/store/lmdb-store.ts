@@ -53,7 +53,7 @@ import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal
 import { IdWindow } from './id-window.js';
 import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
 import { Indexer } from './indexer.js';
-import { Wal, walTail } from './wal.js';
+import { eraseRecords, Wal, walTail } from './wal.js';
 import { Packr } from 'msgpackr';
 
 export { MAX_INDEXED_NAME_BYTES } from './derived-index.js';
@@ -289,7 +289,7 @@ export class LmdbStore implements Store {
     const last = this.lastBatch();
     // a journal seeded from a cluster snapshot (seedFromSnapshot) starts after its base seq
     let end = last ? batchEnd(last) : this.baseSeq();
-    const { tail, gap, maxSeg, before } = walTail(dir, end);
+    const { tail, gap, maxSeg, before, voided } = walTail(dir, end);
     // Holes: batches the log holds inside the journal's range that the journal lacks. An LMDB put that
     // failed (a full disk) while a later batch's put committed, then a crash before the storage probe
     // put it again (putUnstored): it was acknowledged from the log, so it goes back. Retention deletes
@@ -312,6 +312,8 @@ export class LmdbStore implements Store {
       if (holes.length > 0) this.holesRepaired = true;
       if (holes.length > 0) this.onOutput?.('warn', `the journal lacked ${holes.length} batch(es) the write-ahead log holds (seqs ${holes.map((r) => `${r.s}-${r.e}`).join(', ')}: a put that failed before a later one committed): put back`);
     }
+    // refused batches under a void mark: erased now that the journal holds everything the log held
+    if (voided.length > 0) eraseRecords(voided);
     if (gap > 0) this.onOutput?.('warn', `the write-ahead log has a gap after seq ${end}: ${gap} later batches (never acknowledged under durability 'flush') are discarded`);
     if (id === undefined) {
       id = randomUUID();

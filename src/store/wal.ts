@@ -31,7 +31,8 @@
  * A record with L = 0 is a VOID: batches s..e were refused (their write, or under 'flush' the sync
  * covering them, failed: storage_unavailable), yet their bytes may be readable. It is written when the
  * log is usable again (reset), before any later batch, so an open never puts them into the journal
- * (walTail). A batch's payload is never empty.
+ * (walTail), and the first open after it erases the records it covers (eraseRecords). A batch's
+ * payload is never empty.
  *
  * Durability ('commit'): the write() reaches the OS before the replies go (survives a process
  * kill); every write is also fdatasync-ed in the background, one sync at a time. ('flush'): the
@@ -62,7 +63,8 @@ const pad8 = (n: number): number => (n + 7) & ~7;
 
 interface Segment { no: number; fd: number; path: string; size: number; lastEnd: number }
 
-export interface WalRecord { seg: number; s: number; e: number; payload: Buffer }
+/** one record as read (readWal): where it is, for eraseRecords */
+export interface WalRecord { seg: number; s: number; e: number; payload: Buffer; path?: string; off?: number }
 
 /** T: what the caller gives with each batch to learn its fate (one callback pair for all, no closure per batch) */
 export interface WalOptions<T> {
@@ -133,21 +135,22 @@ function segmentFiles(dir: string): string[] {
  * invalid one). The caller applies those past its journal's end, in seq order.
  */
 export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
-  const segs: { no: number; buf: Buffer }[] = [];
+  const segs: { no: number; buf: Buffer; path: string }[] = [];
   let maxSeg = 0;
   for (const path of segmentFiles(dir)) {
     const buf = readFile(path);
     const first = recordAt(buf, 0, undefined);
     if (!first) continue;
-    segs.push({ no: first.seg, buf });
+    segs.push({ no: first.seg, buf, path });
     if (first.seg > maxSeg) maxSeg = first.seg;
   }
   segs.sort((a, b) => a.no - b.no);
   const records: WalRecord[] = [];
-  for (const { no, buf } of segs) {
+  for (const { no, buf, path } of segs) {
     for (let off = 0; ;) {
       const r = recordAt(buf, off, no);
       if (!r) break;
+      r.path = path; r.off = off;
       records.push(r);
       off += pad8(HEADER_BYTES + r.payload.length);
     }
@@ -161,12 +164,13 @@ export function readWal(dir: string): { records: WalRecord[]; maxSeg: number } {
  * `end`, in seq order (the journal should hold them all: see LmdbStore.openWal). Void marks and the
  * records they cover are in neither; the seqs they cover continue the tail.
  */
-export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number; before: WalRecord[] } {
+export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: number; maxSeg: number; before: WalRecord[]; voided: WalRecord[] } {
   const { records, maxSeg } = readWal(dir);
   // void marks (L = 0): the batches they cover were refused; their seqs count as present for the order
   const voids = records.filter((r) => r.payload.length === 0).sort((a, b) => a.s - b.s);
   const isVoid = (r: WalRecord): boolean => voids.some((v) => v.s <= r.s && r.e <= v.e);
   const real = records.filter((r) => r.payload.length > 0 && !isVoid(r));
+  const voided = records.filter((r) => r.payload.length > 0 && isVoid(r));
   const before = real.filter((r) => r.e <= end).sort((a, b) => a.s - b.s);
   const after = real.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
   const tail: WalRecord[] = [];
@@ -177,7 +181,25 @@ export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: num
     if (v) { end = v.e; continue; }
     break;
   }
-  return { tail, gap: after.length - tail.length, maxSeg, before };
+  return { tail, gap: after.length - tail.length, maxSeg, before, voided };
+}
+
+/**
+ * Erases records (their magic), synced: the refused batches a void mark covers, once the journal holds
+ * everything the log held (LmdbStore.openWal). A void mark's segment may be reused before the segment of
+ * the records it covers; erased, they can never be taken for a hole later. Records after them in their
+ * segment become unreadable too: the journal already holds them.
+ */
+export function eraseRecords(records: WalRecord[]): void {
+  const byPath = new Map<string, number[]>();
+  for (const r of records) if (r.path !== undefined && r.off !== undefined) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.off]);
+  for (const [path, offs] of byPath) {
+    const fd = openSync(path, 'r+');
+    try {
+      for (const off of offs) writeSync(fd, Buffer.alloc(4), 0, 4, off);
+      fdatasyncSync(fd);
+    } finally { closeSync(fd); }
+  }
 }
 
 /** A new segment file of `size` zero bytes, synced with its directory entry; its fd, open for writing. */

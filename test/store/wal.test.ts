@@ -186,7 +186,11 @@ describe('write-ahead log', () => {
     try {
       assert.deepEqual([...again.since(0)].map((e) => e.cred), ['1', '2', '3', '5'], 'the refused batch stays out; the acknowledged one is there');
       assert.equal(again.getIdem('c', 4), undefined);
+      // and its bytes are erased: a later reuse of the mark's segment cannot bring it back
+      assert.ok(!readWal(join(image, 'wal')).records.some((r) => r.s === 4 && r.payload.length > 0), 'the refused record is erased');
     } finally { await again.close(); }
+    const third = new LmdbStore(image, OPTS);
+    try { assert.deepEqual([...third.since(0)].map((e) => e.cred), ['1', '2', '3', '5']); } finally { await third.close(); }
   });
 
   it('an index that had passed a hole (as before the indexer was held below holes) is rebuilt when the hole is put back at open', async () => {
