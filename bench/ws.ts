@@ -60,6 +60,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const dur = q ? 800 : 3000;
   const batches = [1, 16, 64];
   const conns = Array.from({ length: N }, (_, i) => ({ token: simToken(`ctl-${i}`), readers: [`ctl-${i}-in`, `ctl-${i}-out`] }));
+  /** a just-started process is slow for its first seconds: load it (closed loop, one message per frame) before measuring latency */
+  const warmUp = (url: string, echo?: boolean): Promise<SwarmResult> => runSwarmChild({ url, conns, batch: 1, mode: 'closed', inflight: 8, durationMs: q ? 1000 : 3000, echo });
   const site = siteYaml(benchSite(N));
   const HANDLER = 'bare uWS handler (msgpackr decode, fixed decision, encode)';
   const targets: { name: string; start: () => Promise<Child>; echo: boolean; path?: string }[] = [
@@ -121,18 +123,19 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       // a process that has just started is slow for its first seconds (code not optimised, heap not grown:
       // see the 10 M rows below); the first open-loop row met that, so each target is warmed up first, the
       // baselines as apb, and the rows measure the steady state
+      const url = `${child.wsUrl}${t.path ?? '/v1/controller'}`;
       opts.log(`${t.name}: warming up (closed loop ${q ? 1 : 3} s)`);
-      await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: 1, mode: 'closed', inflight: 8, durationMs: q ? 1000 : 3000, echo: t.echo });
+      await warmUp(url, t.echo);
       for (const f of fractions) {
         const rate = Math.max(100, Math.round(peak1 * f));
         opts.log(`${t.name}: open loop at ${rate} msg/s (${f * 100}% of peak)`);
-        const r = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
+        const r = await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300, echo: t.echo });
         open.push({ target: t.name, r });
       }
       // a burst: 10x a sustained rate of 10 % of the durable peak (i.e. the peak itself), for one second
       const burst = Math.max(1000, Math.round(peak1));
       opts.log(`${t.name}: burst at ${burst} msg/s for 1 s (10x of 10 % of peak)`);
-      const rb = await runSwarmChild({ url: `${child.wsUrl}${t.path ?? '/v1/controller'}`, conns, batch: 1, mode: 'open', rate: burst, durationMs: q ? 500 : 1000, warmupMs: 0, echo: t.echo });
+      const rb = await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate: burst, durationMs: q ? 500 : 1000, warmupMs: 0, echo: t.echo });
       open.push({ target: `${t.name} (burst)`, r: rb });
     } finally { await child.stop(); }
   }
@@ -175,7 +178,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         coldRow = { target: `apb durable, store holding ${events / 1e6} M events, first seconds after start`, r: cold };
         open.push(coldRow);
         opts.log(`apb durable on ${events.toLocaleString('en-US')} events: warming up (closed loop ${q ? 1 : 3} s, then open loop at ${rate} msg/s for ${q ? 1 : 3} s)`);
-        await runSwarmChild({ url, conns, batch: 1, mode: 'closed', inflight: 8, durationMs: q ? 1000 : 3000 });
+        await warmUp(url);
         await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: q ? 1000 : 3000, warmupMs: 0 });
         opts.log(`apb durable on ${events.toLocaleString('en-US')} events: open loop at ${rate} msg/s`);
         const r = await runSwarmChild({ url, conns, batch: 1, mode: 'open', rate, durationMs: dur, warmupMs: 300 });

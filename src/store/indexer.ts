@@ -186,9 +186,11 @@ export class Indexer {
   private exited: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly opts: { dir: string; indexDir: string; knobs: IndexerKnobs; log: Database<IndexableBatch, number>; ix: DerivedIndex; onError(message: string): void },
+    private readonly opts: { dir: string; indexDir: string; knobs: IndexerKnobs; log: Database<IndexableBatch, number>; ix: DerivedIndex; onError(message: string): void; committed?: number },
   ) {
     this.indexedSeq = opts.ix.indexedSeq;
+    // the journal's committed end at start: the first wake already carries it (committedUpTo raises it)
+    this.committed = opts.committed ?? 0;
     this.start();
   }
 
@@ -198,7 +200,7 @@ export class Indexer {
     const onReport = (r: IndexerReport): void => this.onReport(r);
     if (this.mode === 'inline') {
       this.loop = new IndexLoop(this.opts.log, this.opts.ix, this.opts.knobs, onReport);
-      this.loop.wake();
+      this.loop.wake(false, this.committed);
       return;
     }
     const w = new Worker(new URL('./index-worker.js', import.meta.url), {

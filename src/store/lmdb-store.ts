@@ -411,13 +411,12 @@ export class LmdbStore implements Store {
       this.ix = DerivedIndex.open(this.indexDir, this.journalId, false, reindex, last ? batchEnd(last) : 0)!.ix;
       if (reindex) for (const k of ['indexed', 'indexIssued']) this.meta.remove(k).catch(noop);
       this.indexer = new Indexer({
-        dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix,
+        dir: this.dir, indexDir: this.indexDir, knobs: opts.indexer ?? {}, log: this.log, ix: this.ix, committed: this.indexLimit(),
         onError: (m) => {
           endNativeWriteLine(m); // a failed D/index write: never glued to a raw line of LMDB's C code
           if (this.onOutput) this.onOutput('warn', m); else process.emitWarning(m, 'ApbIndexer');
         },
       });
-      this.indexer.committedUpTo(this.indexLimit());
     } catch (err) {
       // no index: queries and idempotency read the journal (exact, slower); the journal is unaffected
       this.ix = null;
@@ -553,7 +552,9 @@ export class LmdbStore implements Store {
    */
   private indexLimit(): number {
     let lim = this.committedSeq;
-    for (const list of [this.unstored, this.retrying]) for (const t of list) if (t.batch.s - 1 < lim) lim = t.batch.s - 1;
+    // called after every journal commit: no allocation, and nothing to do unless a put failed
+    for (const t of this.unstored) if (t.batch.s - 1 < lim) lim = t.batch.s - 1;
+    for (const t of this.retrying) if (t.batch.s - 1 < lim) lim = t.batch.s - 1;
     return lim;
   }
 

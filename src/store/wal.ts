@@ -168,9 +168,11 @@ export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: num
   const { records, maxSeg } = readWal(dir);
   // void marks (L = 0): the batches they cover were refused; their seqs count as present for the order
   const voids = records.filter((r) => r.payload.length === 0).sort((a, b) => a.s - b.s);
-  const isVoid = (r: WalRecord): boolean => voids.some((v) => v.s <= r.s && r.e <= v.e);
-  const real = records.filter((r) => r.payload.length > 0 && !isVoid(r));
-  const voided = records.filter((r) => r.payload.length > 0 && isVoid(r));
+  const real: WalRecord[] = [], voided: WalRecord[] = [];
+  for (const r of records) {
+    if (r.payload.length === 0) continue;
+    (voids.some((v) => v.s <= r.s && r.e <= v.e) ? voided : real).push(r);
+  }
   const before = real.filter((r) => r.e <= end).sort((a, b) => a.s - b.s);
   const after = real.filter((r) => r.e > end).sort((a, b) => a.s - b.s);
   const tail: WalRecord[] = [];
@@ -192,7 +194,12 @@ export function walTail(dir: string, end: number): { tail: WalRecord[]; gap: num
  */
 export function eraseRecords(records: WalRecord[]): void {
   const byPath = new Map<string, number[]>();
-  for (const r of records) if (r.path !== undefined && r.off !== undefined) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.off]);
+  for (const r of records) {
+    if (r.path === undefined || r.off === undefined) continue;
+    let offs = byPath.get(r.path);
+    if (!offs) byPath.set(r.path, offs = []);
+    offs.push(r.off);
+  }
   for (const [path, offs] of byPath) {
     const fd = openSync(path, 'r+');
     try {
@@ -338,12 +345,14 @@ export class Wal<T> {
       for (const w of waiting) this.opts.onFailed(w, e);
       return;
     }
-    if (this.flushMode) { if (lo < this.unsyncedLo) this.unsyncedLo = lo; if (hi > this.unsyncedHi) this.unsyncedHi = hi; }
     this.pos += n;
     this.writtenGen++;
     this.dirtyFds.add(this.cur.fd);
-    if (this.flushMode) { for (const w of waiting) this.unsynced.push(w); }
-    else for (const w of waiting) this.opts.onDurable(w);
+    if (this.flushMode) {
+      for (const w of waiting) this.unsynced.push(w);
+      if (lo < this.unsyncedLo) this.unsyncedLo = lo;
+      if (hi > this.unsyncedHi) this.unsyncedHi = hi;
+    } else for (const w of waiting) this.opts.onDurable(w);
     this.startSync();
     if (this.spares.length === 0 && this.pos > this.cur.size / 2) this.prepare();
   }

@@ -40,6 +40,22 @@ async function twoDirs(): Promise<{ d: string; d0: string }> {
   return { d, d0 };
 }
 
+/**
+ * Appends batches 6 and 7 to a store holding 1-5: both are acknowledged from the log, but the LMDB put of 6
+ * fails as one on a full disk does while 7's, in the same gathering, commits (a hole). Returns what puts
+ * the real LMDB put back.
+ */
+async function holeAtSix(s: LmdbStore): Promise<() => void> {
+  const log = (s as unknown as { log: { put(k: number, v: unknown): Promise<boolean> } }).log;
+  const put = log.put.bind(log);
+  log.put = (k, v) => (k === 6 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : put(k, v));
+  const six = s.append([ev(6)], [reply(6)]);
+  await new Promise((r) => setImmediate(r));
+  await Promise.all([six, s.append([ev(7)], [reply(7)])]);
+  await s.whenCommitted();
+  return () => { log.put = put; };
+}
+
 describe('write-ahead log', () => {
   it('batches only the log holds are put into the journal on open, with their replies; a read-only open sees them first', async () => {
     const { d, d0 } = await twoDirs();
@@ -114,15 +130,7 @@ describe('write-ahead log', () => {
     try {
       for (let i = 1; i <= 5; i++) await s.append([ev(i)], [reply(i)]);
       await s.whenCommitted();
-      // the put of seq 6 fails as one on a full disk does; the put of 7, in the same gathering, commits
-      const log = (s as unknown as { log: { put(k: number, v: unknown): Promise<boolean> } }).log;
-      const put = log.put.bind(log);
-      log.put = (k, v) => (k === 6 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : put(k, v));
-      const six = s.append([ev(6)], [reply(6)]);
-      await new Promise((r) => setImmediate(r));
-      const seven = s.append([ev(7)], [reply(7)]);
-      await Promise.all([six, seven]); // both acknowledged: the log has them
-      await s.whenCommitted();
+      const restorePut = await holeAtSix(s);
       assert.equal(s.healthy, false, 'the failed put made the store unhealthy');
       // a crash now (before the probe puts 6 again): the directory as it is on disk
       cpSync(d, image, { recursive: true });
@@ -134,7 +142,7 @@ describe('write-ahead log', () => {
       const indexer = (s as unknown as { indexer: { indexedSeq: number } }).indexer;
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(indexer.indexedSeq <= 5, `indexed up to ${indexer.indexedSeq} while 6 is missing`);
-      log.put = put;
+      restorePut();
       for (const until = Date.now() + 10_000; !s.healthy && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
       assert.equal(s.healthy, true, 'the probe put 6 back and the store is healthy');
       await s.settle();
@@ -200,14 +208,9 @@ describe('write-ahead log', () => {
     try {
       for (let i = 1; i <= 5; i++) await s.append([ev(i)], [reply(i)]);
       await s.settle();
-      const inner = s as unknown as { log: { put(k: number, v: unknown): Promise<boolean> }; indexLimit(): number; committedSeq: number; indexer: { indexedSeq: number } };
+      const inner = s as unknown as { indexLimit(): number; committedSeq: number; indexer: { indexedSeq: number } };
       inner.indexLimit = () => inner.committedSeq; // the previous behaviour: the indexer follows the committed end
-      const put = inner.log.put.bind(inner.log);
-      inner.log.put = (k, v) => (k === 6 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : put(k, v));
-      const six = s.append([ev(6)], [reply(6)]);
-      await new Promise((r) => setImmediate(r));
-      await Promise.all([six, s.append([ev(7)], [reply(7)])]);
-      await s.whenCommitted();
+      await holeAtSix(s);
       for (const until = Date.now() + 10_000; inner.indexer.indexedSeq < 7 && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
       assert.equal(inner.indexer.indexedSeq, 7, 'the index passed the hole');
       cpSync(d, image, { recursive: true });
