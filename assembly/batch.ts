@@ -28,18 +28,23 @@
 // the next op might not fit, and the host calls again for the rest. The fact
 // region (factBase, violCap × u32) holds each word's fact at the same index.
 //
-// Before deciding, the batch is walked in passes of independent loads:
-// first every op's home bucket is touched, then each key is looked up (its
-// bucket is in cache by then; a spill reads the adjacent line).
+// Before deciding, the batch is walked in groups of GROUP ops, each in
+// passes: hashes and home-bucket addresses first, then one load per home
+// bucket, then the lookups proper (each bucket in cache by then; a spill
+// reads the adjacent line), then the decisions.
 // WebAssembly has no prefetch instruction: a load whose result is not
-// needed yet is the only way to have the CPU fetch many lines at once. A
-// decision that waits on its own miss costs a full memory latency (~100
-// ns, several hundred with a TLB miss on 4 KB pages);
-// a pass of 1024 independent loads lets the core keep ~10-20 misses in
-// flight, so the batch pays roughly one latency per 10-20 credentials and
-// the decisions then run from cache. The slots found are handed to the
-// decisions (rules.ts kHint), unless a new credential grew the table
-// meanwhile (tableGen).
+// needed yet is the only way to have the CPU fetch many lines at once, and
+// a load cannot retire before its line arrives, so only the loads that fit
+// in the reorder window overlap. The touch pass is therefore a loop of a
+// few instructions per op (the hashing is done before it). A decision that
+// waits on its own miss costs a full memory latency (~100 ns, several
+// hundred with a TLB miss on 4 KB pages); a group's misses overlap instead.
+// Groups are small (32) so that the lines and their TLB entries are still
+// there when the group is decided: measured at 10 M credentials, 32 decides
+// 7.4-7.6 M/s against 6.0 M/s for one pass over the whole 1,024-op batch
+// (its early lines and pages are evicted by the time they are decided).
+// The slots found are handed to the decisions (rules.ts kHint), unless a
+// new credential grew the table meanwhile (tableGen).
 import { alloc } from './mem';
 import { NIL } from './records';
 import { hashInt, hashBytes, homeBucket, bucketPtr, findInt, findBytes, tableGen } from './table';
@@ -50,6 +55,8 @@ import { setKey, setKeyHint, setFactOut, badge, passage, offline, forgive, reset
 export const BATCH_CAP: i32 = 1024;
 export const IN_STRIDE: usize = 80;
 export const OUT_STRIDE: usize = 48;
+/** ops looked up together before they are decided (see above) */
+const GROUP: i32 = 32;
 
 export let inBase: usize = 0;
 export let outBase: usize = 0;
@@ -57,7 +64,7 @@ export let violBase: usize = 0;
 export let factBase: usize = 0;
 export let violCap: i32 = 0;
 let hashes: usize = 0;
-/** BATCH_CAP × u32: each op's table slot as found before deciding, or NIL */
+/** BATCH_CAP × u32: each op's home bucket address, then its table slot as found before deciding, or NIL */
 let found: usize = 0;
 
 export function batchInit(): void {
@@ -96,53 +103,57 @@ export function slotHash(i: i32): u32 { return keyHash(inBase + <usize>i * IN_ST
 export function applyBatch(n: i32, now: i64): i32 {
   advanceTo(now);
   if (n > BATCH_CAP) n = BATCH_CAP;
-  let acc: u32 = 0;
-  // pass 1: every home bucket (independent loads: their misses overlap)
-  for (let i = 0; i < n; i++) {
-    const h = keyHash(inBase + <usize>i * IN_STRIDE);
-    store<u32>(hashes + (<usize>i << 2), h);
-    acc += load<u32>(bucketPtr(homeBucket(h)), 8);
-  }
-  // pass 2: the lookups proper, from cache (a spill to the next bucket misses here)
-  for (let i = 0; i < n; i++) {
-    const s = inBase + <usize>i * IN_STRIDE;
-    const h = load<u32>(hashes + (<usize>i << 2));
-    const kind = <u32>load<u8>(s, 1);
-    const rec = kind == 0 ? findInt(h, load<u64>(s, 16)) : findBytes(h, kind, s + 16, <u32>load<u8>(s, 2));
-    store<u32>(found + (<usize>i << 2), rec);
-  }
-  const gen = tableGen;
-  // the loads' sum goes to memory, so the optimizer cannot drop them as unused
-  store<u32>(found + (<usize>BATCH_CAP << 2), acc);
   let vUsed = 0;
-  for (let i = 0; i < n; i++) {
-    if (vUsed + maxViolPerOp > violCap) return i;
-    const s = inBase + <usize>i * IN_STRIDE;
-    const o = outBase + <usize>i * OUT_STRIDE;
-    setKey(<u32>load<u8>(s, 1), load<u64>(s, 16), s + 16, <u32>load<u8>(s, 2), load<u32>(hashes + (<usize>i << 2)));
-    setKeyHint(load<u32>(found + (<usize>i << 2)), gen);
-    const op = load<u8>(s);
-    const arg = load<i32>(s, 4);
-    const vOut = violBase + (<usize>vUsed << 2);
-    setFactOut(factBase + (<usize>vUsed << 2));
-    let nv = 0;
-    switch (op) {
-      case 0: nv = badge(arg, o, vOut); break;
-      case 1: passage(arg, o); break;
-      case 2: nv = offline(arg, <i64>load<f64>(s, 8), load<u8>(s, 3) != 0, o, vOut); break;
-      case 3: forgive(o); break;
-      case 4: reset(o); break;
-      case 5: exempt(load<u8>(s, 3) != 0, o); break;
-      case 6: setLocation(arg, o); break;
-      case 7: resetArea(arg, o); break;
-      case 8: supervisor(load<u8>(s, 3) != 0, o); break;
-      case 9: lockdown(arg, load<u8>(s, 3) != 0, o); break;
-      default: unreachable();
+  for (let g = 0; g < n; g += GROUP) {
+    const end = g + GROUP < n ? g + GROUP : n;
+    // pass 1: hashes and home bucket addresses (arithmetic only, no miss)
+    for (let i = g; i < end; i++) {
+      const h = keyHash(inBase + <usize>i * IN_STRIDE);
+      store<u32>(hashes + (<usize>i << 2), h);
+      store<u32>(found + (<usize>i << 2), <u32>bucketPtr(homeBucket(h)));
     }
-    store<u32>(o, <u32>vUsed, 8);
-    store<u32>(o, <u32>nv, 12);
-    vUsed += nv;
+    // pass 2: one load per home bucket, a few instructions each, so the reorder window holds the whole group's misses
+    let acc: u32 = 0;
+    for (let i = g; i < end; i++) acc += load<u32>(<usize>load<u32>(found + (<usize>i << 2)), 8);
+    // the loads' sum goes to memory, so the optimizer cannot drop them as unused
+    store<u32>(found + (<usize>BATCH_CAP << 2), acc);
+    // pass 3: the lookups proper, from cache (a spill to the next bucket may miss here)
+    for (let i = g; i < end; i++) {
+      const s = inBase + <usize>i * IN_STRIDE;
+      const h = load<u32>(hashes + (<usize>i << 2));
+      const kind = <u32>load<u8>(s, 1);
+      const rec = kind == 0 ? findInt(h, load<u64>(s, 16)) : findBytes(h, kind, s + 16, <u32>load<u8>(s, 2));
+      store<u32>(found + (<usize>i << 2), rec);
+    }
+    const gen = tableGen;
+    for (let i = g; i < end; i++) {
+      if (vUsed + maxViolPerOp > violCap) return i;
+      const s = inBase + <usize>i * IN_STRIDE;
+      const o = outBase + <usize>i * OUT_STRIDE;
+      setKey(<u32>load<u8>(s, 1), load<u64>(s, 16), s + 16, <u32>load<u8>(s, 2), load<u32>(hashes + (<usize>i << 2)));
+      setKeyHint(load<u32>(found + (<usize>i << 2)), gen);
+      const op = load<u8>(s);
+      const arg = load<i32>(s, 4);
+      const vOut = violBase + (<usize>vUsed << 2);
+      setFactOut(factBase + (<usize>vUsed << 2));
+      let nv = 0;
+      switch (op) {
+        case 0: nv = badge(arg, o, vOut); break;
+        case 1: passage(arg, o); break;
+        case 2: nv = offline(arg, <i64>load<f64>(s, 8), load<u8>(s, 3) != 0, o, vOut); break;
+        case 3: forgive(o); break;
+        case 4: reset(o); break;
+        case 5: exempt(load<u8>(s, 3) != 0, o); break;
+        case 6: setLocation(arg, o); break;
+        case 7: resetArea(arg, o); break;
+        case 8: supervisor(load<u8>(s, 3) != 0, o); break;
+        case 9: lockdown(arg, load<u8>(s, 3) != 0, o); break;
+        default: unreachable();
+      }
+      store<u32>(o, <u32>vUsed, 8);
+      store<u32>(o, <u32>nv, 12);
+      vUsed += nv;
+    }
   }
   return n;
 }
-
