@@ -198,17 +198,21 @@ function hashOfSlot(s: u32): u32 {
   return hashBytes(kind, a + 1, <u32>load<u8>(a));
 }
 
-/** slot of the integer credential v, or NIL */
+/**
+ * slot of the integer credential v, or NIL. Which of the bucket's two slots
+ * holds it is as random as the keys, so it is chosen by select, not by a
+ * branch the CPU would mispredict half the time; the branch that remains
+ * (found in this bucket or not) goes the same way four times in five.
+ */
 export function findInt(h: u32, v: u64): u32 {
   let b = homeBucket(h);
   while (true) {
     const p = bucketPtr(b);
-    const m0 = load<u64>(p, 8);
-    if (m0 == 0) return NIL;
-    if (load<u64>(p) == v && (m0 >> 60 & 3) == 1) return b << 1;
-    const m1 = load<u64>(p, 32);
-    if (m1 == 0) return NIL;
-    if (load<u64>(p, 24) == v && (m1 >> 60 & 3) == 1) return (b << 1) | 1;
+    const m0 = load<u64>(p, 8), m1 = load<u64>(p, 32);
+    const hit0 = <u32>(load<u64>(p) == v) & <u32>((m0 >> 60 & 3) == 1);
+    const hit1 = <u32>(load<u64>(p, 24) == v) & <u32>((m1 >> 60 & 3) == 1);
+    if (hit0 | hit1) return (b << 1) | (hit0 ^ 1);
+    if ((<u32>(m0 == 0) | <u32>(m1 == 0)) != 0) return NIL;
     b++;
     if (b == nBuckets) b = 0;
   }
