@@ -14,7 +14,7 @@ import { arenaInit } from './arena';
 import { tableInit, tableCapacity } from './table';
 import { siteBegin as stageBegin, siteStage as stageEnd, siteInstall, setActive, nAreas } from './site';
 import { advanceTo, clock, occupancyInstall, setClock } from './occupancy';
-import { batchInit, applyBatch as runBatch, inBase, outBase, violBase, factBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
+import { batchInit, applyBatch as runBatch, lookupBatch as lookOnly, inBase, outBase, violBase, factBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
 import { stateInto } from './rules';
 import { reconfigure as remapSite } from './remap';
 import { snapHeader as hdr, snapHeaderPtr as hdrPtr, snapSegments, segTable, restoreBegin as rBegin, restoreEnd as rEnd } from './snapshot';
@@ -67,6 +67,8 @@ export function statePtr(): usize { return stateOut; }
 /** decides ops 0..n-1 of the input region at clock `now`; returns how many were done */
 // every state change makes the cached muster listing stale (scan.ts)
 export function applyBatch(n: i32, now: f64): i32 { scanStale(); return runBatch(n, <i64>now); }
+/** the lookups of applyBatch(n) alone: how many of the input ops name a stored credential (no decision, no state change; for bench:core) */
+export function lookupBatch(n: i32): i32 { return lookOnly(n); }
 export function advance(now: f64): void { scanStale(); advanceTo(<i64>now); }
 export function clockNow(): f64 { return <f64>clock; }
 export function setScheduleActive(area: i32, active: i32): void { setActive(area, active != 0); }

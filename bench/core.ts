@@ -173,6 +173,23 @@ function timeBatch(core: WasmCore, s: Stream, start: number): { rate: number; cp
   return { rate: median(rates), cpuRate: median(cpu), grantShare: granted / (s.lo.length * CHUNK) };
 }
 
+/** timeBatch's measure of lookupInts: the same stream looked up, nothing decided */
+function timeLookups(core: WasmCore, s: Stream): { rate: number; cpuRate: number } {
+  const hi = new Uint32Array(CHUNK);
+  const rates: number[] = [], cpu: number[] = [];
+  for (let c = 0; c < s.lo.length; c++) {
+    const c0 = process.cpuUsage();
+    const t = performance.now();
+    const hits = core.lookupInts(s.lo[c]!, hi);
+    const ms = performance.now() - t;
+    const used = process.cpuUsage(c0);
+    if (hits !== CHUNK) throw new Error(`lookups found ${hits} of ${CHUNK} stored credentials`);
+    rates.push(mps(CHUNK, ms));
+    cpu.push(mps(CHUNK, (used.user + used.system) / 1000));
+  }
+  return { rate: median(rates), cpuRate: median(cpu) };
+}
+
 /**
  * The wasm memory mapping of this process (the one holding at least half of
  * `bytes` resident) collapsed into huge pages by bench/thp-collapse.py;
@@ -427,6 +444,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const rateAt = new Map<string, number>();
   const bytesAt = new Map<string, number>();
   let thpNote = '';
+  let indepNs = 0;
 
   for (const n of sizes) {
     const chunks = n >= 50_000_000 ? 48 : 96;
@@ -450,6 +468,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     for (const c of cores) timeBatch(c.core, warm, T0 + 1);
     const runs = cores.map(() => [] as number[]);
     const cpuRuns = cores.map(() => [] as number[]);
+    const lookRuns: number[] = [], lookCpu: number[] = [];
+    const buckets = cores[cores.length - 2]!; // buckets, mix site
     for (let rep = 0; rep < REPEATS; rep++) {
       const s = makeStream(n, chunks, 11 + rep);
       cores.forEach((c, i) => {
@@ -459,6 +479,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
         cpuRuns[i]!.push(b.cpuRate);
         grantShare = b.grantShare;
       });
+      const l = timeLookups(buckets.core, s);
+      lookRuns.push(l.rate); lookCpu.push(l.cpuRate);
     }
     const oldRate = old ? median(runs[0]!) : NaN;
     const oldCpu = old ? median(cpuRuns[0]!) : NaN;
@@ -471,10 +493,17 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       speed.rows.push([c.v.name, n, fmt(rate), fmt(cpuRate), fmt(1000 / cpuRate, 0), Number.isNaN(oldRate) ? '-' : `${fmt(rate / oldRate)} / ${fmt(cpuRate / oldCpu)}`, runs[i]!.map((x) => fmt(x, 1)).join(' / ')]);
       mem.rows.push([`${c.v.name}${c.v.site === plain ? '' : ' (presenceTimeout site)'}`, n, fmt(c.wBytes, 1), fmt(c.rssBytes, 1), Number.isNaN(oldBytes) ? '-' : fmt(c.wBytes / oldBytes)]);
     });
+    {
+      const rate = median(lookRuns), cpuRate = median(lookCpu);
+      rateAt.set(`lookups@${n}`, rate);
+      rateAt.set(`lookups@${n}/cpu`, cpuRate);
+      speed.rows.push(['64-byte buckets, lookups alone (hash, touch, find: no rule, no write)', n, fmt(rate), fmt(cpuRate), fmt(1000 / cpuRate, 0),
+        Number.isNaN(oldRate) ? '-' : `${fmt(rate / oldRate)} / ${fmt(cpuRate / oldCpu)}`, lookRuns.map((x) => fmt(x, 1)).join(' / ')]);
+    }
 
     if (n === 10_000_000 && !opts.quick) {
       // the bucket core (rule mix) again with its memory forced onto huge pages, against its own 4 KB-page runs
-      const nb = cores[cores.length - 2]!;
+      const nb = buckets;
       const f = forceHugePages(nb.core.memoryBytes());
       if ('why' in f) thpNote += ` Forcing huge pages was not possible here: ${f.why}.`;
       else {
@@ -515,7 +544,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       const ck = { t: clock };
       stall.rows.push(...await musterStallRows(cores.filter((k) => k.v.site === mix).map((k) => ({ name: k.v.name, core: k.core, old: k.v.wasm !== undefined })), mix, ck, n, opts.log));
       clock = ck.t;
-      const nb = cores[cores.length - 2]!; // buckets, mix site
+      const nb = buckets;
       let r0: { ms: number; bytes: number } | undefined;
       if (old) {
         r0 = restartMs(cores[0]!.core, () => createWasmCore(mix, { wasm: old }), 3);
@@ -526,6 +555,25 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       if (old) {
         const rm = restartMs(cores[0]!.core, () => createWasmCore(mix), 3);
         restart.rows.push(['layout 2 migrated into buckets', n, fmt(rm.bytes / 1e6, 0), fmt(rm.ms, 0), fmt(rm.ms / r0!.ms)]);
+      }
+      if (!opts.quick) {
+        // the calendar at its steady state: an hour of clock (the building's presenceTimeout) with moves in every millisecond
+        opts.log('core: one hour of clock at 2 badges per ms (calendar full)');
+        const before = nb.core.memoryBytes(), rss0 = process.memoryUsage().rss;
+        const k = 2, hours = 3_600_000;
+        const lo = new Uint32Array(k), hi = new Uint32Array(k), rd = new Int32Array(k), g = new Uint8Array(k);
+        const r = rng(77);
+        let t = clock + 1;
+        for (let ms = 0; ms < hours; ms++, t++) {
+          for (let i = 0; i < k; i++) { lo[i] = r() % n; rd[i] = r() % READERS; }
+          nb.core.badgeInts(lo, hi, rd, t, g);
+        }
+        clock = t;
+        const after = nb.core.memoryBytes(), rssGrew = process.memoryUsage().rss - rss0;
+        bytesAt.set('calendar full@10000000', after / n);
+        mem.rows.push([`64-byte buckets (presenceTimeout site) after 1 h of clock at 2 badges per ms (${fmt(k * hours / 1e6, 1)} M decisions: the expiry calendar at its largest)`, n,
+          fmt(after / n, 1), `+${fmt(rssGrew / n, 1)} over the hour`, old ? fmt(after / n / cores[0]!.wBytes) : '-']);
+        notes.push(`Expiry calendar: one hour of clock (the building's presenceTimeout) with 2 random badges per millisecond grew the core's linear memory from ${fmt(before / 1e6, 0)} MB to ${fmt(after / 1e6, 0)} MB (it grows by an eighth at a time) and the resident set by ${fmt(rssGrew / 1e6, 0)} MB (${fmt(rssGrew / n, 1)} B per credential at 10 M). The calendar holds an entry per millisecond, location and expiry class with a move in the last presenceTimeout (16 B in its map at a load of at most 3/4, and 16 B in its heap), so it is bounded by time and traffic, not by credentials: at most about 3.6 M entries per location and hour of timeout. The other memory rows are taken with the clock a few seconds past the preload, the calendar nearly empty.`);
       }
     }
 
@@ -538,7 +586,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
       timeApply(ref, batches.slice(0, 50), T0 + 1);
       const refRate = timeApply(ref, batches, T0 + 100);
       apiT.rows.push(['reference apply() (baseline)', n, fmt(refRate), '1.00']);
-      const nb = cores[cores.length - 2]!;
+      const nb = buckets;
       const wApply = timeApply(nb.core, batches, T0 + 100_000);
       apiT.rows.push(['WASM apply(), 64-byte buckets', n, fmt(wApply), fmt(wApply / refRate)]);
     }
@@ -571,6 +619,7 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
     await settle();
     const bytes = Math.round(bytesAt.get('64-byte buckets@10000000')! * 10_000_000);
     const m = machine(bytes);
+    indepNs = m.indepNs;
     const at10 = rateAt.get('64-byte buckets@10000000/cpu')!;
     base.rows.push(['sequential read (GB/s)', fmt(m.seqGBs), fmt(m.seqGBs * 1e9 / 64 / 1e6, 0) + ' (one 64-byte line each)', fmt(m.seqGBs * 1e9 / 64 / 1e6 / at10)]);
     base.rows.push(['dependent random load (ns)', fmt(m.depNs, 0), fmt(1000 / m.depNs), fmt(1000 / m.depNs / at10)]);
@@ -582,7 +631,8 @@ export async function bench(opts: BenchOptions): Promise<BenchSection> {
   const at10 = rateAt.get('64-byte buckets@10000000');
   if (at10 !== undefined) {
     const cpu10 = rateAt.get('64-byte buckets@10000000/cpu')!;
-    notes.push(`Target >= 30 M decisions/s at 10 M credentials (batch ABI, rule mix): ${fmt(at10)} M/s wall, ${fmt(cpu10)} M/s per CPU second (${Math.max(at10, cpu10) >= 30 ? 'met' : 'NOT met'})${old ? `, ${fmt(at10 / rateAt.get('layout 2 (baseline)@10000000')!)}x / ${fmt(cpu10 / rateAt.get('layout 2 (baseline)@10000000/cpu')!)}x layout 2` : ''}; ${fmt(grantShare * 100, 0)} % of the random badges were granted.`);
+    const look10 = rateAt.get('lookups@10000000/cpu')!;
+    notes.push(`Target >= 30 M decisions/s at 10 M credentials (batch ABI, rule mix): ${fmt(at10)} M/s wall, ${fmt(cpu10)} M/s per CPU second (${Math.max(at10, cpu10) >= 30 ? 'met' : 'NOT met'})${old ? `, ${fmt(at10 / rateAt.get('layout 2 (baseline)@10000000')!)}x / ${fmt(cpu10 / rateAt.get('layout 2 (baseline)@10000000/cpu')!)}x layout 2` : ''}; ${fmt(grantShare * 100, 0)} % of the random badges were granted. The lookups alone (the same stream hashed, touched and found, nothing decided) ran ${fmt(look10)} M/s per CPU second, so finding the credentials costs ${fmt(1000 / look10, 0)} ns of the ${fmt(1000 / cpu10, 0)} ns per decision and the rules and writes the rest${indepNs ? `; the machine's independent random loads (one line each, overlapped as far as the CPU can) allow ${fmt(1000 / indepNs, 1)} M/s with nothing else done` : ''}.`);
     notes.push(`Target <= 24 resident bytes per credential at 10 M: ${fmt(bytesAt.get('64-byte buckets@10000000')!, 1)} B with the presenceTimeout site, ${fmt(bytesAt.get('64-byte buckets, no timeouts@10000000')!, 1)} B without (${bytesAt.get('64-byte buckets@10000000')! <= 24 ? 'met' : 'NOT met'}: a credential is 28 B (key, move word, reader word, record number), two per 64-byte line with 8 B unused, at a load of 4/5 when sized by capacity; the timeout list's 8 B and the record-order array's 4 B per credential are gone).`);
   }
   if (thpNote) notes.push(thpNote);

@@ -67,6 +67,8 @@ interface CoreExports {
   restoreBegin(): number;
   restoreEnd(): void;
   scanInside(area: number, from: number, max: number, out: number): void;
+  /** absent from cores built before the grouped lookups (bench:core only) */
+  lookupBatch?(n: number): number;
   /** absent from cores built before the sliced muster scan (test/fixtures/core-layout2.wasm): credentialsInAsync is then one call */
   scanSlice?(area: number, from: number, max: number, out: number, budget: number): void;
 }
@@ -542,15 +544,8 @@ export class WasmCore implements EngineCore {
     let i = 0;
     while (i < total) {
       if (this.u8.length === 0) this.refresh();
-      const u8 = this.u8, u32 = this.u32, i32 = this.i32;
       const k = Math.min(this.cap, total - i);
-      let s = this.inBase;
-      for (let j = 0; j < k; j++, s += IN_STRIDE) {
-        u8[s] = 0; u8[s + 1] = 0;
-        i32[(s + 4) >> 2] = readers[i + j]!;
-        u32[(s + 16) >> 2] = lo[i + j]!;
-        u32[(s + 20) >> 2] = hi[i + j]!;
-      }
+      this.fillInts(lo, hi, readers, i, k);
       const done = this.ex.applyBatch(k, now);
       if (this.u8.length === 0) this.refresh();
       const o8 = this.u8;
@@ -559,6 +554,36 @@ export class WasmCore implements EngineCore {
       i += done;
     }
     return granted;
+  }
+
+  /**
+   * The lookups of badgeInts alone (bench:core): how many of the integer
+   * credentials hi[i] * 2^32 + lo[i] are stored. Decides nothing and changes
+   * nothing. Throws abi_mismatch on a core built without lookupBatch.
+   */
+  lookupInts(lo: Uint32Array, hi: Uint32Array): number {
+    const look = this.ex.lookupBatch;
+    if (!look) throw new ApbError('abi_mismatch', 'this WebAssembly core has no lookupBatch export');
+    let hits = 0;
+    for (let i = 0; i < lo.length; i += this.cap) {
+      if (this.u8.length === 0) this.refresh();
+      const k = Math.min(this.cap, lo.length - i);
+      this.fillInts(lo, hi, undefined, i, k);
+      hits += look(k);
+    }
+    return hits;
+  }
+
+  /** input slots 0..k-1 := integer badges lo/hi[i..i+k-1] at readers[i..] (reader 0 without them) */
+  private fillInts(lo: Uint32Array, hi: Uint32Array, readers: Int32Array | undefined, i: number, k: number): void {
+    const u8 = this.u8, u32 = this.u32, i32 = this.i32;
+    let s = this.inBase;
+    for (let j = 0; j < k; j++, s += IN_STRIDE) {
+      u8[s] = 0; u8[s + 1] = 0;
+      i32[(s + 4) >> 2] = readers ? readers[i + j]! : 0;
+      u32[(s + 16) >> 2] = lo[i + j]!;
+      u32[(s + 20) >> 2] = hi[i + j]!;
+    }
   }
 
   // ---------- wire fast path (src/server/hub.ts) ----------

@@ -265,4 +265,29 @@ readers:
     }
     for (let a = 0; a < 3; a++) assert.equal(w.occupancy(a), ref.occupancy(a));
   });
+
+  test('lookupInts counts the stored credentials among its keys and changes nothing', () => {
+    const w = createWasmCore(siteOf(TWO_AREAS), { capacity: 16 });
+    // 3,000 stored (the table grows past its 16: slots move), every third one with the high word set
+    const n = 3000;
+    const lo = new Uint32Array(n), hi = new Uint32Array(n), readers = new Int32Array(n), grants = new Uint8Array(n);
+    for (let i = 0; i < n; i++) { lo[i] = i * 2; hi[i] = i % 3 === 0 ? 7 : 0; }
+    assert.equal(w.badgeInts(lo, hi, readers, T0, grants), n);
+    // the same keys, their odd neighbours and the same low words under another high word: 2,500 of 5,000 stored
+    const qlo = new Uint32Array(5000), qhi = new Uint32Array(5000);
+    let want = 0;
+    for (let i = 0; i < 5000; i++) {
+      const k = i >> 1;
+      qlo[i] = i % 2 === 0 ? k * 2 : k * 2 + 1;
+      qhi[i] = k % 3 === 0 ? 7 : 0;
+      if (i % 2 === 0) want++;
+      if (i % 10 === 4) { qhi[i] = 1; if (i % 2 === 0) want--; }
+    }
+    const before = w.state(int(2));
+    assert.equal(w.lookupInts(qlo, qhi), want);
+    assert.equal(w.size(), n);
+    assert.equal(w.occupancy(1), n);
+    assert.deepEqual(w.state(int(2)), before);
+    assert.equal(w.lookupInts(new Uint32Array(0), new Uint32Array(0)), 0);
+  });
 });
