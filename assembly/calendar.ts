@@ -231,3 +231,5 @@ export function calExpire(clock: i64): void {
 
 export function heapBytes(): usize { return <usize>heapLen * ENTRY; }
 export function mapBytes(): usize { return <usize>mapCap * ENTRY; }
+/** the calendar's memory as allocated (map and heap capacity) */
+export function calendarBytes(): usize { return <usize>(mapCap + heapCap) * ENTRY; }

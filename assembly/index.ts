@@ -14,6 +14,7 @@ import { arenaInit } from './arena';
 import { tableInit, tableCapacity } from './table';
 import { siteBegin as stageBegin, siteStage as stageEnd, siteInstall, setActive, nAreas } from './site';
 import { advanceTo, clock, occupancyInstall, setClock } from './occupancy';
+import { calendarBytes as calBytes } from './calendar';
 import { batchInit, applyBatch as runBatch, lookupBatch as lookOnly, inBase, outBase, violBase, factBase, keyFromSlot, slotHash, BATCH_CAP, violEnsure } from './batch';
 import { stateInto } from './rules';
 import { reconfigure as remapSite } from './remap';
@@ -77,6 +78,8 @@ export function occupancy(area: i32): i32 { return area >= 0 && area < nAreas ? 
 export function supervisors(area: i32): i32 { return area >= 0 && area < nAreas ? supOf(<u32>area) : 0; }
 export function locked(area: i32): i32 { return area >= 0 && area < nAreas ? <i32>load<u8>(aLocked + <usize>area) : 0; }
 export function size(): u32 { return recCount; }
+/** bytes the expiry calendar holds (calendar.ts: map and heap as allocated) */
+export function calendarBytes(): usize { return calBytes(); }
 export function indexCapacity(): u32 { return tableCapacity(); }
 
 /** state of the key in input slot 0, into statePtr() (rules.ts stateInto) */

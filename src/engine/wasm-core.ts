@@ -69,6 +69,7 @@ interface CoreExports {
   scanInside(area: number, from: number, max: number, out: number): void;
   /** absent from cores built before the grouped lookups (bench:core only) */
   lookupBatch?(n: number): number;
+  calendarBytes?(): number;
   /** absent from cores built before the sliced muster scan (test/fixtures/core-layout2.wasm): credentialsInAsync is then one call */
   scanSlice?(area: number, from: number, max: number, out: number, budget: number): void;
 }
@@ -385,6 +386,8 @@ export class WasmCore implements EngineCore {
 
   /** bytes of linear memory the core holds (all of it is this core's state) */
   memoryBytes(): number { return this.ex.memory.buffer.byteLength; }
+  /** bytes the core's expiry calendar holds (its map and heap as allocated), NaN for a core without the export */
+  calendarBytes(): number { return this.ex.calendarBytes ? this.ex.calendarBytes() : NaN; }
   /** credential slots of the table now (2 per 64-byte bucket; grows past 7/8 full) */
   indexCapacity(): number { return this.ex.indexCapacity(); }
 

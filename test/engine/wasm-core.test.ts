@@ -290,4 +290,26 @@ readers:
     assert.deepEqual(w.state(int(2)), before);
     assert.equal(w.lookupInts(new Uint32Array(0), new Uint32Array(0)), 0);
   });
+
+  test('calendarBytes grows with the distinct instants of moves under a presenceTimeout, not with credentials', () => {
+    const timed = siteOf(`areas:
+  - { id: hall, presenceTimeout: 3600 }
+readers:
+  - { id: in, from: outside, to: hall, controller: c }`);
+    const w = createWasmCore(timed), plain = createWasmCore(siteOf(TWO_AREAS));
+    const empty = w.calendarBytes();
+    assert.ok(empty > 0 && Number.isFinite(empty));
+    const k = 4000;
+    const lo = new Uint32Array(k), hi = new Uint32Array(k), rd = new Int32Array(k), g = new Uint8Array(k);
+    for (let i = 0; i < k; i++) lo[i] = i;
+    // 4,000 credentials in one instant: one calendar entry
+    w.badgeInts(lo, hi, rd, T0, g);
+    plain.badgeInts(lo, hi, rd, T0, g);
+    assert.equal(w.calendarBytes(), empty);
+    // 4,000 more, each in an instant of its own: 4,000 entries (16 B in the map, 16 B in the heap)
+    const one = new Uint32Array(1), h1 = new Uint32Array(1), r1 = new Int32Array(1), g1 = new Uint8Array(1);
+    for (let i = 0; i < k; i++) { one[0] = k + i; w.badgeInts(one, h1, r1, T0 + 1 + i, g1); }
+    assert.ok(w.calendarBytes() >= k * 32, `${w.calendarBytes()} bytes for ${k} entries`);
+    assert.equal(plain.calendarBytes(), empty, 'no timeout: the calendar stays empty');
+  });
 });
