@@ -9,7 +9,11 @@
  * ("Write error: <errno text> position P, size S", on file descriptor 2,
  * with no newline). JavaScript cannot intercept it; it is followed by the
  * console error routed here, so a newline is written first: that raw line
- * ends on its own line and the next JSON line stays intact.
+ * ends on its own line and the next JSON line stays intact. Another thread
+ * (the index worker's LMDB) may print its raw line at any moment, between
+ * any two writes of the main thread: so for a while after a failed page
+ * write, the logger (src/server/log.ts) starts every line with a newline in
+ * the same write as the line (rawLinesPossible).
  */
 import { writeSync } from 'node:fs';
 import { format } from 'node:util';
@@ -27,6 +31,18 @@ const LMDB_FRAME = /[\\/]node_modules[\\/]lmdb[\\/]/;
  */
 const NATIVE_WRITE_ERROR = /Attempting to write page|Input\/output error|No space left on device/;
 const COMMIT_FAILED = /^Commit failed/;
+/** how long after a failed page write raw lines are expected: the retries of a full disk go on for seconds */
+const RAW_WINDOW_MS = 60_000;
+let rawUntil = 0;
+
+/** may a raw line of LMDB's C code be on fd 2, now or soon: a failed page write was seen in the last minute */
+export function rawLinesPossible(): boolean { return rawUntil !== 0 && Date.now() < rawUntil; }
+
+/** a failed page write was seen: a raw line may be on fd 2 without its newline, and more may follow */
+function rawLineRisk(): void {
+  rawUntil = Date.now() + RAW_WINDOW_MS;
+  try { writeSync(2, '\n'); } catch { /* stderr closed */ }
+}
 
 /** Routes lmdb-js console output to `sink` (the newest one wins) until the returned function is called. */
 export function routeLibraryOutput(sink: LibraryOutput): () => void {
@@ -61,9 +77,7 @@ export function endNativeWriteLine(err: unknown): void {
   // A string: the message of such an error reported by another thread (the index worker), about to be
   // logged here; that thread's own newline may have come before a later raw line of its C code.
   const msg = err instanceof Error ? err.message : typeof err === 'string' ? err : '';
-  if (NATIVE_WRITE_ERROR.test(msg) || COMMIT_FAILED.test(msg)) {
-    try { writeSync(2, '\n'); } catch { /* stderr closed */ }
-  }
+  if (NATIVE_WRITE_ERROR.test(msg) || COMMIT_FAILED.test(msg)) rawLineRisk();
 }
 
 function calledFromLmdb(wrapper: (...a: unknown[]) => void): boolean {
@@ -79,8 +93,6 @@ function deliver(sink: LibraryOutput, level: 'error' | 'warn', args: unknown[]):
   const text = [rest.length ? format(...rest) : '', err ? err.message : ''].filter(Boolean).join(': ');
   // any error lmdb-js prints may follow a raw line of the C code (see NATIVE_WRITE_ERROR): an empty
   // line in the log costs nothing, a JSON line glued to that raw line breaks it
-  if (err || NATIVE_WRITE_ERROR.test(text)) {
-    try { writeSync(2, '\n'); } catch { /* stderr closed */ }
-  }
+  if (err || NATIVE_WRITE_ERROR.test(text)) rawLineRisk();
   sink(level, text, err);
 }

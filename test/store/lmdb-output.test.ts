@@ -77,3 +77,38 @@ test("a D/index write failure reported by the index worker is logged on a line o
     ]);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
+
+// Another thread's C code (the index worker's LMDB) may print its raw line between any two writes of the
+// main thread: after a failed page write the server's logger starts each line with a newline in the same
+// write, so a line of ours is never glued to such a raw line (the full-disk test saw exactly that).
+test("after a failed page write the server's log lines start on a line of their own, whatever printed last", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'apb-lmdb-output-'));
+  try {
+    const LOG_JS = fileURLToPath(new URL('../../src/server/log.js', import.meta.url));
+    writeFileSync(join(dir, 'child.mjs'), [
+      `import { writeSync } from 'node:fs';`,
+      `import { endNativeWriteLine } from ${JSON.stringify(OUTPUT_JS)};`,
+      `import { createLogger } from ${JSON.stringify(LOG_JS)};`,
+      `const log = createLogger('info');`,
+      `log.info('before');`,
+      `writeSync(2, 'Write error: No space left on device position 45056, size 4096');`,
+      `endNativeWriteLine(new Error('No space left on device: Attempting to write page at position 45056, size 4096'));`,
+      `writeSync(2, 'Write error: No space left on device position 73728, size 16384');`, // another thread's, later
+      `log.error('lmdb: No space left on device: Attempting to write page at position 73728, size 16384');`,
+      `writeSync(2, 'Write error: No space left on device position 77824, size 4096');`,
+      `log.warn('after');`,
+    ].join('\n'));
+    const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stderr.startsWith('{'), 'no newline before a line while no page write failed');
+    const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+    assert.deepEqual(lines.map((l) => (l.startsWith('{') ? (JSON.parse(l) as { msg: string }).msg : l)), [
+      'before',
+      'Write error: No space left on device position 45056, size 4096',
+      'Write error: No space left on device position 73728, size 16384',
+      'lmdb: No space left on device: Attempting to write page at position 73728, size 16384',
+      'Write error: No space left on device position 77824, size 4096',
+      'after',
+    ]);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
