@@ -17,21 +17,22 @@ import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } fr
 import { compactRecords, groupEvents, groupProblem, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import { IdLog } from './id-log.js';
+import { GroupRun } from './group-run.js';
 
 /** rough per-event size, for the size-based retention of the memory log */
 const EVENT_BYTES = 160;
 
-/** A compact group in the log: its records take seqs s .. s+n-1. */
-interface GroupEntry { s: number; n: number; a0: number; a1: number; g: CompactGroup }
-type Entry = EventRecord | GroupEntry;
-const isGroup = (x: Entry): x is GroupEntry => (x as GroupEntry).g !== undefined;
-const firstSeq = (x: Entry): number => (isGroup(x) ? x.s : x.seq!);
-const endSeq = (x: Entry): number => (isGroup(x) ? x.s + x.n - 1 : x.seq!);
-const entryEvents = (x: Entry): EventRecord[] => (isGroup(x) ? [...groupEvents(x.g, x.s)] : [x]);
-/** an entry as the event pager (event-cursor.ts) reads it */
-const viewOf = (x: Entry): BatchView => (isGroup(x)
-  ? { s: x.s, end: x.s + x.n - 1, n: x.n, a0: x.a0, a1: x.a1, events: () => entryEvents(x) }
-  : { s: x.seq!, end: x.seq!, n: 1, a0: x.at, a1: x.at, events: () => [x] });
+/** the log: general-path events, and runs of compact groups (group-run.ts: no object per group) */
+type Entry = EventRecord | GroupRun;
+const isRun = (x: Entry): x is GroupRun => x instanceof GroupRun;
+const firstSeq = (x: Entry): number => (isRun(x) ? x.firstSeq : x.seq!);
+const endSeq = (x: Entry): number => (isRun(x) ? x.endSeq : x.seq!);
+/** group i of run r as the event pager (event-cursor.ts) reads it */
+const groupView = (r: GroupRun, i: number): BatchView => {
+  const s = r.seqOf(i);
+  return { s, end: r.end(i), n: r.records(i), a0: r.firstAt(i), a1: r.lastAt(i), events: () => [...groupEvents(r.group(i), s)] };
+};
+const eventView = (x: EventRecord): BatchView => ({ s: x.seq!, end: x.seq!, n: 1, a0: x.at, a1: x.at, events: () => [x] });
 
 /** a reply: the bytes (general path), or the seq of the compact record it is re-encoded from */
 type Reply = Uint8Array | number;
@@ -144,7 +145,10 @@ export class MemoryStore implements Store {
     this.noteId(g.c, maxId);
     this.seq += g.n;
     this.eventCount += g.n;
-    this.log.push({ s, n: g.n, a0: dv.getFloat64(0, true), a1, g });
+    const last = this.log[this.log.length - 1];
+    const run = last !== undefined && isRun(last) && !last.full ? last : new GroupRun();
+    if (run !== last) this.log.push(run);
+    run.add(g, s, dv.getFloat64(0, true), a1);
     return Promise.resolve();
   }
 
@@ -167,9 +171,11 @@ export class MemoryStore implements Store {
     if (r === undefined || r instanceof Uint8Array) return r;
     // a compact record: re-encoded from the journal entry at seq r
     const e = this.log[this.after(r - 1)];
-    if (!e || !isGroup(e) || r < e.s || r >= e.s + e.n) return undefined;
-    let k = e.s;
-    for (const rec of compactRecords(e.g)) if (k++ === r) return compactReply(rec);
+    if (!e || !isRun(e)) return undefined;
+    const i = e.after(r - 1);
+    if (i === e.count || r < e.seqOf(i)) return undefined;
+    let k = e.seqOf(i);
+    for (const rec of compactRecords(e.group(i))) if (k++ === r) return compactReply(rec);
     return undefined;
   }
 
@@ -186,31 +192,47 @@ export class MemoryStore implements Store {
     return spec.order === 'asc' ? pageAsc(this.up(spec.pos), spec, this.cursorSecret) : pageDesc(this.down(spec.pos), spec, this.cursorSecret);
   }
 
-  /** entries newest first, from the one holding seq pos-1 (or an older one) down */
+  /** batches newest first, from the one holding seq pos-1 (or an older one) down */
   private *down(pos: number): Generator<BatchView> {
-    for (let i = Math.min(pos === Infinity ? this.log.length : this.after(pos - 2), this.log.length - 1); i >= 0; i--) yield viewOf(this.log[i]!);
+    for (let i = Math.min(pos === Infinity ? this.log.length : this.after(pos - 2), this.log.length - 1); i >= 0; i--) {
+      const x = this.log[i]!;
+      if (!isRun(x)) { yield eventView(x); continue; }
+      for (let k = Math.min(pos === Infinity ? x.count : x.after(pos - 2), x.count - 1); k >= x.first; k--) yield groupView(x, k);
+    }
   }
 
-  /** entries oldest first, from the one holding seq pos+1 up */
+  /** batches oldest first, from the one holding seq pos+1 up */
   private *up(pos: number): Generator<BatchView> {
-    for (let i = this.after(pos); i < this.log.length; i++) yield viewOf(this.log[i]!);
+    for (let i = this.after(pos); i < this.log.length; i++) {
+      const x = this.log[i]!;
+      if (!isRun(x)) { yield eventView(x); continue; }
+      for (let k = x.after(pos); k < x.count; k++) yield groupView(x, k);
+    }
   }
 
   *since(afterSeq: number): Iterable<EventRecord> {
     for (let i = this.after(afterSeq); i < this.log.length; i++) {
       const x = this.log[i]!;
-      if (!isGroup(x)) { yield x; continue; }
-      for (const e of groupEvents(x.g, x.s)) if (e.seq! > afterSeq) yield e;
+      if (!isRun(x)) { yield x; continue; }
+      for (let k = x.after(afterSeq); k < x.count; k++) {
+        for (const e of groupEvents(x.group(k), x.seqOf(k))) if (e.seq! > afterSeq) yield e;
+      }
     }
   }
 
   *range(sinceAt?: number, untilAt?: number): Iterable<EventRecord> {
     for (const x of this.log) {
-      if (isGroup(x) && sinceAt !== undefined && x.a1 < sinceAt) continue;
-      for (const e of isGroup(x) ? groupEvents(x.g, x.s) : [x]) {
-        if (sinceAt !== undefined && e.at < sinceAt) continue;
-        if (untilAt !== undefined && e.at > untilAt) continue;
-        yield e;
+      if (!isRun(x)) {
+        if ((sinceAt === undefined || x.at >= sinceAt) && (untilAt === undefined || x.at <= untilAt)) yield x;
+        continue;
+      }
+      for (let k = x.first; k < x.count; k++) {
+        if (sinceAt !== undefined && x.lastAt(k) < sinceAt) continue;
+        for (const e of groupEvents(x.group(k), x.seqOf(k))) {
+          if (sinceAt !== undefined && e.at < sinceAt) continue;
+          if (untilAt !== undefined && e.at > untilAt) continue;
+          yield e;
+        }
       }
     }
   }
@@ -236,17 +258,22 @@ export class MemoryStore implements Store {
     if (!snap) return 0;
     const cutoffAt = this.now() - this.retention.maxAgeMs;
     const maxEvents = Math.floor(this.retention.maxBytes / EVENT_BYTES);
-    let n = 0, gone = 0;
+    // whole entries first (n of them), then a run's groups from its front
+    let n = 0, gone = 0, lastDeleted = -1;
+    const expired = (end: number, newest: number): boolean =>
+      end <= snap.seq && (newest < cutoffAt || this.eventCount - gone > maxEvents); // never what recovery replays
     while (n < this.log.length) {
       const x = this.log[n]!;
-      if (endSeq(x) > snap.seq) break; // never what recovery replays
-      const newest = isGroup(x) ? x.a1 : x.at;
-      if (newest >= cutoffAt && this.eventCount - gone <= maxEvents) break;
-      gone += isGroup(x) ? x.n : 1;
+      if (!isRun(x)) {
+        if (!expired(x.seq!, x.at)) break;
+        gone++; lastDeleted = x.seq!; n++;
+        continue;
+      }
+      while (!x.empty && expired(x.end(x.first), x.lastAt(x.first))) { gone += x.records(x.first); lastDeleted = x.end(x.first); x.dropFirst(); }
+      if (!x.empty) break;
       n++;
     }
-    if (n === 0) return 0;
-    const lastDeleted = endSeq(this.log[n - 1]!);
+    if (gone === 0) return 0;
     this.log.splice(0, n);
     this.eventCount -= gone;
     while (this.idemHead < this.idemSeq.length && this.idemSeq[this.idemHead]! <= lastDeleted) {
