@@ -161,11 +161,13 @@ function serve(config: string, data: string, extra: string[] = [], env: Record<s
 
 test('apb serve: SIGHUP reloads the file keeping presence; a bad file is refused; SIGTERM drains in-flight frames and exits 0', async () => {
   const tmp = tempDir();
+  const children: ChildProcess[] = []; // killed however the test ends: a failed assertion must not leave a server holding the test file open
   const config = join(tmp.dir, 'site.yaml');
   const data = join(tmp.dir, 'data');
   writeFileSync(config, siteYaml());
   try {
     const p = await serve(config, data);
+    children.push(p.child);
     const ws = p.url.replace('http', 'ws');
     await http(p.url, 'POST', '/v1/decide', { token: TOKENS.c1, body: { t: 'badge', id: 1, cred: 77, reader: 'g-in' } });
 
@@ -200,13 +202,16 @@ test('apb serve: SIGHUP reloads the file keeping presence; a bad file is refused
     await assert.rejects(serve(config, data), /invalid_config/);
     writeFileSync(config, siteYaml());
     const q = await serve(config, data);
+    children.push(q.child);
     const c2 = await Controller.connect(q.url.replace('http', 'ws'), TOKENS.c1);
     const again = await c2.rpc(decided.map((d) => ({ t: 'badge', id: d.id, cred: 1, reader: 'g-out' })));
-    assert.deepEqual(again, decided, 'every decided id answers the same after the restart');
+    // the server's log goes with a failure: an internal reply names its cause there (seen once under load: 'Offset is outside the bounds of the DataView')
+    assert.deepEqual(again, decided, `every decided id answers the same after the restart; the restarted server's log:\n${q.out().slice(-4000)}`);
     await c2.close();
     q.child.kill('SIGINT');
     assert.equal(await q.exit, 0);
   } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     tmp.cleanup();
   }
 });
