@@ -15,7 +15,7 @@
  *     a0[i]    f64  `at` of its first record · a1[i] f64 its largest `at`
  *     chunk[i] u32  which of `chunks` holds its bytes · off[i], len[i] u32 where
  *     head[i]  u32  index into `heads`: its controller and name tables, shared
- *                   by consecutive groups that name the same ones
+ *                   by the groups of a controller that name the same ones
  *
  *   chunks: Uint8Array[CHUNK_BYTES] the groups' bytes are appended to, in order
  *   ┌ group 0 ┬ group 1 ┬ ... ┬──── free ───┐   a group that does not fit starts
@@ -49,6 +49,8 @@ export class GroupRun {
   private len = new Uint32Array(FIRST_CAP);
   private head = new Uint32Array(FIRST_CAP);
   private readonly heads: GroupHead[] = [];
+  /** each controller's latest head: frames of many controllers interleave, and each one's names rarely change */
+  private readonly headOf = new Map<string, number>();
   private readonly chunks: Uint8Array[] = [];
   private used = CHUNK_BYTES;
   /** groups added; groups [first, count) are kept */
@@ -85,11 +87,13 @@ export class GroupRun {
     this.s[i] = s; this.n[i] = g.n; this.a0[i] = a0; this.a1[i] = a1;
     this.chunk[i] = c; this.off[i] = this.used; this.len[i] = b.length;
     this.used += b.length;
-    const last = this.heads[this.heads.length - 1];
-    if (last === undefined || last.c !== g.c || last.v !== g.v || !sameNames(last.r, g.r) || !sameNames(last.a, g.a)) {
-      this.heads.push({ c: g.c, r: g.r, a: g.a, v: g.v });
+    let h = this.headOf.get(g.c);
+    const known = h === undefined ? undefined : this.heads[h]!;
+    if (known === undefined || known.v !== g.v || !sameNames(known.r, g.r) || !sameNames(known.a, g.a)) {
+      h = this.heads.push({ c: g.c, r: g.r, a: g.a, v: g.v }) - 1;
+      this.headOf.set(g.c, h);
     }
-    this.head[i] = this.heads.length - 1;
+    this.head[i] = h!;
     this.count = i + 1;
     this.events += g.n;
   }

@@ -119,7 +119,6 @@ describe('memory store: compact groups in runs', () => {
       const cut = Math.floor(mem.lastSeq * 0.55);
       for (const s of [mem, disk]) { await s.saveSnapshot(cut, Uint8Array.from([1]), 'cfg'); await s.saveSnapshot(cut + 50, Uint8Array.from([2]), 'cfg'); }
       const lastGone = Math.max(...ends.filter((e) => e <= cut));
-      assert.ok(lastGone < cut || ends.includes(cut));
       const gone = await mem.compact();
       assert.equal(gone, before.filter((e) => e.seq! <= lastGone).length);
       assert.ok(gone > RUN_GROUPS, `${gone} records trimmed`);
