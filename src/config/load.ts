@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.js';
 import { ApbError, type ErrorCode } from '../errors.js';
 import { checkWiegandFormats } from '../adapters/wiegand/formats.js';
 import { compileSite } from './compile.js';
@@ -81,7 +82,7 @@ function inWorker(text: string, name: string): Promise<LoadedSite> {
   return new Promise<LoadedSite>((resolve, reject) => {
     let worker: Worker;
     try {
-      worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: { text, name } });
+      worker = startWorker(new URL('./load-worker.js', import.meta.url), { workerData: { text, name } });
     } catch {
       resolve(loadSiteText(text, name)); // no worker threads here: load in place
       return;

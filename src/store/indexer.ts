@@ -17,7 +17,8 @@
  * Between them, the by-credential runs are merged (name-runs.ts) in steps of
  * at most about MAINTAIN_MS: indexing new records always comes first.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.js';
 import type { Database } from 'lmdb';
 import { DerivedIndex, batchEndOf, entriesOf, type BatchEntries, type IndexableBatch } from './derived-index.js';
 
@@ -203,7 +204,7 @@ export class Indexer {
       this.loop.wake(false, this.committed);
       return;
     }
-    const w = new Worker(new URL('./index-worker.js', import.meta.url), {
+    const w = startWorker(new URL('./index-worker.js', import.meta.url), {
       workerData: { dir: this.opts.dir, indexDir: this.opts.indexDir, knobs: this.opts.knobs },
       // the worker's console goes through the main thread's log (never raw lines on stderr)
       stdout: true, stderr: true,

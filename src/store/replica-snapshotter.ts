@@ -30,7 +30,8 @@
  */
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.js';
 import type { CoreKind } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
 import type { RecoveryLog, Snapshotter, SnapshotterOptions } from './recovery.js';
@@ -101,7 +102,7 @@ export function startReplicaSnapshotter(store: FileStore, current: () => Engine,
     posted = 0;
     const data: SnapshotWorkerData = { dir: store.dir, core: core(), configText: store.configText() ?? '' };
     if (opts.jumpGap !== undefined) data.jumpGap = opts.jumpGap;
-    const w = new Worker(WORKER_URL, { workerData: data });
+    const w = startWorker(WORKER_URL, { workerData: data });
     worker = w;
     w.unref(); // never keeps the process alive; stop() ends it
     readyTimer = setTimeout(() => { log?.warn({ timeoutMs }, 'snapshot worker not ready in time: restarting it'); void w.terminate(); }, timeoutMs);
