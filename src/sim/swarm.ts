@@ -83,16 +83,27 @@ export async function runSwarm(o: SwarmOptions): Promise<SwarmResult> {
   const inflight = o.inflight ?? 4, warmup = o.warmupMs ?? 300, credSpace = o.creds ?? 1_000_000;
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
   const errors: Record<string, number> = {};
-  let checkedFrames = 0, frames = 0, nextId = o.idBase ?? Date.now() * 1000;
+  let checkedFrames = 0, frames = 0;
+  // message ids rise per controller, from a base above any earlier run's: Date.now() * 1000 stays
+  // ahead of the previous run only while one counter takes fewer than 1,000 ids per ms, so each
+  // controller (token) counts on its own (one shared counter at 1.1 M messages/s overtook the next
+  // run's base, and a server then takes every id of that run for an out-of-order one)
+  const base = o.idBase ?? Date.now() * 1000;
+  const counters = new Map<string, { next: number }>();
+  const counterOf = (token: string): { next: number } => {
+    let k = counters.get(token);
+    if (!k) counters.set(token, (k = { next: base }));
+    return k;
+  };
   let seed = 12345;
   const rnd = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed; };
   let measuring = false, stopping = false, mStart = 0, mEnd = 0;
 
-  interface C { ws: WebSocket; tpl: Template; times: number[]; head: number; n: number }
+  interface C { ws: WebSocket; tpl: Template; times: number[]; head: number; n: number; ids: { next: number } }
   const opened = await Promise.allSettled(o.conns.map((c) => new Promise<C>((res, rej) => {
     const ws = new WebSocket(o.url, { headers: { authorization: `Bearer ${c.token}` }, perMessageDeflate: false, handshakeTimeout: 10_000 });
     ws.binaryType = 'nodebuffer';
-    ws.once('open', () => res({ ws, tpl: template(c.readers, o.batch), times: [], head: 0, n: 0 }));
+    ws.once('open', () => res({ ws, tpl: template(c.readers, o.batch), times: [], head: 0, n: 0, ids: counterOf(c.token) }));
     ws.once('unexpected-response', (_q, r) => rej(new Error(`swarm: upgrade refused with HTTP ${r.statusCode}`)));
     ws.once('error', rej);
   })));
@@ -103,7 +114,7 @@ export async function runSwarm(o: SwarmOptions): Promise<SwarmResult> {
   const send = (c: C, t: number) => {
     const b = Buffer.from(c.tpl.buf);
     for (let i = 0; i < c.tpl.idAt.length; i++) {
-      const id = nextId++;
+      const id = c.ids.next++;
       b.writeUInt32BE(Math.floor(id / 4294967296), c.tpl.idAt[i]!);
       b.writeUInt32BE(id >>> 0, c.tpl.idAt[i]! + 4);
       b.writeUInt32BE(rnd() % credSpace, c.tpl.credAt[i]!);
