@@ -179,7 +179,11 @@ export interface Store {
   sinceGroups?(afterSeq: number): Iterable<EventRecord | CompactRun>;
   /** Events with sinceAt <= at <= untilAt, oldest first (export). */
   range(sinceAt?: number, untilAt?: number): Iterable<EventRecord>;
-  /** `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes). */
+  /**
+   * `configText`: the configuration in force at `seq` (recovery loads it before restoring the bytes).
+   * `engineBytes` passes to the store, which may keep the array itself (the memory store does): the
+   * caller must not change it afterwards.
+   */
   saveSnapshot(seq: number, engineBytes: Uint8Array, configText?: string, at?: number): Promise<void>;
   latestSnapshot(): SnapshotInfo | undefined;
   /** Optional (stores that keep snapshots in files): the snapshot latestSnapshot() would return, as its file. */

@@ -186,6 +186,14 @@ for (const kind of kinds) {
       assert.deepEqual(s.stats().snapshots, [5, 7]);
     });
 
+    if (kind.name === 'memory') {
+      it('the memory store keeps a snapshot\'s bytes as handed over (no second copy of the image)', async () => {
+        const image = Uint8Array.from([9, 9, 9]);
+        await s.saveSnapshot(9, image, 'cfg-d', T0 + 3);
+        assert.equal(s.latestSnapshot()!.bytes, image);
+      });
+    }
+
     it('an empty append is a no-op; a malformed record is refused without a seq', async () => {
       const before = s.lastSeq;
       await s.append([], []);
