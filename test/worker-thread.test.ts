@@ -4,7 +4,8 @@
  * decode running elsewhere at that moment returns wrong keys and strings. This starts workers that
  * load msgpackr and lmdb, as apb's do, while the main thread decodes a journal-sized batch without
  * pause, and requires every decode to be exact. Without the worker's setting about one decode in
- * 25,000 came back wrong on the development machine: with ~100 worker starts below, several.
+ * 25,000 came back wrong on the development machine; with the ~90 worker starts below, 2-3 (and
+ * the check that no worker loaded the add-on fails every time).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
