@@ -4,6 +4,7 @@
  * path (no label maps allocated per decision: reasons and codes are fixed).
  */
 import { REASONS, VIOLATION_CODES } from '../engine/types.js';
+import type { LoopDelay } from './loop-delay.js';
 
 /** Upper bounds in seconds (le). Decisions are expected in the 50 µs - 5 ms range. */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
@@ -43,6 +44,8 @@ export class Metrics {
   recent = new Float64Array(4096);
   recentN = 0;
   recentDecisions = 0;
+  /** the event loop's delay (loop-delay.ts), set by the server once it listens */
+  loopDelay: LoopDelay | null = null;
 
   inc(map: Map<string, number>, key: string, n = 1): void { map.set(key, (map.get(key) ?? 0) + n); }
 
@@ -135,6 +138,13 @@ export class Metrics {
     L.push(`apb_webhook_queue ${g.webhookQueue}`);
     head('apb_stream_dropped_total', 'counter', 'stream events skipped for slow viewers');
     L.push(`apb_stream_dropped_total ${this.streamDropped}`);
+    if (this.loopDelay) {
+      const w = this.loopDelay.window(), now = this.loopDelay.current();
+      head('apb_event_loop_delay_seconds', 'gauge', 'how late the event loop ran a timer due every 5 ms, quantiles over the last complete 10 s window');
+      L.push(`apb_event_loop_delay_seconds{quantile="0.5"} ${w.p50}`, `apb_event_loop_delay_seconds{quantile="0.99"} ${w.p99}`, `apb_event_loop_delay_seconds{quantile="1"} ${w.max}`);
+      head('apb_event_loop_delay_max_seconds', 'gauge', 'the largest event-loop delay of the window in progress');
+      L.push(`apb_event_loop_delay_max_seconds ${now.max}`);
+    }
     head('apb_ready', 'gauge', '1 when the engine is serving');
     L.push(`apb_ready ${g.ready ? 1 : 0}`);
     head('apb_uws_native', 'gauge', '1 when uWebSockets.js runs on its native binary');

@@ -24,6 +24,7 @@ import { UhppoteService } from './uhppote-service.js';
 import { loadUws } from './uws.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { LoopDelay } from './loop-delay.js';
 import { Auth } from './auth.js';
 import { Hub, type HubEvent } from './hub.js';
 import { ControllerSocket, frameMessages, frameReply } from './controller-socket.js';
@@ -211,6 +212,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   // exclusive: a port held by another process is address_in_use, never shared (listen.ts)
   const listenSocket = await listenExclusive(app, host, opts.port ?? 8080).catch(async (e) => { await uhppote.close(); await snapshotter.stop(); await store.close().catch(() => undefined); throw e; });
+  metrics.loopDelay = new LoopDelay();
   const port = uws.us_socket_local_port(listenSocket as unknown as import('uWebSockets.js').us_socket);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, native, core: hub.engine.core.kind, site: hub.site.config.site, data: opts.data }, 'apb serving');
@@ -229,6 +231,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       controllers.closeAll();
       stream.closeAll();
       clearInterval(occTimer); clearInterval(statsTimer); clearInterval(expiryTimer);
+      metrics.loopDelay?.stop();
       webhooks.close();
       await uhppote.close();
       await snapshotter.stop();

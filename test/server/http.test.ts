@@ -181,6 +181,26 @@ test('GET /v1/areas: every area with occupancy, max and parent', async () => {
   assert.ok(byId.stadium.occupancy >= 3);
 });
 
+test('/metrics reports how late the event loop runs, and a stall shows at the next scrape', async () => {
+  const read = async (): Promise<{ q50: number; q99: number; q1: number; max: number }> => {
+    const m = (await http(srv.url, 'GET', '/metrics')).text;
+    const num = (re: RegExp): number => { const x = re.exec(m); assert.ok(x, `metrics match ${re}`); return Number(x[1]); };
+    return {
+      q50: num(/^apb_event_loop_delay_seconds\{quantile="0\.5"\} ([\d.e-]+)$/m),
+      q99: num(/^apb_event_loop_delay_seconds\{quantile="0\.99"\} ([\d.e-]+)$/m),
+      q1: num(/^apb_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)$/m),
+      max: num(/^apb_event_loop_delay_max_seconds ([\d.e-]+)$/m),
+    };
+  };
+  const before = await read();
+  assert.ok(before.q50 >= 0 && before.q50 <= before.q99 && before.q99 <= before.q1, JSON.stringify(before));
+  // the server runs in this process: block its event loop for 150 ms
+  await new Promise<void>((r) => setImmediate(() => { const t = Date.now(); while (Date.now() - t < 150) { /* stall */ } r(); }));
+  await new Promise((r) => setTimeout(r, 30));
+  const after = await read();
+  assert.ok(Math.max(after.max, after.q1) >= 0.12, `a 150 ms stall is reported: ${JSON.stringify(after)}`);
+});
+
 test('/healthz, /metrics, PUT /v1/config validation, static files, 404', async () => {
   const h = await http(srv.url, 'GET', '/healthz');
   assert.equal(h.status, 200);
