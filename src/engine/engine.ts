@@ -172,8 +172,8 @@ class Driver implements Engine {
   credentialsInAsync(area: number, from: number, max: number, opts?: SliceOptions): Promise<InsidePage> { return this.core.credentialsInAsync(area, from, max, opts); }
   state(cred: Cred): CredState { return this.core.state(cred); }
 
-  snapshot(): Uint8Array {
-    const out = this.core.snapshot(HEADER); // the core leaves room for the header: no second copy
+  snapshot(into?: Uint8Array): Uint8Array {
+    const out = this.core.snapshot(HEADER, into); // the core leaves room for the header (zeroed): no second copy
     const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     dv.setUint32(0, MAGIC, true);
     dv.setUint32(4, VERSION, true);

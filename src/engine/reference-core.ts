@@ -455,7 +455,7 @@ class ReferenceCore implements EngineCore {
    * flags bit 0 = freePass, bit 1 = exempt, bit 2 = supervisor; pReader -1 = no pending move.
    * Version 1 (before SPEC 13) has no `locked` and no flag bit 2, and restores as nothing locked.
    */
-  snapshot(headroom = 0): Uint8Array {
+  snapshot(headroom = 0, _into?: Uint8Array): Uint8Array { // a small image: `into` is not worth it here
     const body = this.snapshotBody();
     if (!(headroom > 0)) return body;
     const out = new Uint8Array(headroom + body.length);

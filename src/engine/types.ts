@@ -133,8 +133,11 @@ export interface EngineCore {
   /**
    * The complete state, clock and schedule flags included, as bytes; restore() on a core of the same kind and site gives identical behaviour.
    * With `headroom` h > 0 the result has h zero bytes first (for the caller's header, saving a copy of a large snapshot) and the snapshot at [h..].
+   * `into`: a buffer the caller no longer needs (an evicted snapshot): when it is large enough the result is a view of its
+   * first bytes, every one of them written (no fresh memory for a large image); when it is too small (empty: none yet) the
+   * result is a view of a new buffer with 1/16 to spare, for the next image of a slightly larger engine.
    */
-  snapshot(headroom?: number): Uint8Array;
+  snapshot(headroom?: number, into?: Uint8Array): Uint8Array;
   restore(bytes: Uint8Array): void;
   /**
    * Optional: restore() of the `length` bytes at `position` in the open file `fd`, read straight into the core's
@@ -182,7 +185,8 @@ export interface Engine {
   credentialsIn(area: number, from: number, max: number): InsidePage;
   /** core.credentialsInAsync (the muster route's path: sliced, see EngineCore) */
   credentialsInAsync(area: number, from: number, max: number, opts?: SliceOptions): Promise<InsidePage>;
-  snapshot(): Uint8Array;
+  /** `into`: as EngineCore.snapshot's (a spare buffer written over when large enough) */
+  snapshot(into?: Uint8Array): Uint8Array;
   restore(bytes: Uint8Array): void;
   /** restore() of the `length` bytes at `position` in the open file `fd` (a snapshot file), without reading it into a buffer first when the core can. */
   restoreFromFile?(fd: number, position: number, length: number): void;

@@ -396,7 +396,7 @@ export class WasmCore implements EngineCore {
    *   u32 magic "APBS" | u32 ABI version | u32 header fields H | u32 segments S
    *   | i64 × H header (assembly/snapshot.ts) | u32 × S segment lengths | segment bytes ...
    */
-  snapshot(headroom = 0): Uint8Array {
+  snapshot(headroom = 0, into?: Uint8Array): Uint8Array {
     const h = headroom > 0 ? Math.floor(headroom) : 0;
     const ex = this.ex;
     const hdr = ex.snapHeader();
@@ -406,10 +406,15 @@ export class WasmCore implements EngineCore {
     const u32 = this.u32;
     let total = 16 + HDR_FIELDS * 8 + n * 4;
     for (let i = 0; i < n; i++) total += u32[tab + 2 * i + 1]!;
-    // one fresh buffer, written once: on this kind of VM first-touching pages
-    // costs far more than copying into them, so no intermediate copies
-    const out = new Uint8Array(h + total);
-    const dv = new DataView(out.buffer);
+    // one buffer, written once: on this kind of VM first-touching pages
+    // costs far more than copying into them, so no intermediate copies, and
+    // a spare one (an evicted snapshot) is written over when it is large enough
+    // (too small: a new one with 1/16 to spare, so that the next image of a slightly larger engine fits)
+    const need = h + total;
+    const reuse = into !== undefined && into.length >= need;
+    const out = reuse ? into.subarray(0, need) : into !== undefined ? new Uint8Array(need + (need >>> 4)).subarray(0, need) : new Uint8Array(need);
+    if (reuse) out.fill(0, 0, h);
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
     dv.setUint32(h, SNAP_MAGIC, true);
     // the layout the core wrote (header field 14): a core of an older layout (tests, benches) writes its own version
     dv.setUint32(h + 4, Number(new DataView(this.u8.buffer).getBigInt64(hdr + 14 * 8, true)), true);

@@ -168,7 +168,7 @@ function startInlineSnapshotter(store: Store, engine: Engine | (() => Engine), o
     const seq = store.lastSeq;
     if (seq <= lastSeq) return undefined;
     const failures = store.failures;
-    const bytes = e.snapshot();       // synchronous: consistent with `seq`
+    const bytes = e.snapshot(store.takeSnapshotBuffer?.()); // synchronous: consistent with `seq`
     const text = store.configText();
     const at = e.clock;
     await store.whenCommitted();      // every record up to `seq` is in the journal, or one failed

@@ -186,6 +186,11 @@ export interface Store {
    */
   saveSnapshot(seq: number, engineBytes: Uint8Array, configText?: string, at?: number): Promise<void>;
   latestSnapshot(): SnapshotInfo | undefined;
+  /**
+   * Optional (stores that keep snapshots in memory): the buffer of a snapshot the store dropped, for the next
+   * engine.snapshot() to write over (taken once; empty when there is none yet).
+   */
+  takeSnapshotBuffer?(): Uint8Array | undefined;
   /** Optional (stores that keep snapshots in files): the snapshot latestSnapshot() would return, as its file. */
   latestSnapshotFile?(): SnapshotFileInfo | undefined;
   /**

@@ -291,6 +291,29 @@ readers:
     assert.equal(w.lookupInts(new Uint32Array(0), new Uint32Array(0)), 0);
   });
 
+  test('snapshot into a spare buffer: the same bytes (headroom zeroed), in that buffer; a too-small one gets a new buffer with room to spare', () => {
+    const core = createWasmCore(siteOf(TWO_AREAS));
+    const k = 3000;
+    const lo = new Uint32Array(k), hi = new Uint32Array(k), rd = new Int32Array(k), g = new Uint8Array(k);
+    for (let i = 0; i < k; i++) { lo[i] = i * 7; rd[i] = i % 2; }
+    core.badgeInts(lo, hi, rd, T0, g);
+    const fresh = core.snapshot(32);
+    const spare = new Uint8Array(fresh.length + 100).fill(0xab);
+    const into = core.snapshot(32, spare);
+    assert.equal(into.buffer, spare.buffer);
+    assert.equal(into.length, fresh.length);
+    assert.deepEqual(Buffer.from(into), Buffer.from(fresh));
+    assert.equal(fresh.buffer.byteLength, fresh.length, 'without a buffer offered: exactly the image');
+    const small = new Uint8Array(fresh.length - 1);
+    const other = core.snapshot(32, small);
+    assert.notEqual(other.buffer, small.buffer);
+    assert.deepEqual(Buffer.from(other), Buffer.from(fresh));
+    assert.ok(other.buffer.byteLength >= fresh.length + (fresh.length >>> 4), 'too small: a new buffer with 1/16 to spare');
+    const back = createWasmCore(siteOf(TWO_AREAS));
+    back.restore(into.subarray(32));
+    assert.deepEqual(Buffer.from(back.snapshot(32)), Buffer.from(fresh));
+  });
+
   test('calendarBytes grows with the distinct instants of moves under a presenceTimeout, not with credentials', () => {
     const timed = siteOf(`areas:
   - { id: hall, presenceTimeout: 3600 }
