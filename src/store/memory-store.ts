@@ -250,10 +250,10 @@ export class MemoryStore implements Store {
     const info: SnapshotInfo = { seq, at, bytes: engineBytes };
     if (configText !== undefined) info.configText = configText;
     const kept = [...this.snaps.filter((s) => s.seq !== seq), info].sort((a, b) => a.seq - b.seq).slice(-2);
-    // the dropped image's buffer is the next snapshot's (takeSnapshotBuffer): at 1 M credentials a fresh
-    // 45 MB took 25 ms on the event loop, and 130-190 ms once the process held over ~1.3 GB (fresh
-    // memory costs 7x more there on this kind of VM); nothing reads a dropped snapshot (recovery reads
-    // the kept ones synchronously)
+    // the dropped image's buffer is the next snapshot's (takeSnapshotBuffer): at 1 M credentials an image
+    // into a fresh 45 MB took 25-29 ms on the event loop, into a used one 7 ms (and fresh memory costs 7x
+    // more past ~1.3 GB resident on this kind of VM); nothing reads a dropped snapshot (recovery reads the
+    // kept ones synchronously)
     for (const s of this.snaps) {
       if (kept.includes(s) || kept.some((k) => k.bytes.buffer === s.bytes.buffer)) continue;
       // only a large image's own buffer (engine.snapshot's start at 0): never a small one that may share a pool
