@@ -15,7 +15,7 @@
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-export const NO_NATIVE_DECODE = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
+const NO_NATIVE_DECODE = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
 
 export function startWorker(script: URL | string, options: WorkerOptions = {}): Worker {
   const base = options.env && typeof options.env === 'object' ? options.env as NodeJS.Dict<string> : process.env;

@@ -4,7 +4,7 @@
  * path (no label maps allocated per decision: reasons and codes are fixed).
  */
 import { REASONS, VIOLATION_CODES } from '../engine/types.js';
-import type { LoopDelay } from './loop-delay.js';
+import { RESOLUTION_MS, WINDOW_MS, type LoopDelay } from './loop-delay.js';
 
 /** Upper bounds in seconds (le). Decisions are expected in the 50 µs - 5 ms range. */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
@@ -140,7 +140,7 @@ export class Metrics {
     L.push(`apb_stream_dropped_total ${this.streamDropped}`);
     if (this.loopDelay) {
       const w = this.loopDelay.window(), now = this.loopDelay.current();
-      head('apb_event_loop_delay_seconds', 'gauge', 'how late the event loop ran a timer due every 5 ms, quantiles over the last complete 10 s window');
+      head('apb_event_loop_delay_seconds', 'gauge', `how late the event loop ran a timer due every ${RESOLUTION_MS} ms, quantiles over the last complete ${WINDOW_MS / 1000} s window`);
       L.push(`apb_event_loop_delay_seconds{quantile="0.5"} ${w.p50}`, `apb_event_loop_delay_seconds{quantile="0.99"} ${w.p99}`, `apb_event_loop_delay_seconds{quantile="1"} ${w.max}`);
       head('apb_event_loop_delay_max_seconds', 'gauge', 'the largest event-loop delay of the window in progress');
       L.push(`apb_event_loop_delay_max_seconds ${now.max}`);

@@ -255,7 +255,7 @@ export class MemoryStore implements Store {
     // more past ~1.3 GB resident on this kind of VM); nothing reads a dropped snapshot (recovery reads the
     // kept ones synchronously)
     for (const s of this.snaps) {
-      if (kept.includes(s) || kept.some((k) => k.bytes.buffer === s.bytes.buffer)) continue;
+      if (kept.some((k) => k.bytes.buffer === s.bytes.buffer)) continue; // still kept (itself, or a view of its buffer)
       // only a large image's own buffer (engine.snapshot's start at 0): never a small one that may share a pool
       if (s.bytes.byteOffset === 0 && s.bytes.buffer.byteLength >= SPARE_MIN_BYTES) this.spare = new Uint8Array(s.bytes.buffer);
     }
