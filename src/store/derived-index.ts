@@ -41,7 +41,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
 import { groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
-import { NameRuns } from './name-runs.js';
+import { NameRuns, PairList } from './name-runs.js';
+import { FNV_BASIS, continueCode, continueNumber, continueText, fingerprint } from './fingerprint.js';
 
 /** What the indexer needs of a journal batch (journal-batch.ts Batch). */
 export interface IndexableBatch {
@@ -54,8 +55,37 @@ export interface IndexableBatch {
   k?: CompactGroup | CompactGroup[];
 }
 
-/** The entries one batch contributes (what retention must remove again). */
-export interface BatchEntries { key: number; creds: string[]; readers: string[]; a0: number | null; ids: [string, number | string][] }
+/** What retention removes again of a batch: its key and the time of its first record (the time index's entry). */
+export interface BatchSpan { key: number; a0: number | null }
+
+/**
+ * The index entries of a chunk of batches, gathered as the indexer reads them (ascending keys): per
+ * index a list of (fingerprint, batch key) pairs, and each batch's span. Names are hashed as they are
+ * read; nothing is kept per record (name-runs.ts keeps only fingerprints anyway).
+ */
+export class ChunkEntries {
+  readonly cred = new PairList();
+  readonly reader = new PairList();
+  readonly idem = new PairList();
+  readonly spans: BatchSpan[] = [];
+  /** names that cannot be keys (too long, or not strings): left out, counted */
+  skipped = 0;
+  /** records read */
+  events = 0;
+
+  private at = [0, 0, 0, 0, 0, 0];
+  /** Marks where the next batch starts (undo() drops what it added: a malformed value). */
+  begin(): void { const a = this.at; a[0] = this.cred.n; a[1] = this.reader.n; a[2] = this.idem.n; a[3] = this.spans.length; a[4] = this.skipped; a[5] = this.events; }
+  undo(): void { const a = this.at; this.cred.n = a[0]!; this.reader.n = a[1]!; this.idem.n = a[2]!; this.spans.length = a[3]!; this.skipped = a[4]!; this.events = a[5]!; }
+
+  /** A batch given by its names (the general journal form; tests). */
+  addNames(key: number, a0: number | null, creds: readonly string[], readers: readonly string[], ids: readonly (readonly [string, number | string])[]): void {
+    this.spans.push({ key, a0 });
+    for (const c of creds) this.cred.push(fingerprint(c), key);
+    for (const r of readers) this.reader.push(fingerprint(r), key);
+    for (const [c, id] of ids) this.idem.push(idemFingerprint(c, id), key);
+  }
+}
 
 const ONE = Buffer.from([1]);
 /**
@@ -79,41 +109,67 @@ export function indexable(name: unknown): name is string {
 
 export function batchEndOf(b: IndexableBatch): number { return b.z ?? b.s + Math.max(b.n, 1) - 1; }
 
-/** The index entries of a batch; `skipped` counts names that cannot be keys (or are not strings). */
-export function entriesOf(key: number, b: IndexableBatch): { entries: BatchEntries; skipped: number } {
-  const creds = new Set<string>(), readers = new Set<string>();
-  const ids: [string, number | string][] = [];
-  let skipped = 0;
+export function spanOf(key: number, b: IndexableBatch): BatchSpan { return { key, a0: b.n > 0 ? b.a0 : null }; }
+
+const readerSeen = new Uint8Array(256);
+/**
+ * A little-endian f64 of a record, read through an 8-byte scratch: a DataView per group cost more
+ * than the rest of the group's work (groups are one record each at one message per frame).
+ */
+const f64Bytes = new Uint8Array(8), f64View = new Float64Array(f64Bytes.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+function f64At(b: Uint8Array, off: number): number {
+  if (!LITTLE_ENDIAN) return new DataView(b.buffer, b.byteOffset, b.byteLength).getFloat64(off, true);
+  const s = f64Bytes;
+  s[0] = b[off]!; s[1] = b[off + 1]!; s[2] = b[off + 2]!; s[3] = b[off + 3]!;
+  s[4] = b[off + 4]!; s[5] = b[off + 5]!; s[6] = b[off + 6]!; s[7] = b[off + 7]!;
+  return f64View[0]!;
+}
+
+/** Adds a batch's index entries to `into`; names that cannot be keys (or are not strings) are counted in `skipped`. */
+export function entriesOf(key: number, b: IndexableBatch, into: ChunkEntries): void {
+  into.spans.push(spanOf(key, b));
+  into.events += Math.max(b.n, 1);
   if (b.k) {
     for (const g of groupsOf(b.k)) {
-      const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+      const bytes = g.b;
+      // the idem name is `controller NUL id`: the controller's part hashed once per group
       const named = indexable(g.c);
+      const idemBase = named ? continueCode(continueText(FNV_BASIS, g.c), 0) : 0;
+      readerSeen.fill(0, 0, g.r.length);
       let off = 0;
       for (let r = 0; r < g.n; r++) {
-        creds.add(String(dv.getFloat64(off + 16, true)));
-        const reader = g.r[g.b[off + 25]!];
-        if (indexable(reader)) readers.add(reader); else skipped++;
-        if (named) ids.push([g.c, dv.getFloat64(off + 8, true)]); else skipped++;
+        into.cred.push(continueNumber(FNV_BASIS, f64At(bytes, off + 16)) >>> 0, key);
+        const ri = bytes[off + 25]!;
+        const reader = g.r[ri];
+        if (!indexable(reader)) into.skipped++;
+        else if (readerSeen[ri] === 0) { readerSeen[ri] = 1; into.reader.push(fingerprint(reader), key); }
+        if (named) into.idem.push(continueNumber(idemBase, f64At(bytes, off + 8), ID_DIGITS) >>> 0, key); else into.skipped++;
         off += recordLength(g, off);
       }
     }
   } else {
     for (const e of Array.isArray(b.e) ? b.e : []) {
       if (!e || typeof e !== 'object') continue;
-      if (e.cred !== undefined) { if (indexable(e.cred)) creds.add(e.cred); else skipped++; }
-      if (e.reader !== undefined) { if (indexable(e.reader)) readers.add(e.reader); else skipped++; }
+      if (e.cred !== undefined) { if (indexable(e.cred)) into.cred.push(fingerprint(e.cred), key); else into.skipped++; }
+      if (e.reader !== undefined) { if (indexable(e.reader)) into.reader.push(fingerprint(e.reader), key); else into.skipped++; }
     }
     for (const x of Array.isArray(b.i) ? b.i : []) {
-      if (Array.isArray(x) && indexable(x[0]) && (typeof x[1] === 'number' || typeof x[1] === 'string')) ids.push([x[0], x[1]]);
-      else skipped++;
+      if (Array.isArray(x) && indexable(x[0]) && (typeof x[1] === 'number' || typeof x[1] === 'string')) into.idem.push(idemFingerprint(x[0], x[1]), key);
+      else into.skipped++;
     }
   }
-  return { entries: { key, creds: [...creds], readers: [...readers], a0: b.n > 0 ? b.a0 : null, ids }, skipped };
 }
 
-type Pair = [string, number];
-/** the name a message id is indexed under */
+/** the width message ids are padded to in the idem name (common.ts padId) */
+const ID_DIGITS = 20;
+/** the name a message id is indexed under (queries) */
 const idemName = (controller: string, id: number | string): string => `${controller}\u0000${padId(id)}`;
+/** fingerprint(idemName(controller, id)), without the name when the id is a number */
+export function idemFingerprint(controller: string, id: number | string): number {
+  const h = continueCode(continueText(FNV_BASIS, controller), 0);
+  return (typeof id === 'number' ? continueNumber(h, id, ID_DIGITS) : continueText(h, padId(id))) >>> 0;
+}
 
 /** `mode` without group/other bits */
 function tighten(path: string, mode: number): void {
@@ -226,18 +282,13 @@ export class DerivedIndex {
    * Indexes batches (ascending keys, nothing between them missing) up to seq `end`, entries sorted so
    * the transaction touches neighbouring pages; resolves when that transaction has committed.
    */
-  add(batches: BatchEntries[], end: number): Promise<void> {
-    const creds: Pair[] = [], readers: Pair[] = [], ids: Pair[] = [];
-    for (const b of batches) {
-      for (const c of b.creds) creds.push([c, b.key]);
-      for (const r of b.readers) readers.push([r, b.key]);
-      for (const [c, id] of b.ids) ids.push([idemName(c, id), b.key]);
-    }
+  add(chunk: ChunkEntries, end: number): Promise<void> {
+    const batches = chunk.spans;
     const lo = batches.length ? batches[0]!.key : end;
     return this.write(() => {
-      this.runs.cred.append(creds, lo, end);
-      this.runs.reader.append(readers, lo, end);
-      this.runs.idem.append(ids, lo, end);
+      this.runs.cred.append(chunk.cred, lo, end);
+      this.runs.reader.append(chunk.reader, lo, end);
+      this.runs.idem.append(chunk.idem, lo, end);
       let last = (this.meta.get('time.last') as number | undefined) ?? -TIME_EVERY;
       for (const b of batches) {
         // `at` does not decrease with the key: in order
@@ -266,7 +317,7 @@ export class DerivedIndex {
    * Removes the entries of batches retention deleted from the journal (always the oldest ones: the
    * runs just ignore keys up to the newest of them, and drop them as they merge).
    */
-  remove(batches: BatchEntries[]): Promise<void> {
+  remove(batches: BatchSpan[]): Promise<void> {
     return this.write(() => {
       let newest = 0;
       for (const b of batches) {

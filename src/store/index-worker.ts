@@ -11,7 +11,7 @@ import { routeLibraryOutput } from './lmdb-output.js';
 import { IndexLoop, type IndexerCommand, type IndexerKnobs, type IndexerReport } from './indexer.js';
 import { lowerThreadPriority } from './thread-priority.js';
 
-// background work: the deciding main thread and the journal's commits go first (nice 10, Linux)
+// background work: the deciding main thread and the journal's commits go first (nice 19, Linux)
 lowerThreadPriority();
 
 const { dir, indexDir, knobs } = workerData as { dir: string; indexDir: string; knobs: IndexerKnobs };

@@ -20,7 +20,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.js';
 import type { Database } from 'lmdb';
-import { DerivedIndex, batchEndOf, entriesOf, type BatchEntries, type IndexableBatch } from './derived-index.js';
+import { ChunkEntries, DerivedIndex, batchEndOf, entriesOf, type BatchSpan, type IndexableBatch } from './derived-index.js';
 
 export const CHUNK_EVENTS = 65_536;
 export const INTERVAL_MS = 100;
@@ -50,7 +50,7 @@ export type IndexerReport =
  * end, held below a batch whose LMDB put failed while later ones committed (LmdbStore.indexLimit), so
  * the index never passes a hole that will be filled (runs cover disjoint, ascending seq ranges).
  */
-export type IndexerCommand = { t: 'wake'; urgent?: boolean; upTo?: number } | { t: 'remove'; batches: BatchEntries[] } | { t: 'stop' };
+export type IndexerCommand = { t: 'wake'; urgent?: boolean; upTo?: number } | { t: 'remove'; batches: BatchSpan[] } | { t: 'stop' };
 
 
 export class IndexLoop {
@@ -62,7 +62,7 @@ export class IndexLoop {
   private urgent = false;
   private stopped = false;
   private lastCommit = 0;
-  private readonly removals: BatchEntries[][] = [];
+  private readonly removals: BatchSpan[][] = [];
   private readonly chunk: number;
   private idleDone: Promise<void> = Promise.resolve();
   /** ends the current pause at once (stop) */
@@ -102,7 +102,7 @@ export class IndexLoop {
     this.idleDone = this.run();
   }
 
-  remove(batches: BatchEntries[]): void { this.removals.push(batches); this.wake(true); }
+  remove(batches: BatchSpan[]): void { this.removals.push(batches); this.wake(true); }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -132,25 +132,23 @@ export class IndexLoop {
             this.pausing = true; await this.sleep(wait); this.pausing = false; if (this.stopped) break;
           }
           this.urgent = false;
-          const batches: BatchEntries[] = [];
-          let events = 0, end = this.indexed, skipped = 0;
+          const chunk = new ChunkEntries();
+          let end = this.indexed;
           for (const { key, value } of this.log.getRange({ start: this.indexed + 1, end: this.limit + 1 })) {
-            let r: ReturnType<typeof entriesOf>;
-            try { r = entriesOf(key, value); } catch { r = { entries: { key, creds: [], readers: [], a0: null, ids: [] }, skipped: 1 }; } // a malformed value: skip it
-            batches.push(r.entries);
-            skipped += r.skipped;
-            events += Math.max(value.n, 1);
+            chunk.begin();
+            try { entriesOf(key, value, chunk); } catch { chunk.undo(); chunk.spans.push({ key, a0: null }); chunk.events++; chunk.skipped++; } // a malformed value: skip it
             end = Math.max(end, batchEndOf(value));
-            if (events >= this.chunk) break;
+            if (chunk.events >= this.chunk) break;
           }
-          if (batches.length === 0) {
+          const events = chunk.events, skipped = chunk.skipped;
+          if (chunk.spans.length === 0) {
             if (this.maintain(MAINTAIN_MS)) { await yieldTurn(); continue; }
             // nothing in the journal up to the limit is left (a seq range no batch holds, e.g. a batch whose
             // write-ahead log write failed): say so, or the handle would wake the loop again and again
             this.report({ t: 'idle', seq: Math.max(this.indexed, this.limit) });
             break;
           }
-          await this.ix.add(batches, end);
+          await this.ix.add(chunk, end);
           this.maintenance = true;
           this.indexed = end;
           this.lastCommit = events >= this.chunk ? 0 : Date.now(); // behind: go on at once
@@ -277,7 +275,7 @@ export class Indexer {
   }
 
   /** Entries of batches retention deleted from the journal. */
-  remove(batches: BatchEntries[]): void { if (batches.length) this.post({ t: 'remove', batches }); }
+  remove(batches: BatchSpan[]): void { if (batches.length) this.post({ t: 'remove', batches }); }
 
   /** Resolves once everything committed up to `seq` is indexed, or after maxMs (false). */
   whenIndexed(seq: number, maxMs: number): Promise<boolean> {

@@ -51,7 +51,7 @@ import { groupProblem, groupsOf, recordLength, type CompactGroup } from './compa
 import { CompactPacker, type CompactBatch } from './compact-pack.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
-import { DerivedIndex, entriesOf, indexable, type BatchEntries } from './derived-index.js';
+import { DerivedIndex, indexable, spanOf, type BatchSpan } from './derived-index.js';
 import { Indexer } from './indexer.js';
 import { eraseRecords, Wal, walTail } from './wal.js';
 import { Packr } from 'msgpackr';
@@ -1156,12 +1156,12 @@ export class LmdbStore implements Store {
       let ops = 0;
       let last: Promise<boolean> | undefined;
       let more = false;
-      const gone: BatchEntries[] = [];
+      const gone: BatchSpan[] = [];
       for (const { key, value: b } of this.log.getRange({ start: 1, end: MAX_KEY, snapshot: false })) {
         if (batchEnd(b) > limitSeq) break;
         if (!(b.a1 < ageCutoff || overBytes > 0)) break;
         if (ops >= this.retention.chunk) { more = true; break; }
-        try { gone.push(entriesOf(key, b).entries); } catch { /* a malformed value: it has no entries */ }
+        try { gone.push(spanOf(key, b)); } catch { /* a malformed value: it has no entries */ }
         // first (same transaction, or an earlier one): how far the journal was trimmed, so the next open
         // does not take the write-ahead log's old copy of a deleted batch for a hole (openWal)
         this.meta.put('trimmed', batchEnd(b));

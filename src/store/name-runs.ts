@@ -41,6 +41,7 @@
  *               are skipped by queries and left out by merges
  */
 import type { Database } from 'lmdb';
+import { fingerprint } from './fingerprint.js';
 
 export const BLOCK_ENTRIES = 340; // 4 + 12 × 340 = 4,084 bytes: one 4 KB page
 export const FANOUT = 8;
@@ -56,11 +57,27 @@ const DROP_BLOCKS = 4096;
 export type RunMeta = [id: number, lo: number, hi: number, count: number];
 type BlockKey = [number, number, number];
 
-export function fingerprint(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
-  return h >>> 0;
+/**
+ * The entries of one run before it is written: (fingerprint, batch key) pairs in the order the
+ * indexer read its batches, in growing typed arrays (no object per entry).
+ */
+export class PairList {
+  h = new Uint32Array(256);
+  k = new Float64Array(256);
+  n = 0;
+  push(h: number, k: number): void {
+    if (this.n === this.h.length) {
+      const h2 = new Uint32Array(this.n * 2), k2 = new Float64Array(this.n * 2);
+      h2.set(this.h); k2.set(this.k);
+      this.h = h2; this.k = k2;
+    }
+    this.h[this.n] = h;
+    this.k[this.n++] = k;
+  }
 }
+
+/** entries a run may have for the packed sort (h · 2^21 + position stays an exact double) */
+const PACKED_SORT_MAX = 1 << 21;
 
 function levelOf(count: number): number {
   let level = 0;
@@ -138,6 +155,27 @@ class RunCursor {
   next(): void { this.pos++; }
 }
 
+/**
+ * Positions 0..n-1 ordered by (h, k). The indexer pushes its pairs with keys in ascending order, so a
+ * stable sort by h alone is enough: then h · 2^21 + position, sorted as plain doubles (the engine's
+ * numeric sort, no comparator called per comparison). Any other input takes the comparator.
+ */
+function sortedOrder(hs: Uint32Array, ks: Float64Array, n: number): ArrayLike<number> {
+  let ascending = n <= PACKED_SORT_MAX;
+  for (let i = 1; i < n && ascending; i++) if (ks[i]! < ks[i - 1]!) ascending = false;
+  if (!ascending) {
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    return order.sort((a, b) => (hs[a]! - hs[b]!) || (ks[a]! - ks[b]!));
+  }
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = hs[i]! * PACKED_SORT_MAX + i;
+  packed.sort();
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = packed[i]! % PACKED_SORT_MAX;
+  return order;
+}
+
 interface Merge {
   id: number;
   inputs: RunMeta[];
@@ -177,23 +215,23 @@ export class NameRuns {
 
   /**
    * Inside the indexer's write transaction: appends the run of one chunk of batches covering seqs
-   * lo..hi (`pairs`: [credential, batch key], any order).
+   * lo..hi (`pairs` in any order; the same pair twice is kept once).
    */
-  append(pairs: [string, number][], lo: number, hi: number): void {
-    if (pairs.length === 0) return;
-    const n = pairs.length;
-    const hs = new Uint32Array(n), ks = new Float64Array(n), order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) { hs[i] = fingerprint(pairs[i]![0]); ks[i] = pairs[i]![1]; order[i] = i; }
-    order.sort((a, b) => (hs[a]! - hs[b]!) || (ks[a]! - ks[b]!));
-    const h: number[] = [], k: number[] = [];
-    for (const i of order) {
-      const last = h.length - 1;
-      if (last >= 0 && h[last] === hs[i] && k[last] === ks[i]) continue; // a fingerprint shared in one batch
-      h.push(hs[i]!); k.push(ks[i]!);
+  append(pairs: PairList, lo: number, hi: number): void {
+    const n = pairs.n;
+    if (n === 0) return;
+    const hs = pairs.h, ks = pairs.k;
+    const order = sortedOrder(hs, ks, n);
+    const h = new Uint32Array(n), k = new Float64Array(n);
+    let m = 0;
+    for (let j = 0; j < n; j++) {
+      const i = order[j]!;
+      if (m > 0 && h[m - 1] === hs[i] && k[m - 1] === ks[i]) continue; // a fingerprint shared in one batch
+      h[m] = hs[i]!; k[m++] = ks[i]!;
     }
     const id = this.takeId();
-    this.putBlocks(id, h, k, 0, h.length);
-    this.meta.put(this.kRuns, [...this.runs(), [id, lo, hi, h.length]]);
+    this.putBlocks(id, h, k, 0, m);
+    this.meta.put(this.kRuns, [...this.runs(), [id, lo, hi, m]]);
   }
 
   /** Inside a write transaction: batches with key <= `key` are gone (retention deletes the oldest first). */

@@ -15,8 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { open } from 'lmdb';
-import { DerivedIndex, INDEX_FORMAT, type BatchEntries } from '../../src/store/derived-index.js';
-import { FANOUT, NameRuns, fingerprint } from '../../src/store/name-runs.js';
+import { ChunkEntries, DerivedIndex, INDEX_FORMAT, type BatchSpan } from '../../src/store/derived-index.js';
+import { FANOUT, NameRuns, PairList } from '../../src/store/name-runs.js';
+import { fingerprint } from '../../src/store/fingerprint.js';
 import { openStore } from '../../src/store/index.js';
 import type { LmdbStore } from '../../src/store/lmdb-store.js';
 import { general } from './journal-util.js';
@@ -50,19 +51,19 @@ describe('D/index by-credential runs', () => {
       let w = DerivedIndex.attach(dir, true); // the writer (the index worker's handle)
       const model = new Map<string, number[]>(); // name → batch keys ascending
       const idModel = new Map<string, number[]>(); // 'controller id' → batch keys ascending
-      const live: { key: number; entries: BatchEntries }[] = [];
+      const live: BatchSpan[] = [];
       let seq = 0, floor = 0;
       try {
         for (const op of ops) {
           if (op.t === 'add') {
-            const chunk: BatchEntries[] = [];
+            const chunk = new ChunkEntries();
             for (const names of op.batches) {
               const key = seq + 1, n = Math.max(names.length, 1);
               const creds = [...new Set(names.map((i) => NAMES[i]!))];
               // message ids: a controller per name, ids that repeat (a later batch holds the same id again)
               const ids = creds.map((c): [string, number] => [`ctl/${c}`, key % 5]);
-              const e: BatchEntries = { key, creds, readers: creds.map((c) => `r/${c}`), a0: null, ids };
-              chunk.push(e); live.push({ key, entries: e });
+              chunk.addNames(key, null, creds, creds.map((c) => `r/${c}`), ids);
+              live.push({ key, a0: null });
               for (const c of creds) {
                 model.set(c, [...(model.get(c) ?? []), key]);
                 idModel.set(`ctl/${c} ${key % 5}`, [...(idModel.get(`ctl/${c} ${key % 5}`) ?? []), key]);
@@ -74,7 +75,7 @@ describe('D/index by-credential runs', () => {
             for (let i = 0; i < op.n; i++) w.maintain(op.size);
           } else if (op.t === 'retain') {
             const gone = live.splice(0, op.batches);
-            if (gone.length) { floor = gone[gone.length - 1]!.key; await w.remove(gone.map((g) => g.entries)); }
+            if (gone.length) { floor = gone[gone.length - 1]!.key; await w.remove(gone); }
           } else {
             // a reopening: a merge cut off mid-way is forgotten with its handle
             await w.close(); await ix.close();
@@ -122,11 +123,11 @@ describe('D/index by-credential runs', () => {
       const model = new Map<string, number[]>();
       let seq = 0, maxRuns = 0;
       for (let r = 0; r < 2000; r++) {
-        const chunk: BatchEntries[] = [];
+        const chunk = new ChunkEntries();
         for (let b = 0; b < 3; b++) {
           const key = ++seq;
           const creds = [`c${(r * 7 + b * 13) % 97}`, `c${(r * 3 + b) % 89}`];
-          chunk.push({ key, creds: [...new Set(creds)], readers: [], a0: null, ids: [] });
+          chunk.addNames(key, null, [...new Set(creds)], [], []);
           for (const c of new Set(creds)) model.set(c, [...(model.get(c) ?? []), key]);
         }
         await w.add(chunk, seq);
@@ -150,8 +151,8 @@ describe('D/index by-credential runs', () => {
       const model = new Map<string, number[]>();
       let key = 0;
       for (let r = 0; r < FANOUT; r++) {
-        const pairs: [string, number][] = [];
-        for (let i = 0; i < 100; i++) { key++; const c = `c${(key * 13) % 37}`; pairs.push([c, key]); model.set(c, [...(model.get(c) ?? []), key]); }
+        const pairs = new PairList();
+        for (let i = 0; i < 100; i++) { key++; const c = `c${(key * 13) % 37}`; pairs.push(fingerprint(c), key); model.set(c, [...(model.get(c) ?? []), key]); }
         env.transactionSync(() => runs.append(pairs, key - 99, key));
       }
       let calls = 0;
