@@ -31,6 +31,7 @@ import type { Logger } from './log.js';
 import { concatArray, decodeFrame, encodeReply as encode, forgetFrame } from './codec.js';
 import { statusLine } from './http-util.js';
 import { AuthThrottle } from './auth-throttle.js';
+import { FastFlight } from './fast-flight.js';
 
 export const FRAME_LIMIT = 1 << 20;
 export const HARD_PAYLOAD_LIMIT = 4 << 20;
@@ -38,10 +39,17 @@ export const MAX_BACKPRESSURE = 1 << 20;
 export const IDLE_TIMEOUT_S = 120;
 
 /**
- * Per socket. `tail`: the reply of the newest frame still waiting for its commit (replies leave in frame order).
+ * A frame's reply waiting its turn on its socket: a fast-path frame (FastFlight) or a general one.
+ * `done` once its reply is known (`reply` null: none is sent, the frame failed).
+ */
+interface Waiting { done: boolean; reply: Uint8Array | null; t0: number }
+
+/**
+ * Per socket. `queue`: the replies of frames still waiting for their commit, oldest first (replies
+ * leave in frame order: a reply leaves once every earlier one has).
  * `out`: replies released by a commit in this turn, not yet written (see release()).
  */
-interface Conn { controller: string; token: string; closed: boolean; tail: Promise<void> | null; out: Uint8Array[] | null }
+interface Conn { controller: string; token: string; closed: boolean; queue: Waiting[]; out: Uint8Array[] | null }
 
 export class ControllerSocket {
   private sockets = new Set<WebSocket<Conn>>();
@@ -62,6 +70,7 @@ export class ControllerSocket {
       message: (ws, msg) => this.message(ws, msg),
       close: (ws, code, reason) => this.close(ws, code, reason),
     });
+    deps.hub.onFastSettled = (f) => { if (f.ws !== null) this.flush(f.ws as WebSocket<Conn>, f.conn as Conn); };
   }
 
   private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -73,7 +82,7 @@ export class ControllerSocket {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const check = (): ReturnType<Auth['requireController']> => this.deps.auth().requireController(token);
       const c = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
-      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, tail: null, out: null }, key, proto, ext, context));
+      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, queue: [], out: null }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
       // a wrong user-token is as much "not a controller" as a wrong one: 401 at the upgrade
@@ -122,7 +131,7 @@ export class ControllerSocket {
       this.reply(ws, conn, hub.limitedReply(ctrl), t0);
       return;
     }
-    this.reply(ws, conn, frameReply(hub, metrics, ctrl, new Uint8Array(msg)), t0);
+    this.reply(ws, conn, frameResult(hub, metrics, ctrl, new Uint8Array(msg)), t0);
   }
 
   private dropFlooder(ws: WebSocket<Conn>, conn: Conn): void {
@@ -143,16 +152,29 @@ export class ControllerSocket {
   }
 
   /** Sends a frame's reply, after the replies of every earlier frame of this socket. */
-  private reply(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array | Promise<Uint8Array>, t0: number): void {
-    const prev = conn.tail;
-    if (!(bytes instanceof Promise) && prev === null) { this.sendNow(ws, conn, bytes, t0); return; }
-    // one promise per frame in the common case (nothing queued before it)
-    const ready: Promise<Uint8Array> = prev === null ? (bytes as Promise<Uint8Array>) : prev.then(() => bytes);
-    const p: Promise<void> = ready.then(
-      (b) => { if (conn.tail === p) conn.tail = null; this.release(ws, conn, b, t0); },
-      (e) => { if (conn.tail === p) conn.tail = null; this.deps.log.error({ err: e }, 'frame failed'); },
+  private reply(ws: WebSocket<Conn>, conn: Conn, r: Uint8Array | Promise<Uint8Array> | FastFlight, t0: number): void {
+    const queue = conn.queue;
+    if (r instanceof FastFlight) { r.ws = ws; r.conn = conn; r.t0 = t0; queue.push(r); return; } // hub.onFastSettled → flush
+    if (r instanceof Uint8Array) {
+      if (queue.length === 0) this.sendNow(ws, conn, r, t0);
+      else queue.push({ done: true, reply: r, t0 }); // behind an earlier frame still waiting
+      return;
+    }
+    const w: Waiting = { done: false, reply: null, t0 };
+    queue.push(w);
+    r.then(
+      (b) => { w.reply = b; w.done = true; this.flush(ws, conn); },
+      (e) => { w.done = true; this.deps.log.error({ err: e }, 'frame failed'); this.flush(ws, conn); },
     );
-    conn.tail = p;
+  }
+
+  /** Releases the replies at the head of the socket's queue that are known, in order. */
+  private flush(ws: WebSocket<Conn>, conn: Conn): void {
+    const queue = conn.queue;
+    while (queue.length > 0 && queue[0]!.done) {
+      const w = queue.shift()!;
+      if (w.reply !== null) this.release(ws, conn, w.reply, w.t0);
+    }
   }
 
   /** A reply decided inside uWS's message callback: uWS corks it with the others of that read. */
@@ -230,6 +252,12 @@ export class ControllerSocket {
  * refused whole: counted, logged (bounded), answered with an error without id.
  */
 export function frameReply(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  const r = frameResult(hub, metrics, ctrl, bytes);
+  return r instanceof FastFlight ? r.commit.then(() => r.reply ?? Promise.reject(new Error('the frame failed'))) : r;
+}
+
+/** frameReply, with a fast-path frame as its FastFlight (the socket is told when it settles: no promise per frame). */
+function frameResult(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uint8Array): Uint8Array | Promise<Uint8Array> | FastFlight {
   const refuse = (code: 'too_large' | 'bad_frame', message: string): Uint8Array => {
     metrics.inc(metrics.errors, code);
     hub.refuseFrame(ctrl, code, message);

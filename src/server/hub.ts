@@ -34,6 +34,8 @@ import { WIRE_IN_STRIDE, WIRE_OUT_STRIDE, type WireViews } from '../engine/wasm-
 import { REASONS, VIOLATION_CODES } from '../engine/types.js';
 import { CompactWriter, seenNone, type CompactGroup, type SeenScratch } from '../store/compact-journal.js';
 import { FrameScanner, ReaderTable } from './fast-frame.js';
+import { FastFlight, FlightGroups } from './fast-flight.js';
+import { StreamOrder, type StreamPlace } from './stream-order.js';
 import { ReplyTemplates, writeId } from './reply-templates.js';
 import { TokenBucket, DEFAULT_RATE_LIMIT } from './rate-limit.js';
 import type { Metrics } from './metrics.js';
@@ -88,12 +90,6 @@ export interface HubOptions {
   fastPath?: boolean;
 }
 
-/**
- * A fast-path frame whose commit is in flight. `meta` (one allocation per frame): the tally
- * [0, TALLY), the n ids (strictly increasing) from TALLY, and from TALLY + n where each message's
- * reply starts in `bytes` (n + 1 entries, the last = end); a resend of one of them waits for the commit.
- */
-interface FastFlight { meta: Float64Array; n: number; bytes: Uint8Array; commit: Promise<boolean> }
 
 /** most messages the fast path takes in one frame (the WASM core's batch capacity bounds it too) */
 export const FAST_MAX_BATCH = 1024;
@@ -205,6 +201,12 @@ export class Hub {
   private readonly marks = new Map<string, number>();
   /** per controller: fast-path frames whose commit is in flight */
   private readonly fastFlying = new Map<string, FastFlight[]>();
+  /** fast-path frames grouped by the store promise they wait for (fast-flight.ts) */
+  private readonly flights = new FlightGroups((f, ok, err) => this.settleFast(f, ok, err));
+  /** stream events in decision order (stream-order.ts) */
+  private readonly streamOrder = new StreamOrder((events) => { for (const ev of events) this.emit(ev); });
+  /** told of every fast-path frame once its reply is set (the socket layer sends it) */
+  onFastSettled: (f: FastFlight) => void = () => undefined;
   private readonly scanner = new FrameScanner(FAST_MAX_BATCH);
   private readonly templates = new ReplyTemplates();
   private writer = new CompactWriter('');
@@ -317,7 +319,7 @@ export class Hub {
    * general path. The bytes, records and engine effects are those of the
    * general path for the same frame (test/server/fast-path.test.ts).
    */
-  fastFrame(ctrl: ControllerCtx, b: Uint8Array): Promise<Uint8Array> | null {
+  fastFrame(ctrl: ControllerCtx, b: Uint8Array): FastFlight | Uint8Array | null {
     if (!this.fastPath || ctrl.adapter !== null || !this.ready || this.draining) return null;
     const table = ctrl.readers;
     if (table.count === 0) return null;
@@ -397,24 +399,37 @@ export class Hub {
       this.prefixes.fill(null as unknown as Uint8Array, 0, n);
       this.log.error({ err: e }, 'fast path: deciding a frame failed');
       this.fail(e, 'internal');
-      return Promise.resolve(this.fastErrors(sc.ids.slice(0, n), sc.batch, 'internal', 'internal error after the decision; nothing was kept, the engine is rebuilt from the journal'));
+      return this.fastErrors(sc.ids.slice(0, n), sc.batch, 'internal', 'internal error after the decision; nothing was kept, the engine is rebuilt from the journal');
     }
-    const batch = sc.batch;
     this.marks.set(ctrl.id, meta[TALLY + n - 1]!);
-    const commit = this.commitGroups(groups);
-    const flight: FastFlight = { meta, n, bytes, commit };
+    const flight = new FastFlight(ctrl.id, meta, n, bytes, sc.batch, stream ? this.streamOrder.take(stream) : null);
     let list = this.fastFlying.get(ctrl.id);
     if (!list) { list = []; this.fastFlying.set(ctrl.id, list); }
     list.push(flight);
-    return commit.then((ok) => {
-      const l = this.fastFlying.get(ctrl.id);
-      if (l) { const i = l.indexOf(flight); if (i >= 0) l.splice(i, 1); } // an empty list stays: no Map churn per frame
-      if (!ok) return this.fastErrors(meta.subarray(TALLY, TALLY + n), batch, 'storage_unavailable', 'the decision could not be persisted; nothing was decided');
-      this.countTally(tally);
-      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
-      this.sink.changed();
-      return bytes;
-    });
+    this.flights.add(this.appendGroups(groups), flight);
+    return flight;
+  }
+
+  /** A fast frame's commit settled (FlightGroups): its reply, counters and stream events; the socket layer is told. */
+  private settleFast(f: FastFlight, ok: boolean, err: unknown): void {
+    try {
+      if (ok) this.committed(); else this.notCommitted(err);
+      const l = this.fastFlying.get(f.ctrlId);
+      if (l) { const i = l.indexOf(f); if (i >= 0) l.splice(i, 1); } // an empty list stays: no Map churn per frame
+      if (!ok) {
+        f.reply = this.fastErrors(f.meta.subarray(TALLY, TALLY + f.n), f.batch, 'storage_unavailable', 'the decision could not be persisted; nothing was decided');
+      } else {
+        this.countTally(f.meta);
+        this.sink.changed();
+        f.reply = f.bytes;
+      }
+    } catch (e) {
+      this.log.error({ err: e }, 'frame failed');
+    } finally {
+      f.done = true;
+      if (f.stream) this.streamOrder.settle(f.stream, ok);
+    }
+    try { this.onFastSettled(f); } catch (e) { this.log.error({ err: e }, 'sending a reply failed'); }
   }
 
   /**
@@ -535,15 +550,15 @@ export class Hub {
     for (let k = 0; k < 2 * V; k++) if (t[T_VIOL + k]) m.inc(m.violations, VKEYS[k]!, t[T_VIOL + k]!);
   }
 
-  /** store.appendCompact of a frame's groups, as one boolean (commit()'s semantics: a failure starts recovery). */
-  private commitGroups(groups: CompactGroup[]): Promise<boolean> {
+  /** store.appendCompact of a frame's groups, counted in flight until settleFast (commit()'s semantics: a failure starts recovery). */
+  private appendGroups(groups: CompactGroup[]): Promise<unknown> {
     const store = this.store;
     let appended: Promise<unknown>;
     try {
       appended = groups.length === 1 ? store.appendCompact(groups[0]!) : Promise.all(groups.map((g) => store.appendCompact(g)));
     } catch (e) { appended = Promise.reject(e); }
     this.inflightCommits++;
-    return appended.then(this.committed, this.notCommitted);
+    return appended;
   }
 
   /** A fast-path message of `controller` with this id whose commit is in flight (a resend waits for it), or undefined. */
@@ -674,7 +689,8 @@ export class Hub {
       }
     }
     if (mark !== undefined) this.marks.set(ctrl.id, mark);
-    return commit.then((ok) => this.settle(flying, slots, commit, ok, stream));
+    const place = stream ? this.streamOrder.take(stream) : null;
+    return commit.then((ok) => this.settle(flying, slots, commit, ok, place));
   }
 
   /**
@@ -690,7 +706,8 @@ export class Hub {
   }
 
   /** A frame's commit settled: release (or refuse) its decided replies. */
-  private settle(flying: Map<number | string, Inflight>, slots: Slot[], commit: Promise<boolean>, ok: boolean, stream: HubEvent[] | null): Reply[] | Promise<Reply[]> {
+  private settle(flying: Map<number | string, Inflight>, slots: Slot[], commit: Promise<boolean>, ok: boolean, place: StreamPlace | null): Reply[] | Promise<Reply[]> {
+    if (place) this.streamOrder.settle(place, ok);
     let waits = false;
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
@@ -699,10 +716,7 @@ export class Hub {
       if (ok) { this.count(s.result!); s.reply = { bytes: s.bytes! }; }
       else s.reply = errorReply('storage_unavailable', 'the decision could not be persisted; nothing was decided', s.id);
     }
-    if (ok) {
-      if (stream && stream.length) setImmediate(() => { for (const ev of stream) this.emit(ev); });
-      this.sink.changed();
-    }
+    if (ok) this.sink.changed();
     if (!waits) {
       const out: Reply[] = new Array(slots.length);
       for (let i = 0; i < slots.length; i++) out[i] = slots[i]!.reply!;

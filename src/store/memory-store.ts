@@ -22,6 +22,12 @@ import { GroupRun } from './group-run.js';
 /** a dropped snapshot's buffer is kept for the next one only from this size (below it a fresh one costs little) */
 const SPARE_MIN_BYTES = 1 << 16;
 
+/**
+ * What appendCompact answers: one resolved promise for every call, so the hub handles the frames of
+ * one turn as one group (fast-flight.ts) instead of one promise each.
+ */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** rough per-event size, for the size-based retention of the memory log */
 const EVENT_BYTES = 160;
 
@@ -154,7 +160,7 @@ export class MemoryStore implements Store {
     const run = last !== undefined && isRun(last) && !last.full ? last : new GroupRun();
     if (run !== last) this.log.push(run);
     run.add(g, s, dv.getFloat64(0, true), a1);
-    return Promise.resolve();
+    return RESOLVED;
   }
 
   maxId(controller: string): number {
