@@ -194,15 +194,22 @@ test('resent ids: same reply bytes, nothing applied twice, across reconnects and
   await c.close();
 });
 
-test('replies leave in frame order even when a later frame needs no commit', async () => {
-  const c = await Controller.connect(srv.ws, TOKENS.c1);
+test('replies leave in frame order even when a later frame needs no commit or takes the other path', async () => {
+  // c2: c1 used a 64-bit id above, so its ids no longer rise past its mark and never take the fast path
+  const c = await Controller.connect(srv.ws, TOKENS.c2);
+  const fastTaken = async (): Promise<number> => Number(/apb_fast_path_messages_total (\d+)/.exec((await http(srv.url, 'GET', '/metrics', { token: TOKENS.viewer })).text)![1]);
+  const fastBefore = await fastTaken();
+  // per round: a fast-path badge, a general-path one (`ts` keeps it off the fast path: a promise of its
+  // own), a ping (answered at once, without a commit)
   for (let i = 0; i < 20; i++) {
-    c.send({ t: 'badge', id: 3000 + 2 * i, cred: 30000 + i, reader: 'g-in' });
-    c.send({ t: 'ping', id: 3001 + 2 * i });
+    c.send({ t: 'badge', id: 3000 + 3 * i, cred: 30000 + i, reader: 'vip-in' });
+    c.send({ t: 'badge', id: 3001 + 3 * i, cred: 31000 + i, reader: 'vip-in', ts: Date.now() });
+    c.send({ t: 'ping', id: 3002 + 3 * i });
   }
   const ids = [];
-  for (let i = 0; i < 40; i++) ids.push((await c.next() as any).id);
-  assert.deepEqual(ids, Array.from({ length: 40 }, (_, i) => 3000 + i));
+  for (let i = 0; i < 60; i++) ids.push((await c.next() as any).id);
+  assert.deepEqual(ids, Array.from({ length: 60 }, (_, i) => 3000 + i));
+  assert.equal(await fastTaken() - fastBefore, 20, 'the plain badges took the fast path, the others not');
   await c.close();
 });
 
