@@ -125,13 +125,14 @@ export class ControllerSocket {
     const ctrl = hub.controller(conn.controller);
     if (!ctrl) { ws.end(1008, 'controller removed from the configuration'); return; }
     // over its rate limit: answered without decoding (O(1)); the frame's messages are still owed
-    if (!hub.admit(ctrl, messageCount(msg))) {
+    const bytes = new Uint8Array(msg); // one view for the count and the frame (valid in this callback only)
+    if (!hub.admit(ctrl, frameMessages(bytes), t0)) {
       // still sending with half a second's worth owed: a flood, not a burst; it is dropped (it may reconnect)
       if (ctrl.bucket.exhausted()) { this.dropFlooder(ws, conn); return; }
       this.reply(ws, conn, hub.limitedReply(ctrl), t0);
       return;
     }
-    this.reply(ws, conn, frameResult(hub, metrics, ctrl, new Uint8Array(msg)), t0);
+    this.reply(ws, conn, frameResult(hub, metrics, ctrl, bytes, t0), t0);
   }
 
   private dropFlooder(ws: WebSocket<Conn>, conn: Conn): void {
@@ -256,15 +257,18 @@ export function frameReply(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, byte
   return r instanceof FastFlight ? r.commit.then(() => r.reply ?? Promise.reject(new Error('the frame failed'))) : r;
 }
 
-/** frameReply, with a fast-path frame as its FastFlight (the socket is told when it settles: no promise per frame). */
-function frameResult(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uint8Array): Uint8Array | Promise<Uint8Array> | FastFlight {
+/**
+ * frameReply, with a fast-path frame as its FastFlight (the socket is told when it settles: no promise
+ * per frame). `arrived`: when the frame came (performance.now(); the rate limit's clock).
+ */
+function frameResult(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uint8Array, arrived = performance.now()): Uint8Array | Promise<Uint8Array> | FastFlight {
   const refuse = (code: 'too_large' | 'bad_frame', message: string): Uint8Array => {
     metrics.inc(metrics.errors, code);
     hub.refuseFrame(ctrl, code, message);
     return encode({ t: 'error', code, message });
   };
   if (bytes.byteLength > FRAME_LIMIT) return refuse('too_large', `frame of ${bytes.byteLength} bytes exceeds the limit of ${FRAME_LIMIT}`);
-  const fast = hub.fastFrame(ctrl, bytes);
+  const fast = hub.fastFrame(ctrl, bytes, arrived);
   if (fast !== null) return fast;
   let value: unknown;
   try {
@@ -285,11 +289,6 @@ function frameResult(hub: Hub, metrics: Metrics, ctrl: ControllerCtx, bytes: Uin
 }
 
 /** How many messages a frame holds, from its first bytes (an array header; anything else counts as one). */
-function messageCount(msg: ArrayBuffer): number {
-  return frameMessages(new Uint8Array(msg, 0, Math.min(5, msg.byteLength)));
-}
-
-/** messageCount of a frame already in a Uint8Array (frames forwarded by a cluster follower) */
 export function frameMessages(b: Uint8Array): number {
   if (b.length === 0) return 1;
   const t = b[0]!;

@@ -319,7 +319,7 @@ export class Hub {
    * general path. The bytes, records and engine effects are those of the
    * general path for the same frame (test/server/fast-path.test.ts).
    */
-  fastFrame(ctrl: ControllerCtx, b: Uint8Array): FastFlight | Uint8Array | null {
+  fastFrame(ctrl: ControllerCtx, b: Uint8Array, arrived = performance.now()): FastFlight | Uint8Array | null {
     if (!this.fastPath || ctrl.adapter !== null || !this.ready || this.draining) return null;
     const table = ctrl.readers;
     if (table.count === 0) return null;
@@ -339,7 +339,7 @@ export class Hub {
     const sc = this.scanner;
     if (!sc.scan(b, table, hwm, Math.min(this.maxBatch, FAST_MAX_BATCH), engine.core.wireViews())) return null;
     const n = sc.n;
-    if (!ctrl.bucket.takeAll(n)) return null; // the general path takes them one by one and refuses the rest
+    if (!ctrl.bucket.takeAll(n, arrived)) return null; // the general path takes them one by one and refuses the rest
     const m = this.metrics;
     if (sc.badges) m.inc(m.messages, 'badge', sc.badges);
     if (sc.passages) m.inc(m.messages, 'passage', sc.passages);
@@ -588,9 +588,9 @@ export class Hub {
    * decoding anything: O(1) per frame for a controller over its limit.
    * `n`: how many messages the frame holds (its header says), all owed.
    */
-  admit(ctrl: ControllerCtx, n: number): boolean {
-    if (ctrl.bucket.admit()) return true;
-    ctrl.bucket.charge(n);
+  admit(ctrl: ControllerCtx, n: number, now = performance.now()): boolean {
+    if (ctrl.bucket.admit(now)) return true;
+    ctrl.bucket.charge(n, now);
     this.metrics.inc(this.metrics.errors, 'rate_limited', n);
     return false;
   }
