@@ -47,9 +47,10 @@ interface Waiting { done: boolean; reply: Uint8Array | null; t0: number }
 /**
  * Per socket. `queue`: the replies of frames still waiting for their commit, oldest first (replies
  * leave in frame order: a reply leaves once every earlier one has).
- * `out`: replies released by a commit in this turn, not yet written (see release()).
+ * `out`: replies released by a commit in this turn, not yet written (see release()); `outQueued`: the
+ * socket is on this turn's list. The array is the connection's own, emptied once written.
  */
-interface Conn { controller: string; token: string; closed: boolean; queue: Waiting[]; out: Uint8Array[] | null }
+interface Conn { controller: string; token: string; closed: boolean; queue: Waiting[]; out: Uint8Array[]; outQueued: boolean }
 
 export class ControllerSocket {
   private sockets = new Set<WebSocket<Conn>>();
@@ -57,6 +58,9 @@ export class ControllerSocket {
   /** sockets with released replies waiting for the end of this turn (release()) */
   private pending: WebSocket<Conn>[] = [];
   private pendingConns: Conn[] = [];
+  /** the other pair of pending lists (writeReleased swaps them: no new arrays per turn) */
+  private sparePending: WebSocket<Conn>[] = [];
+  private spareConns: Conn[] = [];
 
   constructor(app: TemplatedApp, private readonly deps: { hub: Hub; auth: () => Auth; metrics: Metrics; log: Logger; accepting: () => boolean; throttle?: AuthThrottle }) {
     app.ws<Conn>('/v1/controller', {
@@ -82,7 +86,7 @@ export class ControllerSocket {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const check = (): ReturnType<Auth['requireController']> => this.deps.auth().requireController(token);
       const c = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
-      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, queue: [], out: null }, key, proto, ext, context));
+      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, queue: [], out: [], outQueued: false }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
       // a wrong user-token is as much "not a controller" as a wrong one: 401 at the upgrade
@@ -197,8 +201,8 @@ export class ControllerSocket {
   private release(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array, t0: number): void {
     this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
     if (conn.closed) return;
-    if (conn.out === null) {
-      conn.out = [];
+    if (!conn.outQueued) {
+      conn.outQueued = true;
       this.pendingConns.push(conn);
       if (this.pending.push(ws) === 1) process.nextTick(this.writeReleased);
     }
@@ -207,20 +211,30 @@ export class ControllerSocket {
 
   private readonly writeReleased = (): void => {
     const socks = this.pending, conns = this.pendingConns;
-    this.pending = [];
-    this.pendingConns = [];
+    this.pending = this.sparePending;
+    this.pendingConns = this.spareConns;
+    try { this.writeAll(socks, conns); } finally {
+      socks.length = 0;
+      conns.length = 0;
+      this.sparePending = socks;
+      this.spareConns = conns;
+    }
+  };
+
+  private writeAll(socks: WebSocket<Conn>[], conns: Conn[]): void {
     for (let k = 0; k < socks.length; k++) {
       const ws = socks[k]!, conn = conns[k]!; // a closed socket's getUserData() throws: its Conn is kept
-      const out = conn.out!;
-      conn.out = null;
-      if (conn.closed) continue;
+      const out = conn.out;
+      conn.outQueued = false;
+      if (conn.closed) { out.length = 0; continue; }
       let status = 0;
       try {
         ws.cork(() => { for (let i = 0; i < out.length && status !== 2; i++) status = ws.send(out[i]!, true); });
         if (status === 2 || ws.getBufferedAmount() > MAX_BACKPRESSURE) this.dropSlowReader(ws, conn); // 2: dropped (backpressure limit)
       } catch { conn.closed = true; } // closed under us: it resends and gets the stored replies; the other sockets still get theirs
+      out.length = 0;
     }
-  };
+  }
 
   connected(id: string): boolean { return (this.perController.get(id) ?? 0) > 0; }
   get count(): number { return this.sockets.size; }

@@ -216,6 +216,8 @@ export class Hub {
   private readonly prefixes: Uint8Array[] = new Array(FAST_MAX_BATCH).fill(null);
   private readonly violScratch = new Float64Array(5 * 256);
   private readonly violXScratch = new Float64Array(256);
+  /** a frame's compact groups (usually one) */
+  private readonly groupScratch: CompactGroup[] = [];
   private readonly seenS: SeenScratch = seenNone();
   private compactSite: CompiledSite | null = null;
   private compactSiteOk = false;
@@ -351,7 +353,8 @@ export class Hub {
     const meta = this.slab.f64(TALLY + 2 * n + 1);
     const tally = meta;
     const stream: HubEvent[] | null = this.sink.active() ? [] : null;
-    const groups: CompactGroup[] = [];
+    const groups = this.groupScratch; // reused: appendGroups hands the groups on and keeps no array
+    groups.length = 0;
     let bytes: Uint8Array;
     try {
       const t0 = performance.now();
