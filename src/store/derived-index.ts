@@ -39,7 +39,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, rmSync
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { padId } from './common.js';
-import { groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { f64At, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { endNativeWriteLine } from './lmdb-output.js';
 import { NameRuns, PairList } from './name-runs.js';
 import { FNV_BASIS, continueCode, continueNumber, continueText, fingerprint } from './fingerprint.js';
@@ -112,20 +112,6 @@ export function batchEndOf(b: IndexableBatch): number { return b.z ?? b.s + Math
 export function spanOf(key: number, b: IndexableBatch): BatchSpan { return { key, a0: b.n > 0 ? b.a0 : null }; }
 
 const readerSeen = new Uint8Array(256);
-/**
- * A little-endian f64 of a record, read through an 8-byte scratch: a DataView per group cost more
- * than the rest of the group's work (groups are one record each at one message per frame).
- */
-const f64Bytes = new Uint8Array(8), f64View = new Float64Array(f64Bytes.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-function f64At(b: Uint8Array, off: number): number {
-  if (!LITTLE_ENDIAN) return new DataView(b.buffer, b.byteOffset, b.byteLength).getFloat64(off, true);
-  const s = f64Bytes;
-  s[0] = b[off]!; s[1] = b[off + 1]!; s[2] = b[off + 2]!; s[3] = b[off + 3]!;
-  s[4] = b[off + 4]!; s[5] = b[off + 5]!; s[6] = b[off + 6]!; s[7] = b[off + 7]!;
-  return f64View[0]!;
-}
-
 /** Adds a batch's index entries to `into`; names that cannot be keys (or are not strings) are counted in `skipped`. */
 export function entriesOf(key: number, b: IndexableBatch, into: ChunkEntries): void {
   into.spans.push(spanOf(key, b));

@@ -16,7 +16,7 @@
  * record, an LMDB value, a promise and a msgpack encode per message, and the
  * indexer and snapshot replica decoded each value apart.
  */
-import { compactRecords, groupEvents, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { compactRecords, f64At, groupEvents, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import type { EventRecord } from './types.js';
 
@@ -65,9 +65,8 @@ export function replyIn(b: Batch | undefined, controller: string, id: number | s
 export function forEachId(b: Batch, fn: (controller: string, id: number | string) => void): void {
   if (b.k) {
     for (const g of groupsOf(b.k)) {
-      const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
       let off = 0;
-      for (let k = 0; k < g.n; k++) { fn(g.c, dv.getFloat64(off + 8, true)); off += recordLength(g, off); }
+      for (let k = 0; k < g.n; k++) { fn(g.c, f64At(g.b, off + 8)); off += recordLength(g, off); }
     }
     return;
   }

@@ -47,7 +47,7 @@ import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView, typ
 import type { DataLock } from './lock.js';
 import { HEADROOM_BYTES, hasHeadroom } from './headroom.js';
 import { endNativeWriteLine, routeLibraryOutput } from './lmdb-output.js';
-import { groupProblem, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
+import { f64At, groupProblem, groupsOf, recordLength, type CompactGroup } from './compact-journal.js';
 import { CompactPacker, type CompactBatch } from './compact-pack.js';
 import { batchEnd, batchEvents, forEachId, replyIn, type Batch } from './journal-batch.js';
 import { IdWindow } from './id-window.js';
@@ -644,16 +644,16 @@ export class LmdbStore implements Store {
     if (t && !t.batch.k) { this.flushTurn(); t = undefined; }
     if (!t) t = this.turn = this.openTurn({ s: this.seq + 1, n: 0, a0: 0, a1: 0, k: [] });
     const b = t.batch;
-    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    const bytes = g.b;
     const w = this.window(g.c);
     let a1 = b.a1, off = 0;
     for (let k = 0; k < g.n; k++) {
-      const at = dv.getFloat64(off, true);
+      const at = f64At(bytes, off);
       if (at > a1) a1 = at;
-      w.note(dv.getFloat64(off + 8, true), b.s);
+      w.note(f64At(bytes, off + 8), b.s);
       off += recordLength(g, off);
     }
-    if (b.n === 0) b.a0 = dv.getFloat64(0, true);
+    if (b.n === 0) b.a0 = f64At(bytes, 0);
     b.a1 = a1;
     b.n += g.n;
     this.seq += g.n;

@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import type { EventPage, EventPageQuery, EventQuery, EventRecord, IdemRecord, SnapshotInfo, Store, StoreOptions, StoreStats } from './types.js';
 import { cursorKey, legacySpec, pageAsc, pageDesc, pageSpec, type BatchView } from './event-cursor.js';
-import { compactRecords, groupEvents, groupProblem, recordLength, type CompactGroup } from './compact-journal.js';
+import { compactRecords, f64At, groupEvents, groupProblem, recordLength, type CompactGroup } from './compact-journal.js';
 import { compactReply } from '../engine/wire-reply.js';
 import { IdLog } from './id-log.js';
 import { GroupRun } from './group-run.js';
@@ -135,13 +135,13 @@ export class MemoryStore implements Store {
     if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
     if (g.n === 0) return Promise.resolve();
     const s = this.seq + 1;
-    const dv = new DataView(g.b.buffer, g.b.byteOffset, g.b.byteLength);
+    const bytes = g.b;
     let log = this.rising.get(g.c);
     if (!log) this.rising.set(g.c, (log = new IdLog()));
     const m = this.idem.get(g.c);
     let a1 = 0, off = 0, maxId = -1;
     for (let k = 0; k < g.n; k++) {
-      const at = dv.getFloat64(off, true), id = dv.getFloat64(off + 8, true);
+      const at = f64At(bytes, off), id = f64At(bytes, off + 8);
       if (at > a1) a1 = at;
       if (id > log.last) {
         log.push(id, s + k);
@@ -159,7 +159,7 @@ export class MemoryStore implements Store {
     const last = this.log[this.log.length - 1];
     const run = last !== undefined && isRun(last) && !last.full ? last : new GroupRun();
     if (run !== last) this.log.push(run);
-    run.add(g, s, dv.getFloat64(0, true), a1);
+    run.add(g, s, f64At(bytes, 0), a1);
     return RESOLVED;
   }
 

@@ -23,7 +23,7 @@ import { parseCred } from '../engine/cred.js';
 import type { CoreOp, Engine } from '../engine/types.js';
 import { ApbError } from '../errors.js';
 import { configOf } from './common.js';
-import { groupEvents, recordLength, type CompactGroup } from './compact-journal.js';
+import { f64At, groupEvents, recordLength, type CompactGroup } from './compact-journal.js';
 import type { CompactRun, EventRecord, SnapshotFileInfo, SnapshotInfo, Store } from './types.js';
 
 /** pino-compatible subset */
@@ -176,7 +176,6 @@ export class JournalReplica {
   private applyGroup(g: CompactGroup, seq: number): void {
     const site = this.ensureEngine().site;
     const b = g.b;
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const ops: CoreOp[] = [];
     const ats: number[] = [];
     try {
@@ -184,8 +183,8 @@ export class JournalReplica {
       let off = 0;
       for (let k = 0; k < g.n; k++) {
         if ((b[off + 26]! & 1) === 1) {
-          const at = parseTs(dv.getFloat64(off, true));
-          const cred = parseCred(dv.getFloat64(off + 16, true), 'cred');
+          const at = parseTs(f64At(b, off));
+          const cred = parseCred(f64At(b, off + 16), 'cred');
           const reader = readers[b[off + 25]!];
           if (reader === undefined) throw new Error('reader index out of range');
           ops.push({ op: b[off + 24] === 1 ? 'passage' : 'badge', cred, reader });

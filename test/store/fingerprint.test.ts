@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { FNV_BASIS, continueNumber, fingerprint } from '../../src/store/fingerprint.js';
 import { ChunkEntries, entriesOf, idemFingerprint } from '../../src/store/derived-index.js';
-import { compactRecords } from '../../src/store/compact-journal.js';
+import { compactRecords, f64At } from '../../src/store/compact-journal.js';
 import { padId } from '../../src/store/common.js';
 import { group } from './journal-util.js';
 
@@ -37,6 +37,16 @@ describe('D/index fingerprints of numbers', () => {
     fc.assert(fc.property(fc.string({ maxLength: 12 }), fc.oneof(numbers, fc.string({ maxLength: 25 })), (c, id) => {
       assert.equal(idemFingerprint(c, id), fingerprint(`${c}\u0000${padId(id)}`));
     }), { numRuns: 3000 });
+  });
+
+  it('f64At reads the little-endian f64 a DataView reads, at any offset of any view', () => {
+    fc.assert(fc.property(fc.array(fc.double(), { minLength: 1, maxLength: 8 }), fc.nat(7), (xs, shift) => {
+      const buf = new Uint8Array(8 * xs.length + 16);
+      const view = buf.subarray(shift, shift + 8 * xs.length + 1); // an offset view, as slab views are
+      const dv = new DataView(view.buffer, view.byteOffset, view.byteLength);
+      xs.forEach((x, i) => dv.setFloat64(8 * i, x, true));
+      xs.forEach((x, i) => assert.ok(Object.is(f64At(view, 8 * i), x), `${x} at ${8 * i}`));
+    }), { numRuns: 2000 });
   });
 
   it('a compact batch gives the same entries as the same batch by its names', () => {
