@@ -47,10 +47,10 @@ interface Waiting { done: boolean; reply: Uint8Array | null; t0: number }
 /**
  * Per socket. `queue`: the replies of frames still waiting for their commit, oldest first (replies
  * leave in frame order: a reply leaves once every earlier one has).
- * `out`: replies released by a commit in this turn, not yet written (see release()); `outQueued`: the
- * socket is on this turn's list. The array is the connection's own, emptied once written.
+ * `out`: replies released by a commit in this turn, not yet written (see release()); not empty exactly
+ * while the socket is on this turn's list. The array is the connection's own, emptied once written.
  */
-interface Conn { controller: string; token: string; closed: boolean; queue: Waiting[]; out: Uint8Array[]; outQueued: boolean }
+interface Conn { controller: string; token: string; closed: boolean; queue: Waiting[]; out: Uint8Array[] }
 
 export class ControllerSocket {
   private sockets = new Set<WebSocket<Conn>>();
@@ -86,7 +86,7 @@ export class ControllerSocket {
       if (!this.deps.accepting()) throw new ApbError('not_ready', 'the server is shutting down');
       const check = (): ReturnType<Auth['requireController']> => this.deps.auth().requireController(token);
       const c = this.deps.throttle ? this.deps.throttle.guard(() => AuthThrottle.addressOf(res), token, check) : check();
-      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, queue: [], out: [], outQueued: false }, key, proto, ext, context));
+      res.cork(() => res.upgrade<Conn>({ controller: c.id, token, closed: false, queue: [], out: [] }, key, proto, ext, context));
     } catch (e) {
       const err = isApbError(e) ? e : new ApbError('internal', String(e));
       // a wrong user-token is as much "not a controller" as a wrong one: 401 at the upgrade
@@ -201,8 +201,7 @@ export class ControllerSocket {
   private release(ws: WebSocket<Conn>, conn: Conn, bytes: Uint8Array, t0: number): void {
     this.deps.metrics.observeLatency((performance.now() - t0) / 1000);
     if (conn.closed) return;
-    if (!conn.outQueued) {
-      conn.outQueued = true;
+    if (conn.out.length === 0) {
       this.pendingConns.push(conn);
       if (this.pending.push(ws) === 1) process.nextTick(this.writeReleased);
     }
@@ -225,7 +224,6 @@ export class ControllerSocket {
     for (let k = 0; k < socks.length; k++) {
       const ws = socks[k]!, conn = conns[k]!; // a closed socket's getUserData() throws: its Conn is kept
       const out = conn.out;
-      conn.outQueued = false;
       if (conn.closed) { out.length = 0; continue; }
       let status = 0;
       try {

@@ -320,6 +320,9 @@ export class Hub {
    * storage_unavailable and the engine is rebuilt (fail), as on the
    * general path. The bytes, records and engine effects are those of the
    * general path for the same frame (test/server/fast-path.test.ts).
+   * Returns the frame's FastFlight (its reply set when the commit settles,
+   * then onFastSettled), the error reply at once when deciding it failed, or
+   * null when the fast path does not take the frame.
    */
   fastFrame(ctrl: ControllerCtx, b: Uint8Array, arrived = performance.now()): FastFlight | Uint8Array | null {
     if (!this.fastPath || ctrl.adapter !== null || !this.ready || this.draining) return null;

@@ -149,9 +149,10 @@ export function entriesOf(key: number, b: IndexableBatch, into: ChunkEntries): v
 
 /** the width message ids are padded to in the idem name (common.ts padId) */
 const ID_DIGITS = 20;
-/** the name a message id is indexed under (queries) */
-const idemName = (controller: string, id: number | string): string => `${controller}\u0000${padId(id)}`;
-/** fingerprint(idemName(controller, id)), without the name when the id is a number */
+/**
+ * The fingerprint of the name a message id is indexed under, `controller NUL padId(id)` (common.ts),
+ * hashed without making the name when the id is a number (indexer and queries alike)
+ */
 export function idemFingerprint(controller: string, id: number | string): number {
   const h = continueCode(continueText(FNV_BASIS, controller), 0);
   return (typeof id === 'number' ? continueNumber(h, id, ID_DIGITS) : continueText(h, padId(id))) >>> 0;
@@ -319,12 +320,12 @@ export class DerivedIndex {
    * another name's batches (a shared fingerprint): callers filter events anyway.
    */
   *keysOf(kind: 'cred' | 'reader', name: string, top: number): Iterable<number> {
-    if (indexable(name)) yield* this.runs[kind].keysDown(name, top);
+    if (indexable(name)) yield* this.runs[kind].keysDown(fingerprint(name), top);
   }
 
   /** Batch keys that may hold `name`'s events, oldest first, from `bottom` up to `top` (both included). */
   *keysUp(kind: 'cred' | 'reader', name: string, bottom: number, top: number): Iterable<number> {
-    if (indexable(name) && top >= bottom) yield* this.runs[kind].keysUp(name, bottom, top);
+    if (indexable(name) && top >= bottom) yield* this.runs[kind].keysUp(fingerprint(name), bottom, top);
   }
 
   /**
@@ -358,7 +359,7 @@ export class DerivedIndex {
    * answers); another id's batches may come too (a shared fingerprint): the caller checks.
    */
   *idemBatches(controller: string, id: number | string): Iterable<number> {
-    if (indexable(controller)) yield* this.runs.idem.keysDown(idemName(controller, id), Number.MAX_SAFE_INTEGER);
+    if (indexable(controller)) yield* this.runs.idem.keysDown(idemFingerprint(controller, id), Number.MAX_SAFE_INTEGER);
   }
 
   /** bytes in use (stats) */

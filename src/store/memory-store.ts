@@ -133,7 +133,7 @@ export class MemoryStore implements Store {
     if (this.closed) return Promise.reject(new ApbError('storage_unavailable', 'the store is closed'));
     const bad = groupProblem(g);
     if (bad) return Promise.reject(new ApbError('internal', `store.appendCompact: ${bad}`));
-    if (g.n === 0) return Promise.resolve();
+    if (g.n === 0) return RESOLVED;
     const s = this.seq + 1;
     const bytes = g.b;
     let log = this.rising.get(g.c);

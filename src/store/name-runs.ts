@@ -41,7 +41,6 @@
  *               are skipped by queries and left out by merges
  */
 import type { Database } from 'lmdb';
-import { fingerprint } from './fingerprint.js';
 
 export const BLOCK_ENTRIES = 340; // 4 + 12 × 340 = 4,084 bytes: one 4 KB page
 export const FANOUT = 8;
@@ -269,9 +268,9 @@ export class NameRuns {
     return out;
   }
 
-  /** Batch keys of `name`'s batches, newest first, at most `top`. */
-  *keysDown(name: string, top: number): Generator<number> {
-    const h = fingerprint(name), floor = this.floor();
+  /** Batch keys of the batches of the name(s) with fingerprint `h`, newest first, at most `top`. */
+  *keysDown(h: number, top: number): Generator<number> {
+    const floor = this.floor();
     const runs = this.runs();
     for (let r = runs.length - 1; r >= 0; r--) {
       const run = runs[r]!;
@@ -286,9 +285,8 @@ export class NameRuns {
     }
   }
 
-  /** Batch keys of `name`'s batches, oldest first, from `bottom` to `top` (both included). */
-  *keysUp(name: string, bottom: number, top: number): Generator<number> {
-    const h = fingerprint(name);
+  /** Batch keys of the batches of the name(s) with fingerprint `h`, oldest first, from `bottom` to `top` (both included). */
+  *keysUp(h: number, bottom: number, top: number): Generator<number> {
     const from = Math.max(bottom, this.floor() + 1);
     for (const run of this.runs()) {
       if (run[2] < from || run[1] > top) continue;

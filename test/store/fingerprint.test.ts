@@ -1,7 +1,8 @@
 /**
  * The index worker hashes the credentials and message ids of compact records without making their
- * text (fingerprint.ts). Queries hash the text (name-runs.ts keysDown): the two must agree on every
- * number, or a query would miss what the indexer wrote.
+ * text (fingerprint.ts). A query hashes a credential's text (derived-index.ts keysOf), and indexes
+ * built by earlier versions hashed the ids' text too: the two must agree on every number, or a query
+ * would miss what the indexer wrote.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
